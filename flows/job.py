@@ -1,0 +1,76 @@
+"""The job flow, top to bottom as the data path runs:
+
+load + validate the spec -> find or start the fleet -> ingest the collections -> run the DAG
+over every item (ground, draft, verify, escalate) -> results JSONL + artifacts + summary.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from flows.ledger import Ledger, RunSummary
+from flows.report import print_summary, publish_artifacts, write_results
+from flows.scheduler import run_dag
+from flows.spec import Job, load_job
+from flows.unit import RayWorkers, UnitContext
+from slmflow.settings import get_settings
+from workers.fleet import frontier_endpoint, get_fleet
+
+_settings = get_settings()
+
+
+@flow(name="slmflow-job", log_prints=True,
+      task_runner=ThreadPoolTaskRunner(max_workers=_settings.task_concurrency))
+def run_job(spec: str, limit: int | None = None) -> dict:
+    """Run an agent job spec end to end. `limit` keeps only the first N items."""
+    settings = get_settings()
+    logger = get_run_logger()
+    job = load_job(spec, limit=limit)
+    logger.info("job %s: %d items x %d tasks", job.spec.name, len(job.items), len(job.spec.tasks))
+
+    fleet = get_fleet(settings)
+    fleet.check_frontier()
+    prepare_collections(job, fleet, logger)
+
+    run_id = str(flow_run.get_id() or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S"))
+    _, frontier_model, frontier_label = frontier_endpoint(settings)
+    ctx = UnitContext(job.spec.name, run_id, RayWorkers(fleet), Ledger(settings, frontier_model))
+
+    start = time.perf_counter()
+    with _progress() as progress:
+        bar = progress.add_task(job.spec.name, total=len(job.items) * len(job.spec.tasks))
+        results = run_dag(job, ctx, retries=settings.task_retries,
+                          on_result=lambda r: progress.advance(bar))
+    summary = RunSummary.of(job.spec.name, run_id, results, time.perf_counter() - start)
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = write_results(results, Path(settings.results_dir) / job.spec.name / f"{stamp}-{run_id[:8]}.jsonl")
+    summary.results_path = str(path)
+    publish_artifacts(results, summary, frontier_label)
+    print_summary(results, summary, frontier_label)
+    return summary.model_dump()
+
+
+def prepare_collections(job: Job, fleet, logger) -> None:
+    """Ingest every declared collection (a no-op when its manifest matches the inputs)."""
+    import ray
+
+    for name in job.spec.collections:
+        report = ray.get(fleet.retrieval.ensure_ingested.remote(name, str(job.collection_path(name))))
+        state = "unchanged" if report.skipped_unchanged else "ingested"
+        logger.info("collection %s: %s, %d documents, %d chunks", name, state, report.documents,
+                    report.chunks)
+        for problem in report.problems:
+            logger.warning("collection %s: skipped %s: %s", name, problem.path, problem.reason)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn())

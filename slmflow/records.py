@@ -1,0 +1,140 @@
+"""Typed records that cross role boundaries (flow <-> workers <-> verification <-> retrieval).
+
+This module imports none of the roles, so every role may import it.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+TaskKind = Literal["classify", "extract", "answer"]
+
+
+class Message(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Evidence(BaseModel):
+    """One retrieved chunk. Travels into the prompt, the verifier and the result as a citation."""
+
+    chunk_id: str
+    doc_id: str
+    text: str
+    score: float
+    collection: str
+
+
+class GenerationRequest(BaseModel):
+    """What an engine is asked to do. The same request goes to the small model and the frontier."""
+
+    kind: TaskKind
+    messages: list[Message]
+    choices: list[str] | None = None
+    json_schema: dict[str, Any] | None = None
+    max_tokens: int = 256
+    temperature: float = 0.0
+
+
+class Draft(BaseModel):
+    """An engine's answer, with what it cost to produce."""
+
+    model: str
+    text: str
+    output: Any  # str for classify/answer, parsed JSON for extract (None if unparseable)
+    tokens_in: int
+    tokens_out: int
+    latency_s: float
+    finish_reason: str | None = None
+    # Geometric-mean probability of the generated tokens under the model; None if unavailable.
+    confidence: float | None = None
+
+
+class CheckResult(BaseModel):
+    name: str
+    passed: bool
+    score: float = Field(ge=0, le=1)
+    reason: str = ""
+
+
+class Verdict(BaseModel):
+    accept: bool
+    score: float = Field(ge=0, le=1)
+    checks: list[CheckResult]
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f"{c.name}: {c.reason}" for c in self.checks if not c.passed]
+
+
+class Status(str, Enum):
+    accepted = "accepted"  # small model's answer passed verification
+    escalated = "escalated"  # frontier's answer passed verification
+    needs_review = "needs_review"  # nothing passed verification (or escalation was not possible)
+    failed = "failed"  # infrastructure error after retries
+    blocked = "blocked"  # an upstream task did not produce a verified output
+
+    @property
+    def verified(self) -> bool:
+        return self in (Status.accepted, Status.escalated)
+
+
+class Attempt(BaseModel):
+    role: Literal["small", "frontier"]
+    draft: Draft
+    verdict: Verdict
+
+
+class CostEntry(BaseModel):
+    """What a task cost, against what the same prompt would have cost on the frontier alone."""
+
+    tokens_in: int = 0
+    tokens_out: int = 0
+    usd: float = 0.0
+    counterfactual_usd: float = 0.0
+
+
+class TaskResult(BaseModel):
+    """One record per (item, task): the unit that results, artifacts and history are built from."""
+
+    job: str
+    run_id: str
+    item_id: str
+    task_id: str
+    kind: TaskKind
+    status: Status
+    output: Any = None
+    model: str | None = None
+    score: float | None = None
+    reasons: list[str] = []
+    attempts: list[Attempt] = []
+    citations: list[Evidence] = []
+    cost: CostEntry = CostEntry()
+    latency_s: float = 0.0
+    error: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Idempotency key: exactly one result per item x task in a run."""
+        return f"{self.item_id}::{self.task_id}"
+
+
+class VerifyRequest(BaseModel):
+    """Everything the verifier may look at. It never sees which model wrote the answer."""
+
+    kind: TaskKind
+    source: str  # the request as the model saw it (item text, rendered prompt)
+    text: str  # raw model output
+    output: Any  # parsed output
+    finish_reason: str | None = None
+    confidence: float | None = None
+    evidence: list[Evidence] = []
+    choices: list[str] | None = None
+    json_schema: dict[str, Any] | None = None
+    # Per-task threshold overrides; None falls back to the verifier's defaults.
+    min_confidence: float | None = None
+    min_grounded: float | None = None
+    min_support: float | None = None

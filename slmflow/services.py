@@ -1,0 +1,128 @@
+"""Background services this tool starts (Prefect server, frontier stand-in, ...), tracked by PID.
+
+Each service runs in its own session, so stopping it signals exactly its process group and
+nothing else on the host. Its PID, URL and log path are kept in a small JSON file.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from pydantic import BaseModel
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+class Service(BaseModel):
+    name: str
+    pid: int
+    url: str
+    health_url: str
+    log: str
+
+    @property
+    def alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return _zombie(self.pid) is False
+
+    @property
+    def healthy(self) -> bool:
+        return self.alive and healthy(self.health_url)
+
+
+def healthy(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _state(state_dir: Path, name: str) -> Path:
+    return state_dir / f"{name}.json"
+
+
+def read(state_dir: Path, name: str) -> Service | None:
+    path = _state(state_dir, name)
+    if not path.exists():
+        return None
+    return Service.model_validate_json(path.read_text())
+
+
+def start(state_dir: Path, name: str, cmd: list[str], *, url: str, health_url: str,
+          env: dict[str, str] | None = None, timeout_s: float = 180.0) -> Service:
+    """Start `cmd` unless a healthy instance is already recorded; wait until it is healthy."""
+    existing = read(state_dir, name)
+    if existing and existing.healthy:
+        return existing
+    if existing and existing.alive:
+        stop(state_dir, name)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log = state_dir / f"{name}.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**os.environ, **(env or {})}, start_new_session=True)
+    service = Service(name=name, pid=proc.pid, url=url, health_url=health_url, log=str(log))
+    _state(state_dir, name).write_text(service.model_dump_json())
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            _state(state_dir, name).unlink(missing_ok=True)
+            raise ServiceError(f"{name} exited with code {proc.returncode}; see {log}")
+        if healthy(health_url):
+            return service
+        time.sleep(0.5)
+    stop(state_dir, name)
+    raise ServiceError(f"{name} was not healthy after {timeout_s:.0f} s; see {log}")
+
+
+def stop(state_dir: Path, name: str, grace_s: float = 20.0) -> bool:
+    """SIGTERM the service's process group, SIGKILL it after a grace period. True if it ran."""
+    service = read(state_dir, name)
+    if service is None:
+        return False
+    ran = service.alive
+    if ran:
+        _signal_group(service.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while service.alive and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if service.alive:
+            _signal_group(service.pid, signal.SIGKILL)
+    _state(state_dir, name).unlink(missing_ok=True)
+    return ran
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)  # the service leads its own session, so its group id is its PID
+    except ProcessLookupError:
+        pass
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    if stat.split(")")[-1].split()[0] == "Z":
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        return True
+    return False
+

@@ -36,3 +36,15 @@ def build_request(task: TaskSpec, item: dict[str, Any], upstream: dict[str, Any]
                 Message(role="user", content=body)]
     return GenerationRequest(kind=task.kind, messages=messages, choices=task.choices,
                              json_schema=task.schema_, max_tokens=task.max_tokens)
+
+
+def with_feedback(request: GenerationRequest, reasons: list[str]) -> GenerationRequest:
+    """The escalated request: the same task, plus what the verifier rejected in the first draft
+    (not the draft itself, so the frontier is not anchored on a wrong answer)."""
+    if not reasons:
+        return request
+    note = ("A previous draft of this answer was rejected by an automatic verifier because:\n"
+            + "\n".join(f"- {r}" for r in reasons) + "\nAvoid these problems.")
+    last = request.messages[-1]
+    messages = [*request.messages[:-1], Message(role=last.role, content=f"{last.content}\n\n{note}")]
+    return request.model_copy(update={"messages": messages})

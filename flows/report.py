@@ -71,15 +71,15 @@ def print_summary(results: list[TaskResult], summary: RunSummary, frontier_label
                   console: Console | None = None) -> None:
     console = console or Console()
     table = Table(title=f"{summary.job} — per task", show_lines=False)
-    for col in ("task", "accepted", "escalated", "needs review", "failed", "blocked", "cost $",
-                "all-frontier $"):
-        table.add_column(col, justify="right" if col != "task" else "left")
+    for col in ("task", "accepted", "escalated", "review", "failed", "blocked", "cost $",
+                "frontier-only $"):
+        table.add_column(col, justify="right" if col != "task" else "left", no_wrap=True)
     for task_id in dict.fromkeys(r.task_id for r in results):
         rows = [r for r in results if r.task_id == task_id]
         counts = {s: sum(r.status is s for r in rows) for s in Status}
         table.add_row(task_id, *(f"[{_STYLE[s]}]{counts[s]}[/]" for s in Status),
-                      f"{sum(r.cost.usd for r in rows):.6f}",
-                      f"{sum(r.cost.counterfactual_usd for r in rows):.6f}")
+                      f"{sum(r.cost.usd for r in rows):.4f}",
+                      f"{sum(r.cost.counterfactual_usd for r in rows):.4f}")
     console.print(table)
     x = f"{summary.savings_x:.1f}x cheaper" if summary.savings_x else ""
     console.print(f"{summary.tasks} tasks in {summary.wall_s:.1f} s ({summary.tasks_per_s:.2f} tasks/s); "

@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 
 from flows.ledger import Ledger
-from flows.prompts import build_request, search_query
+from flows.prompts import build_request, search_query, with_feedback
 from flows.spec import Item, TaskSpec
 from slmflow.records import (Attempt, Draft, Evidence, GenerationRequest, Status, TaskResult,
                              Verdict, VerifyRequest)
@@ -93,7 +93,7 @@ def execute_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[st
         status = Status.accepted
     else:
         try:
-            big = w.frontier(request)
+            big = w.frontier(with_feedback(request, attempts[-1].verdict.reasons))
         except FrontierError as exc:
             status, error = Status.needs_review, f"escalation failed: {exc}"
         else:

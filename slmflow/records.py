@@ -11,6 +11,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 TaskKind = Literal["classify", "extract", "answer"]
+# What the verifier can judge: the flow's task kinds plus worked math and tool calls.
+VerifyKind = Literal["classify", "extract", "answer", "math", "tool_call"]
 
 
 class Message(BaseModel):
@@ -125,7 +127,7 @@ class TaskResult(BaseModel):
 class VerifyRequest(BaseModel):
     """Everything the verifier may look at. It never sees which model wrote the answer."""
 
-    kind: TaskKind
+    kind: VerifyKind
     source: str  # the request as the model saw it (item text, rendered prompt)
     text: str  # raw model output
     output: Any  # parsed output
@@ -138,3 +140,7 @@ class VerifyRequest(BaseModel):
     min_confidence: float | None = None
     min_grounded: float | None = None
     min_support: float | None = None
+    # The bare question when `source` is a rendered prompt (math: the problem statement).
+    question: str | None = None
+    # tool_call: the function specs offered to the model (OpenAI or BFCL style).
+    tools: list[dict[str, Any]] | None = None

@@ -11,7 +11,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BUNDLED = "bundled"
@@ -96,17 +96,18 @@ class Settings(BaseSettings):
     }
     default_price: Price = Price(input_per_m=2.50, output_per_m=10.00)
 
-    @property
-    def models_dir(self) -> Path:
-        return self.cache_dir / "models"
+    # Defaults under cache_dir; set separately to share converted models between environments
+    # while keeping state apart (as the tests do).
+    models_dir: Path = Field(None, validate_default=False)  # type: ignore[assignment]
+    state_dir: Path = Field(None, validate_default=False)  # type: ignore[assignment]
+    qdrant_dir: Path = Field(None, validate_default=False)  # type: ignore[assignment]
 
-    @property
-    def state_dir(self) -> Path:
-        return self.cache_dir / "state"
-
-    @property
-    def qdrant_dir(self) -> Path:
-        return self.cache_dir / "qdrant"
+    @model_validator(mode="after")
+    def _derive_dirs(self) -> "Settings":
+        for name in ("models", "state", "qdrant"):
+            if getattr(self, f"{name}_dir") is None:
+                setattr(self, f"{name}_dir", self.cache_dir / name)
+        return self
 
     @property
     def uses_standin(self) -> bool:

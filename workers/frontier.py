@@ -51,7 +51,7 @@ class FrontierClient:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(RETRYABLE),
                 stop=stop_after_attempt(self._attempts),
-                wait=wait_exponential_jitter(initial=self._backoff_s, max=30),
+                wait=wait_exponential_jitter(multiplier=self._backoff_s, max=30),
                 reraise=True,
             ):
                 with attempt:

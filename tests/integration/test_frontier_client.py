@@ -1,0 +1,97 @@
+"""FrontierClient against real HTTP servers: a scripted fault-injecting one, and (slow) the vLLM
+OpenAI-compatible stand-in."""
+
+import asyncio
+import json
+
+import pytest
+
+from slmflow.records import GenerationRequest, Message
+from tests.support.openai_server import ScriptedOpenAIServer
+from workers.frontier import FrontierClient, FrontierError
+
+KEY = "sk-test-DO-NOT-LEAK-1234567890"
+CLASSIFY = GenerationRequest(kind="classify", choices=["yes", "no"],
+                             messages=[Message(role="user", content="Is the sky blue?")])
+
+
+def label(request: dict) -> str:
+    return json.dumps({"label": "yes"})
+
+
+def call(server, request=CLASSIFY, **kwargs):
+    client = FrontierClient(server.base_url, server.model, KEY, backoff_s=0.01, **kwargs)
+    try:
+        return client, asyncio.run(client.generate(request))
+    finally:
+        asyncio.run(client.shutdown())
+
+
+def test_success_parses_label_and_usage_and_sends_the_key():
+    with ScriptedOpenAIServer(label) as server:
+        client, draft = call(server)
+    assert draft.output == "yes" and draft.tokens_in > 0 and draft.tokens_out > 0
+    assert server.headers[0]["authorization"] == f"Bearer {KEY}"
+    assert server.requests[0]["response_format"]["type"] == "json_schema"
+    assert client.retries == 0
+
+
+def test_429_then_success_is_retried():
+    with ScriptedOpenAIServer(label) as server:
+        server.faults.extend([("status", 429), ("status", 503)])
+        client, draft = call(server)
+    assert draft.output == "yes" and client.retries == 2 and len(server.requests) == 3
+
+
+def test_persistent_500_raises_frontier_error_without_the_key():
+    with ScriptedOpenAIServer(label) as server:
+        server.faults.extend([("status", 500)] * 10)
+        with pytest.raises(FrontierError) as exc:
+            call(server, attempts=3)
+    assert len(server.requests) == 3
+    assert KEY not in str(exc.value) and "500" in str(exc.value)
+
+
+def test_hang_past_timeout_is_retried_then_fails():
+    with ScriptedOpenAIServer(label) as server:
+        server.faults.extend([("hang", 3), ("hang", 3)])
+        with pytest.raises(FrontierError, match="Timeout"):
+            call(server, attempts=2, timeout_s=0.5)
+
+
+def test_truncated_json_body_is_retried():
+    with ScriptedOpenAIServer(label) as server:
+        server.faults.append(("truncated", None))
+        client, draft = call(server)
+    assert draft.output == "yes" and client.retries == 1
+
+
+def test_client_errors_are_not_retried():
+    with ScriptedOpenAIServer(label) as server:
+        server.faults.append(("status", 401))
+        with pytest.raises(FrontierError, match="401"):
+            call(server)
+    assert len(server.requests) == 1
+
+
+@pytest.mark.slow
+def test_against_the_vllm_standin(standin):
+    from workers.frontier import STANDIN_MODEL
+
+    client = FrontierClient(standin.url, STANDIN_MODEL, None)
+    extract = GenerationRequest(
+        kind="extract",
+        json_schema={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        messages=[Message(role="user", content="Extract the city as JSON: I live in Paris.")],
+        max_tokens=40)
+
+    async def both():
+        try:
+            await client.check()
+            return await asyncio.gather(client.generate(CLASSIFY), client.generate(extract))
+        finally:
+            await client.shutdown()
+
+    cls, ext = asyncio.run(both())
+    assert cls.output in ("yes", "no") and cls.tokens_in > 0 and cls.confidence is not None
+    assert isinstance(ext.output, dict) and isinstance(ext.output.get("city"), str)

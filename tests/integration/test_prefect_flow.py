@@ -1,0 +1,81 @@
+"""The DAG scheduler on the real Prefect API: per-task states, blocking, and the artifacts."""
+
+import asyncio
+from pathlib import Path
+
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.ledger import Ledger, RunSummary
+from flows.report import publish_artifacts
+from flows.scheduler import run_dag
+from flows.spec import build_job
+from flows.unit import UnitContext
+from slmflow.records import Status
+from tests.unit.test_unit import SETTINGS, FakeWorkers, draft
+
+JOB = build_job({
+    "name": "prefect-states",
+    "inputs": {"items": [{"id": "ok", "text": "a"}, {"id": "esc", "text": "b"}, {"id": "bad", "text": "c"}]},
+    "tasks": [
+        {"id": "label", "kind": "classify", "choices": ["a", "b"], "prompt": "{{ item.text }}"},
+        {"id": "echo", "kind": "classify", "choices": ["a", "b"], "depends_on": ["label"],
+         "prompt": "{{ item.text }} {{ upstream.label }}"},
+    ],
+}, Path("."))
+
+
+class ScriptedWorkers(FakeWorkers):
+    """Keyed on the first word of the prompt: 'a' passes on the small model, 'b' needs the
+    frontier, and 'c' fails on both."""
+
+    def __init__(self):
+        super().__init__(small=None)
+
+    def small(self, request):
+        text = request.messages[-1].content.split()[0]
+        return draft("small", {"a": "a", "b": "zz", "c": "zz"}[text])
+
+    def frontier(self, request):
+        text = request.messages[-1].content.split()[0]
+        return draft("big", {"b": "b", "c": "nope"}[text])
+
+
+@flow(name="test-dag", task_runner=ThreadPoolTaskRunner(max_workers=4))
+def dag_flow():
+    ctx = UnitContext("prefect-states", "r1", ScriptedWorkers(), Ledger(SETTINGS, "big"))
+    results = run_dag(JOB, ctx, retries=0)
+    publish_artifacts(results, RunSummary.of("prefect-states", "r1", results, 1.0), "big")
+    return [r.model_dump(mode="json") for r in results]
+
+
+async def _task_runs(flow_run_id):
+    async with get_client() as client:
+        runs = await client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        artifacts = await client.read_artifacts()
+    return runs, artifacts
+
+
+def test_states_blocking_and_artifacts(prefect_api):
+    state = dag_flow(return_state=True)
+    results = {(r["item_id"], r["task_id"]): r for r in state.result()}
+    assert len(results) == 6  # exactly one result per item x task
+    assert results[("ok", "label")]["status"] == Status.accepted
+    assert results[("esc", "label")]["status"] == Status.escalated
+    assert results[("esc", "label")]["output"] == "b"
+    assert results[("bad", "label")]["status"] == Status.needs_review
+    assert results[("bad", "echo")]["status"] == Status.blocked  # never ran on unverified input
+    assert results[("esc", "echo")]["status"] == Status.escalated  # ran on the verified 'b'
+
+    runs, artifacts = asyncio.run(_task_runs(state.state_details.flow_run_id))
+    names = sorted((r.name, r.state.name) for r in runs)
+    assert ("label[ok]", "Completed") in names
+    assert ("label[esc]", "Escalated") in names
+    assert ("label[bad]", "NeedsReview") in names
+    assert not any(n.startswith("echo[bad]") for n, _ in names)
+    assert len(runs) == 5
+    keys = {a.key for a in artifacts}
+    assert {"prefect-states-results", "prefect-states-summary"} <= keys

@@ -1,0 +1,99 @@
+"""A real HTTP server speaking the OpenAI chat-completions protocol, scripted for tests.
+
+It answers with whatever `respond(request_json)` returns, and can inject faults first: a status
+code (429, 500, ...), a hang past the client's timeout, or a truncated JSON body. It records every
+request (including headers) so tests can assert what the client sent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Fault = tuple[str, Any]  # ("status", 429) | ("hang", seconds) | ("truncated", None)
+
+
+class ScriptedOpenAIServer:
+    def __init__(self, respond: Callable[[dict], str], model: str = "scripted-frontier"):
+        self.respond = respond
+        self.model = model
+        self.faults: deque[Fault] = deque()
+        self.requests: list[dict] = []
+        self.headers: list[dict[str, str]] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def __enter__(self) -> "ScriptedOpenAIServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+            def _send(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a hang past its timeout): that is the point
+
+            def do_GET(self):
+                if self.path.rstrip("/").endswith("/models"):
+                    self._send(200, json.dumps({"object": "list", "data": [
+                        {"id": server.model, "object": "model", "owned_by": "tests"}]}).encode())
+                else:
+                    self._send(404, b"{}")
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                request = json.loads(self.rfile.read(length) or b"{}")
+                server.requests.append(request)
+                server.headers.append({k.lower(): v for k, v in self.headers.items()})
+                fault = server.faults.popleft() if server.faults else None
+                if fault and fault[0] == "status":
+                    self._send(fault[1], json.dumps({"error": {"message": "injected"}}).encode())
+                    return
+                if fault and fault[0] == "hang":
+                    time.sleep(fault[1])
+                content = server.respond(request)
+                body = json.dumps(_completion(server.model, request, content)).encode()
+                if fault and fault[0] == "truncated":
+                    body = body[: len(body) // 2]
+                self._send(200, body)
+
+        return Handler
+
+
+def _completion(model: str, request: dict, content: str) -> dict:
+    prompt_tokens = sum(len(m.get("content", "").split()) for m in request.get("messages", []))
+    completion_tokens = max(1, len(content.split()))
+    return {
+        "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                     "message": {"role": "assistant", "content": content}}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    }

@@ -1,0 +1,114 @@
+"""The per-(item, task) logic with plain fake workers at the Workers seam (no Ray, no Prefect)."""
+
+from pathlib import Path
+
+import pytest
+
+from flows.ledger import Ledger, RunSummary
+from flows.spec import build_job
+from flows.unit import UnitContext, execute_unit
+from slmflow.records import Draft, Evidence, Status
+from slmflow.settings import Price, Settings
+from verification.verifier import Verifier
+from workers.frontier import FrontierError
+
+SCHEMA = {"type": "object", "properties": {"order": {"type": "string"}}, "required": ["order"]}
+
+
+def job():
+    return build_job({
+        "name": "t",
+        "inputs": {"items": [{"id": "1", "text": "Where is order NB-1?"}]},
+        "collections": {},
+        "tasks": [
+            {"id": "label", "kind": "classify", "choices": ["a", "b"], "prompt": "{{ item.text }}"},
+            {"id": "fields", "kind": "extract", "schema": SCHEMA, "prompt": "{{ item.text }}"},
+        ],
+    }, Path("."))
+
+
+class FakeWorkers:
+    def __init__(self, small: Draft, frontier: Draft | Exception | None = None):
+        self._small, self._frontier = small, frontier
+        self.frontier_requests = []
+
+    def search(self, collection, query, k):
+        return [Evidence(chunk_id="d#0", doc_id="d", text="text", score=1.0, collection=collection)]
+
+    def small(self, request):
+        return self._small
+
+    def frontier(self, request):
+        self.frontier_requests.append(request)
+        if isinstance(self._frontier, Exception):
+            raise self._frontier
+        return self._frontier
+
+    def verify(self, request):
+        return Verifier().verify(request)
+
+
+def draft(model, output, text=None, tokens_in=100, tokens_out=10, confidence=0.9):
+    import json
+    return Draft(model=model, text=text if text is not None else json.dumps(output) if not isinstance(output, str) else output,
+                 output=output, tokens_in=tokens_in, tokens_out=tokens_out, latency_s=0.1,
+                 finish_reason="stop", confidence=confidence)
+
+
+SETTINGS = Settings(prices={"small": Price(input_per_m=1, output_per_m=2),
+                            "big": Price(input_per_m=10, output_per_m=20)})
+
+
+def run(task_id, workers):
+    j = job()
+    ctx = UnitContext("t", "run1", workers, Ledger(SETTINGS, "big"))
+    return execute_unit(ctx, j.spec.task(task_id), j.items[0], {})
+
+
+def test_accepted_small_answer_is_not_escalated():
+    w = FakeWorkers(draft("small", "a"))
+    r = run("label", w)
+    assert r.status is Status.accepted and r.output == "a" and r.model == "small"
+    assert w.frontier_requests == []
+    assert r.cost.usd == pytest.approx((100 * 1 + 10 * 2) / 1e6)
+    assert r.cost.counterfactual_usd == pytest.approx((100 * 10 + 10 * 20) / 1e6)
+
+
+def test_failed_verification_escalates_with_feedback_and_verifies_frontier():
+    w = FakeWorkers(draft("small", {"order": "NB-999"}), draft("big", {"order": "NB-1"}, tokens_in=120, tokens_out=8))
+    r = run("fields", w)
+    assert r.status is Status.escalated
+    assert r.output == {"order": "NB-1"} and r.model == "big"
+    assert [a.role for a in r.attempts] == ["small", "frontier"]
+    assert "NB-999" in w.frontier_requests[0].messages[-1].content  # the reason, not the draft text
+    assert "rejected by an automatic verifier" in w.frontier_requests[0].messages[-1].content
+    assert r.cost.usd == pytest.approx((100 + 20 + 120 * 10 + 8 * 20) / 1e6)
+    assert r.cost.counterfactual_usd == pytest.approx((120 * 10 + 8 * 20) / 1e6)
+
+
+def test_frontier_answer_failing_verification_needs_review_without_output():
+    w = FakeWorkers(draft("small", "zzz"), draft("big", "also wrong"))
+    r = run("label", w)
+    assert r.status is Status.needs_review
+    assert r.output is None  # never presented as a result
+    assert any(x.startswith("frontier:") for x in r.reasons)
+
+
+def test_frontier_error_is_an_explicit_needs_review():
+    w = FakeWorkers(draft("small", "zzz"), FrontierError("RateLimitError: HTTP 429"))
+    r = run("label", w)
+    assert r.status is Status.needs_review and "429" in r.error and r.output is None
+
+
+def test_low_confidence_choice_escalates():
+    w = FakeWorkers(draft("small", "a", confidence=0.2), draft("big", "b", confidence=0.95))
+    assert run("label", w).status is Status.escalated
+
+
+def test_run_summary_counts_and_savings():
+    w = FakeWorkers(draft("small", "a"))
+    results = [run("label", w), run("label", FakeWorkers(draft("small", "x"), draft("big", "b")))]
+    s = RunSummary.of("t", "run1", results, wall_s=2.0)
+    assert s.counts["accepted"] == 1 and s.counts["escalated"] == 1 and s.tasks == 2
+    assert s.savings_usd == pytest.approx(s.counterfactual_usd - s.usd)
+    assert s.tasks_per_s == 1.0

@@ -6,7 +6,7 @@ from collections import Counter
 
 from pydantic import BaseModel
 
-from slmflow.records import Attempt, CostEntry, Status, TaskResult
+from slmflow.records import Attempt, CostEntry, Draft, Status, TaskResult
 from slmflow.settings import Settings
 
 
@@ -15,12 +15,18 @@ class Ledger:
         self.settings = settings
         self.frontier_model = frontier_model
 
+    def draft_usd(self, draft: Draft) -> float:
+        return self.settings.price_for(draft.model).usd(draft.tokens_in, draft.tokens_out)
+
+    def frontier_estimate(self, tokens_in: int, max_tokens: int) -> float:
+        """Upper-bound cost of one frontier call, reserved against the budget beforehand."""
+        return self.settings.price_for(self.frontier_model).usd(tokens_in, max_tokens)
+
     def entry(self, attempts: list[Attempt]) -> CostEntry:
         """Actual cost of every attempt; counterfactual = the prompt sent to the frontier once.
         When the frontier did answer, its own token counts are used; otherwise the small model's
         counts are the estimate."""
-        usd = sum(self.settings.price_for(a.draft.model).usd(a.draft.tokens_in, a.draft.tokens_out)
-                  for a in attempts)
+        usd = sum(self.draft_usd(a.draft) for a in attempts)
         basis = next((a.draft for a in attempts if a.role == "frontier"), None) or (
             attempts[0].draft if attempts else None)
         counterfactual = (self.settings.price_for(self.frontier_model).usd(basis.tokens_in, basis.tokens_out)

@@ -15,6 +15,7 @@ from jsonschema import SchemaError
 from jsonschema.validators import validator_for
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from flows.budget import BudgetSpec
 from flows.dag import Dag, DagError
 from flows.templates import Placeholder, TemplateError, check_template, render
 from slmflow.records import TaskKind
@@ -42,6 +43,14 @@ class VerifyPolicy(_Strict):
     min_support: float | None = Field(None, ge=0, le=1)
 
 
+class EscalationPolicy(_Strict):
+    """What happens when the small model's draft fails verification."""
+
+    retry_small_with_more_evidence: bool = Field(
+        False, description="grounded tasks: retry the small model once with twice the evidence")
+    frontier_attempts: int = Field(1, ge=0, le=3, description="0 = never escalate")
+
+
 class TaskSpec(_Strict):
     id: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     kind: TaskKind
@@ -53,6 +62,7 @@ class TaskSpec(_Strict):
     system: str | None = None
     max_tokens: int = Field(256, ge=1, le=8192)
     verify: VerifyPolicy = VerifyPolicy()
+    escalation: EscalationPolicy = EscalationPolicy()
 
     @model_validator(mode="after")
     def _kind_fields(self) -> "TaskSpec":
@@ -105,6 +115,7 @@ class JobSpec(_Strict):
     description: str = ""
     inputs: Inputs
     collections: dict[str, Collection] = {}
+    budget: BudgetSpec = BudgetSpec()
     tasks: list[TaskSpec] = Field(min_length=1)
 
     @field_validator("tasks")

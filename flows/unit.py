@@ -15,6 +15,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 
+from flows.budget import Budget
 from flows.ledger import Ledger
 from flows.prompts import build_request, search_query, with_feedback
 from flows.spec import Item, TaskSpec
@@ -59,11 +60,13 @@ class RayWorkers:
 class UnitContext:
     """Per-run state shared by every unit of the run (not a Prefect parameter)."""
 
-    def __init__(self, job: str, run_id: str, workers: Workers, ledger: Ledger):
+    def __init__(self, job: str, run_id: str, workers: Workers, ledger: Ledger,
+                 budget: Budget | None = None):
         self.job = job
         self.run_id = run_id
         self.workers = workers
         self.ledger = ledger
+        self.budget = budget or Budget()
 
 
 def _verify_request(task: TaskSpec, source: str, draft: Draft, evidence: list[Evidence]) -> VerifyRequest:
@@ -78,28 +81,49 @@ def _verify_request(task: TaskSpec, source: str, draft: Draft, evidence: list[Ev
 def execute_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str, Any]) -> TaskResult:
     start = time.perf_counter()
     w = ctx.workers
-    evidence: list[Evidence] = []
-    if task.grounding:
-        evidence = w.search(task.grounding.collection, search_query(task, item.data, upstream),
-                            task.grounding.top_k)
-    request = build_request(task, item.data, upstream, evidence)
-    source = request.messages[-1].content
+    policy = task.escalation
+    attempts: list[Attempt] = []
 
-    draft = w.small(request)
-    attempts = [Attempt(role="small", draft=draft,
-                        verdict=w.verify(_verify_request(task, source, draft, evidence)))]
-    error = None
-    if attempts[-1].verdict.accept:
+    def attempt(role: str, request: GenerationRequest, evidence: list[Evidence]) -> Attempt:
+        draft = w.small(request) if role == "small" else w.frontier(request)
+        verdict = w.verify(_verify_request(task, request.messages[-1].content, draft, evidence))
+        attempts.append(Attempt(role=role, draft=draft, verdict=verdict))
+        return attempts[-1]
+
+    def ground(top_k: int) -> list[Evidence]:
+        if not task.grounding:
+            return []
+        return w.search(task.grounding.collection, search_query(task, item.data, upstream), top_k)
+
+    evidence = ground(task.grounding.top_k if task.grounding else 0)
+    request = build_request(task, item.data, upstream, evidence)
+    status, error = Status.needs_review, None
+    if attempt("small", request, evidence).verdict.accept:
         status = Status.accepted
-    else:
+    elif policy.retry_small_with_more_evidence and task.grounding:
+        evidence = ground(task.grounding.top_k * 2)
+        request = build_request(task, item.data, upstream, evidence)
+        if attempt("small", request, evidence).verdict.accept:
+            status = Status.accepted
+
+    for _ in range(policy.frontier_attempts if status is not Status.accepted else 0):
+        estimate = ctx.ledger.frontier_estimate(attempts[0].draft.tokens_in, request.max_tokens)
+        refused = ctx.budget.reserve(estimate)
+        if refused:
+            error = refused
+            break
         try:
-            big = w.frontier(with_feedback(request, attempts[-1].verdict.reasons))
+            escalated = attempt("frontier", with_feedback(request, attempts[-1].verdict.reasons), evidence)
         except FrontierError as exc:
-            status, error = Status.needs_review, f"escalation failed: {exc}"
-        else:
-            attempts.append(Attempt(role="frontier", draft=big,
-                                    verdict=w.verify(_verify_request(task, source, big, evidence))))
-            status = Status.escalated if attempts[-1].verdict.accept else Status.needs_review
+            ctx.budget.settle(estimate, 0.0)
+            error = f"escalation failed: {exc}"
+            break
+        ctx.budget.settle(estimate, ctx.ledger.draft_usd(escalated.draft))
+        if escalated.verdict.accept:
+            status = Status.escalated
+            break
+    if status is Status.needs_review and error is None and policy.frontier_attempts == 0:
+        error = "verification failed and this task's policy does not escalate"
 
     final = attempts[-1]
     return TaskResult(

@@ -112,3 +112,82 @@ def test_run_summary_counts_and_savings():
     assert s.counts["accepted"] == 1 and s.counts["escalated"] == 1 and s.tasks == 2
     assert s.savings_usd == pytest.approx(s.counterfactual_usd - s.usd)
     assert s.tasks_per_s == 1.0
+
+
+def one_task_job(task_overrides, n_items=1):
+    return build_job({
+        "name": "t", "inputs": {"items": [{"id": str(i), "text": "Where is order NB-1?"}
+                                          for i in range(n_items)]},
+        "collections": {"kb": {"path": "."}},
+        "tasks": [{"id": "label", "kind": "classify", "choices": ["a", "b"],
+                   "prompt": "{{ item.text }}", **task_overrides}],
+    }, Path("."))
+
+
+def run_with(task_overrides, workers, budget=None):
+    from flows.budget import Budget, BudgetSpec
+    j = one_task_job(task_overrides)
+    ctx = UnitContext("t", "run1", workers, Ledger(SETTINGS, "big"), Budget(BudgetSpec(**(budget or {}))))
+    return execute_unit(ctx, j.spec.task("label"), j.items[0], {}), ctx
+
+
+def test_budget_on_escalations_ends_in_needs_review_with_reason():
+    from flows.budget import Budget, BudgetSpec
+    w = FakeWorkers(draft("small", "zzz"), draft("big", "a"))
+    j = one_task_job({}, n_items=2)
+    ctx = UnitContext("t", "run1", w, Ledger(SETTINGS, "big"), Budget(BudgetSpec(max_escalations=1)))
+    first, second = (execute_unit(ctx, j.spec.task("label"), item, {}) for item in j.items)
+    assert first.status is Status.escalated
+    assert second.status is Status.needs_review and second.output is None
+    assert "1/1 escalations" in second.error
+    assert len(w.frontier_requests) == 1  # the refused escalation never reached the frontier
+
+
+def test_budget_in_dollars_reserves_the_estimate_before_calling():
+    w = FakeWorkers(draft("small", "zzz"), draft("big", "a"))
+    result, ctx = run_with({}, w, budget={"max_usd": 1e-6})
+    assert result.status is Status.needs_review and "budget exhausted" in result.error
+    assert w.frontier_requests == [] and ctx.budget.spent_usd == 0
+
+
+def test_budget_settles_actual_cost():
+    w = FakeWorkers(draft("small", "zzz"), draft("big", "a", tokens_in=100, tokens_out=10))
+    result, ctx = run_with({}, w, budget={"max_usd": 1.0})
+    assert result.status is Status.escalated
+    assert ctx.budget.spent_usd == pytest.approx((100 * 10 + 10 * 20) / 1e6)
+    assert ctx.budget.reserved_usd == pytest.approx(0)
+
+
+def test_policy_without_escalation_needs_review():
+    w = FakeWorkers(draft("small", "zzz"), draft("big", "a"))
+    result, _ = run_with({"escalation": {"frontier_attempts": 0}}, w)
+    assert result.status is Status.needs_review and "does not escalate" in result.error
+    assert w.frontier_requests == []
+
+
+def test_policy_retries_small_with_more_evidence_before_escalating():
+    class Workers(FakeWorkers):
+        def __init__(self):
+            super().__init__(None, draft("big", "a"))
+            self.k = []
+
+        def search(self, collection, query, k):
+            self.k.append(k)
+            return super().search(collection, query, k)
+
+        def small(self, request):
+            return draft("small", "a" if len(self.k) == 2 else "zzz")
+
+    w = Workers()
+    result, _ = run_with({"grounding": {"collection": "kb", "top_k": 2},
+                          "escalation": {"retry_small_with_more_evidence": True}}, w)
+    assert w.k == [2, 4]
+    assert result.status is Status.accepted and [a.role for a in result.attempts] == ["small", "small"]
+    assert w.frontier_requests == []
+
+
+def test_frontier_attempts_are_bounded():
+    w = FakeWorkers(draft("small", "zzz"), draft("big", "nope"))
+    result, _ = run_with({"escalation": {"frontier_attempts": 2}}, w)
+    assert result.status is Status.needs_review
+    assert [a.role for a in result.attempts] == ["small", "frontier", "frontier"]

@@ -15,8 +15,10 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from flows.budget import Budget
 from flows.ledger import Ledger, RunSummary
-from flows.report import print_summary, publish_artifacts, write_results
+from flows.ratelimit import ensure_frontier_rate_limit
+from flows.report import append_labels, print_summary, publish_artifacts, write_results
 from flows.scheduler import run_dag
 from flows.spec import Job, load_job
 from flows.unit import RayWorkers, UnitContext
@@ -37,11 +39,13 @@ def run_job(spec: str, limit: int | None = None) -> dict:
 
     fleet = get_fleet(settings)
     fleet.check_frontier()
+    ensure_frontier_rate_limit(settings.frontier_rpm)
     prepare_collections(job, fleet, logger)
 
     run_id = str(flow_run.get_id() or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S"))
     _, frontier_model, frontier_label = frontier_endpoint(settings)
-    ctx = UnitContext(job.spec.name, run_id, RayWorkers(fleet), Ledger(settings, frontier_model))
+    ctx = UnitContext(job.spec.name, run_id, RayWorkers(fleet), Ledger(settings, frontier_model),
+                      Budget(job.spec.budget))
 
     start = time.perf_counter()
     with _progress() as progress:
@@ -54,6 +58,7 @@ def run_job(spec: str, limit: int | None = None) -> dict:
     path = write_results(results, Path(settings.results_dir) / job.spec.name / f"{stamp}-{run_id[:8]}.jsonl")
     summary.results_path = str(path)
     publish_artifacts(results, summary, frontier_label)
+    append_labels(results, Path(settings.results_dir) / "labels.jsonl")
     print_summary(results, summary, frontier_label)
     return summary.model_dump()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -23,6 +24,34 @@ def write_results(results: list[TaskResult], path: Path) -> Path:
             f.write(r.model_dump_json() + "\n")
     tmp.replace(path)
     return path
+
+
+def escalation_labels(results: list[TaskResult]) -> list[dict]:
+    """One verifier training label per escalation: the small and frontier answers and whether
+    they agree. `slmflow verifier train --from-history` learns from these."""
+    rows = []
+    for r in results:
+        small = next((a for a in r.attempts if a.role == "small"), None)
+        big = next((a for a in reversed(r.attempts) if a.role == "frontier"), None)
+        if small is None or big is None:
+            continue
+        rows.append({
+            "job": r.job, "run_id": r.run_id, "item_id": r.item_id, "task_id": r.task_id,
+            "kind": r.kind, "question": r.prompt, "small_output": small.draft.output, "small_score": small.verdict.score,
+            "frontier_output": big.draft.output, "frontier_accepted": big.verdict.accept,
+            "agree": small.draft.output == big.draft.output,
+        })
+    return rows
+
+
+def append_labels(results: list[TaskResult], path: Path) -> int:
+    rows = escalation_labels(results)
+    if rows:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, default=str) + "\n")
+    return len(rows)
 
 
 def table_rows(results: list[TaskResult]) -> list[dict]:

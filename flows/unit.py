@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import ray
 from prefect import task
+from prefect.concurrency.sync import rate_limit
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 
@@ -37,8 +38,12 @@ class Workers(Protocol):
     def verify(self, request: VerifyRequest) -> Verdict: ...
 
 
+FRONTIER_RATE_LIMIT = "slmflow-frontier"
+
+
 class RayWorkers:
-    """Workers backed by the fleet's Ray actors."""
+    """Workers backed by the fleet's Ray actors. Frontier calls pass a Prefect global rate limit,
+    so every concurrent flow on the same Prefect server shares one requests-per-minute budget."""
 
     def __init__(self, fleet):
         self.fleet = fleet
@@ -51,6 +56,7 @@ class RayWorkers:
         return ray.get(actor.generate.remote(request), timeout=GENERATE_TIMEOUT_S)
 
     def frontier(self, request: GenerationRequest) -> Draft:
+        rate_limit(FRONTIER_RATE_LIMIT, strict=True)
         return ray.get(self.fleet.frontier.generate.remote(request), timeout=GENERATE_TIMEOUT_S)
 
     def verify(self, request: VerifyRequest) -> Verdict:
@@ -131,6 +137,7 @@ def execute_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[st
         status=status,
         # An unverified output is kept in `attempts` for review but never presented as the result.
         output=final.draft.output if status.verified else None,
+        prompt=request.messages[-1].content,
         model=final.draft.model, score=final.verdict.score,
         reasons=[r for a in attempts for r in (f"{a.role}: {x}" for x in a.verdict.reasons)],
         attempts=attempts, citations=evidence, cost=ctx.ledger.entry(attempts),

@@ -109,6 +109,7 @@ class TaskResult(BaseModel):
     kind: TaskKind
     status: Status
     output: Any = None
+    prompt: str | None = None  # the request as sent (user message), for review and verifier labels
     model: str | None = None
     score: float | None = None
     reasons: list[str] = []

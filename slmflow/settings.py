@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     frontier_base_url: str | None = None
     frontier_model: str | None = None
     frontier_api_key: SecretStr | None = None
+    frontier_api_key_block: str | None = Field(
+        None, description="name of a Prefect Secret block holding the key (instead of the env)")
+    frontier_rpm: int = Field(600, ge=1, description="frontier requests/minute across all flows")
+    frontier_timeout_s: float = Field(60.0, gt=0)
     standin_port: int = 8765
 
     ray_address: str | None = Field(

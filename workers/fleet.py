@@ -62,6 +62,18 @@ def frontier_endpoint(settings: Settings) -> tuple[str, str, str]:
     return f"http://127.0.0.1:{settings.standin_port}/v1", STANDIN_MODEL, STANDIN_LABEL
 
 
+def frontier_key(settings: Settings) -> str | None:
+    """The frontier API key from the environment or a Prefect Secret block. It is handed to the
+    frontier actor only, and never logged, stored in results, or written to artifacts."""
+    if settings.frontier_api_key:
+        return settings.frontier_api_key.get_secret_value()
+    if settings.frontier_api_key_block:
+        from prefect.blocks.system import Secret
+
+        return str(Secret.load(settings.frontier_api_key_block).get())
+    return None
+
+
 class Fleet:
     def __init__(self, small: dict[str, list[Any]], frontier: Any, verifier: Any, retrieval: Any,
                  frontier_label: str, created: list[Any]):
@@ -110,10 +122,10 @@ class Fleet:
         if missing:
             raise ValueError(f"fleet config: no small model serves {missing}")
         base_url, model, label = frontier_endpoint(settings)
-        key = settings.frontier_api_key.get_secret_value() if settings.frontier_api_key else None
         frontier = get_or_create(actors.FrontierWorker, "frontier",
                                  {"num_cpus": 0, "max_concurrency": 64, "max_restarts": 3},
-                                 base_url, model, key, label, 60.0)
+                                 base_url, model, frontier_key(settings), label,
+                                 settings.frontier_timeout_s)
         verifier = get_or_create(actors.VerifierWorker, "verifier",
                                  {"num_cpus": 0, "max_concurrency": 8, "max_restarts": 3},
                                  settings.verifier.model_dump_json())

@@ -1,5 +1,6 @@
 """The per-(item, task) logic with plain fake workers at the Workers seam (no Ray, no Prefect)."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,6 @@ class FakeWorkers:
 
 
 def draft(model, output, text=None, tokens_in=100, tokens_out=10, confidence=0.9):
-    import json
     return Draft(model=model, text=text if text is not None else json.dumps(output) if not isinstance(output, str) else output,
                  output=output, tokens_in=tokens_in, tokens_out=tokens_out, latency_s=0.1,
                  finish_reason="stop", confidence=confidence)
@@ -191,3 +191,14 @@ def test_frontier_attempts_are_bounded():
     result, _ = run_with({"escalation": {"frontier_attempts": 2}}, w)
     assert result.status is Status.needs_review
     assert [a.role for a in result.attempts] == ["small", "frontier", "frontier"]
+
+
+def test_escalations_become_verifier_labels(tmp_path):
+    from flows.report import append_labels
+    escalated = run("label", FakeWorkers(draft("small", "zzz"), draft("big", "b")))
+    accepted = run("label", FakeWorkers(draft("small", "a")))
+    path = tmp_path / "labels.jsonl"
+    assert append_labels([escalated, accepted], path) == 1
+    (row,) = [json.loads(line) for line in path.read_text().splitlines()]
+    assert row["small_output"] == "zzz" and row["frontier_output"] == "b" and row["agree"] is False
+    assert row["frontier_accepted"] is True and "NB-1" in row["question"]

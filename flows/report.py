@@ -12,6 +12,7 @@ from rich.table import Table
 from flows.ledger import RunSummary
 from slmflow.records import Status, TaskResult
 
+LEDGER = "ledger"
 _STYLE = {Status.accepted: "green", Status.escalated: "yellow", Status.needs_review: "red",
           Status.failed: "red", Status.blocked: "magenta"}
 
@@ -88,12 +89,26 @@ def summary_markdown(s: RunSummary, frontier_label: str) -> str:
     return "\n".join(lines)
 
 
+def artifact_key(job: str, what: str) -> str:
+    # Prefect artifact keys allow only lowercase letters, digits and dashes.
+    return f"{job.lower().replace('_', '-').replace('.', '-')}-{what}"
+
+
+def ledger_row(s: RunSummary) -> dict:
+    return {"job": s.job, "run_id": s.run_id, "tasks": s.tasks, **s.counts,
+            "cost_usd": s.usd, "counterfactual_usd": s.counterfactual_usd, "wall_s": s.wall_s}
+
+
 def publish_artifacts(results: list[TaskResult], summary: RunSummary, frontier_label: str) -> None:
-    key = summary.job.lower().replace("_", "-").replace(".", "-")
-    create_table_artifact(key=f"{key}-results", table=table_rows(results),
+    """Three artifacts per run: the per-task table, the markdown summary, and a one-row ledger
+    that `slmflow history` reads back (small, so history stays fast at any run size)."""
+    create_table_artifact(key=artifact_key(summary.job, "results"), table=table_rows(results),
                           description=f"Per-task verdicts and costs, run {summary.run_id}")
-    create_markdown_artifact(key=f"{key}-summary", markdown=summary_markdown(summary, frontier_label),
+    create_markdown_artifact(key=artifact_key(summary.job, "summary"),
+                             markdown=summary_markdown(summary, frontier_label),
                              description="Run summary: outcomes and cost against all-frontier")
+    create_table_artifact(key=artifact_key(summary.job, LEDGER), table=[ledger_row(summary)],
+                          description="Run totals: outcomes, cost, all-frontier counterfactual")
 
 
 def print_summary(results: list[TaskResult], summary: RunSummary, frontier_label: str,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import typer
@@ -105,6 +106,55 @@ def _run(spec: Path, limit: int | None, keep_fleet: bool) -> None:
         console.print("Stop the local Prefect server with `slmflow down`.")
         return
     raise _fail(f"flow run ended {state.name}: {state.message}")
+
+
+def _since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    if value[-1] in units and value[:-1].isdigit():
+        return datetime.now(timezone.utc) - timedelta(**{units[value[-1]]: int(value[:-1])})
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"--since: expected e.g. 7d, 12h or an ISO date, got {value!r}")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+@app.command()
+def history(
+    job: str = typer.Option(None, help="only this job (its spec `name`)"),
+    since: str = typer.Option(None, help="only runs since: 7d, 12h, 30m or an ISO date"),
+    plot: Path = typer.Option(None, help="also write a PNG of cost and escalation trends"),
+) -> None:
+    """Past runs from the Prefect API: outcomes, cost, all-frontier counterfactual, savings."""
+    from flows.history import plot_history, read_history
+    from slmflow import stack
+
+    settings = get_settings()
+    start = _since(since)
+    if not os.environ.get("PREFECT_API_URL"):
+        os.environ["PREFECT_API_URL"] = stack.prefect_api_url(settings)
+    try:
+        rows = read_history(job, start)
+    except Exception as exc:  # httpx errors vary; any of them means the API is not there
+        raise _fail(f"cannot read the Prefect API at {os.environ['PREFECT_API_URL']}: {exc}")
+    if not rows:
+        console.print("no runs found")
+        return
+    table = Table(title="run history")
+    for col in ("started (UTC)", "job", "tasks", "accepted %", "escalated %", "review", "cost $",
+                "all-frontier $", "savings"):
+        table.add_column(col, justify="left" if col in ("started (UTC)", "job") else "right")
+    for r in rows:
+        x = f"{r.savings_x:.1f}x" if r.savings_x else "-"
+        table.add_row(r.started.strftime("%Y-%m-%d %H:%M"), r.job, str(r.tasks),
+                      f"{r.pct(r.accepted):.0f}", f"{r.pct(r.escalated):.0f}", str(r.needs_review),
+                      f"{r.cost_usd:.4f}", f"{r.counterfactual_usd:.4f}",
+                      f"${r.savings_usd:.4f} ({x})")
+    console.print(table)
+    if plot:
+        console.print(f"plot: {plot_history(rows, plot)}")
 
 
 @app.command()

@@ -119,6 +119,10 @@ class TaskResult(BaseModel):
     latency_s: float = 0.0
     error: str | None = None
 
+    def __repr__(self) -> str:
+        # Prefect logs a state's result on every state change; keep that line readable.
+        return f"TaskResult({self.item_id}/{self.task_id}: {self.status.value})"
+
     @property
     def key(self) -> str:
         """Idempotency key: exactly one result per item x task in a run."""

@@ -79,3 +79,27 @@ def test_states_blocking_and_artifacts(prefect_api):
     assert len(runs) == 5
     keys = {a.key for a in artifacts}
     assert {"prefect-states-results", "prefect-states-summary"} <= keys
+
+
+def test_history_reads_runs_back_and_plots(prefect_api, tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.history import plot_history, read_history
+    from slmflow.cli import app
+
+    before = len(read_history("prefect-states"))
+    dag_flow()
+    rows = read_history("prefect-states")
+    assert len(rows) == before + 1
+    last = rows[-1]
+    assert (last.tasks, last.accepted, last.escalated, last.needs_review, last.blocked) == (6, 2, 2, 1, 1)
+    assert last.counterfactual_usd > last.cost_usd > 0
+    png = plot_history(rows, tmp_path / "h.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    out = CliRunner().invoke(app, ["history", "--job", "prefect-states", "--since", "1h",
+                                   "--plot", str(tmp_path / "cli.png")], env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    assert "prefect-states" in out.output and (tmp_path / "cli.png").exists()
+    bad = CliRunner().invoke(app, ["history", "--since", "yesterday"])
+    assert bad.exit_code == 1 and "--since" in bad.output

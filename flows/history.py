@@ -62,7 +62,8 @@ def read_history(job: str | None = None, since: datetime | None = None, limit: i
         data = json.loads(art.data) if isinstance(art.data, str) else art.data
         if not data or art.flow_run_id is None:
             continue
-        rows.append(RunRow(flow_run_id=str(art.flow_run_id), started=art.created, **data[0]))
+        rows.append(RunRow(flow_run_id=str(art.flow_run_id),
+                          started=datetime.fromisoformat(art.created.isoformat()), **data[0]))
     if since:
         rows = [r for r in rows if r.started >= since]
     return sorted(rows, key=lambda r: r.started)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -30,13 +31,8 @@ class Service(BaseModel):
 
     @property
     def alive(self) -> bool:
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return _zombie(self.pid) is False
+        """Any live process left in the service's process group (children outlive leaders)."""
+        return bool(group_members(self.pid))
 
     @property
     def healthy(self) -> bool:
@@ -44,6 +40,14 @@ class Service(BaseModel):
 
 
 def healthy(url: str, timeout: float = 2.0) -> bool:
+    """HTTP 200 from `url`, or for `tcp://host:port` an accepted connection."""
+    if url.startswith("tcp://"):
+        host, port = url.removeprefix("tcp://").rsplit(":", 1)
+        try:
+            with socket.create_connection((host, int(port)), timeout=timeout):
+                return True
+        except OSError:
+            return False
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             return resp.status == 200
@@ -63,7 +67,8 @@ def read(state_dir: Path, name: str) -> Service | None:
 
 
 def start(state_dir: Path, name: str, cmd: list[str], *, url: str, health_url: str,
-          env: dict[str, str] | None = None, timeout_s: float = 180.0) -> Service:
+          env: dict[str, str] | None = None, timeout_s: float = 180.0,
+          cwd: Path | None = None) -> Service:
     """Start `cmd` unless a healthy instance is already recorded; wait until it is healthy."""
     existing = read(state_dir, name)
     if existing and existing.healthy:
@@ -74,7 +79,8 @@ def start(state_dir: Path, name: str, cmd: list[str], *, url: str, health_url: s
     log = state_dir / f"{name}.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **(env or {})}, start_new_session=True)
+                                env={**os.environ, **(env or {})}, start_new_session=True,
+                                cwd=cwd)
     service = Service(name=name, pid=proc.pid, url=url, health_url=health_url, log=str(log))
     _state(state_dir, name).write_text(service.model_dump_json())
     deadline = time.monotonic() + timeout_s
@@ -90,7 +96,8 @@ def start(state_dir: Path, name: str, cmd: list[str], *, url: str, health_url: s
 
 
 def stop(state_dir: Path, name: str, grace_s: float = 20.0) -> bool:
-    """SIGTERM the service's process group, SIGKILL it after a grace period. True if it ran."""
+    """SIGTERM the service's process group, SIGKILL what is left of it after a grace period.
+    True if it was running."""
     service = read(state_dir, name)
     if service is None:
         return False
@@ -100,8 +107,8 @@ def stop(state_dir: Path, name: str, grace_s: float = 20.0) -> bool:
         deadline = time.monotonic() + grace_s
         while service.alive and time.monotonic() < deadline:
             time.sleep(0.2)
-        if service.alive:
-            _signal_group(service.pid, signal.SIGKILL)
+        _signal_group(service.pid, signal.SIGKILL)
+        _reap(service.pid)
     _state(state_dir, name).unlink(missing_ok=True)
     return ran
 
@@ -113,16 +120,25 @@ def _signal_group(pid: int, sig: int) -> None:
         pass
 
 
-def _zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    if stat.split(")")[-1].split()[0] == "Z":
+def group_members(pgid: int) -> list[int]:
+    """PIDs in process group `pgid` that are still running (zombies excluded)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        return True
-    return False
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state != "Z":
+            members.append(int(entry.name))
+    return members
 
+
+def _reap(pid: int) -> None:
+    """Collect the leader's exit status if we are its parent, so it does not linger as a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

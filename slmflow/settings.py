@@ -75,6 +75,9 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("SLMFLOW_RAY_ADDRESS", "RAY_ADDRESS")
     )
     ray_namespace: str = "slmflow"
+    ray_port: int = Field(6390, description="GCS port of the head `slmflow up` starts (+1 client, +2 agent)")
+    engine_slots: int = Field(1, ge=1, description="model engines per CPU-only node (one per 2 cores)")
+    worker_health_port: int = 8791
 
     prefect_port: int = 4200
     task_concurrency: int = Field(32, ge=1, description="Prefect task threads = requests in flight")

@@ -45,7 +45,8 @@ class FleetConfig(BaseModel):
     def load(cls, settings: Settings) -> "FleetConfig":
         if settings.fleet_file:
             return cls.model_validate(yaml.safe_load(Path(settings.fleet_file).read_text()))
-        return cls(small=[SmallModelSpec(name="small", model=settings.small_model)])
+        name = "smollm2-135m" if settings.small_model == BUNDLED else Path(settings.small_model).name
+        return cls(small=[SmallModelSpec(name=name, model=settings.small_model)])
 
     def resources(self, spec: SmallModelSpec) -> dict[str, Any]:
         """Ray options that pin one replica: a GPU where asked for, else an engine slot."""
@@ -182,3 +183,34 @@ def close_fleet() -> None:
         if _fleet is not None:
             _fleet.shutdown()
             _fleet = None
+
+
+def actor_names(settings: Settings) -> list[str]:
+    config = FleetConfig.load(settings)
+    small = [f"small:{s.name}:{r}" for s in config.small for r in range(s.replicas)]
+    return [*small, "frontier", "verifier", "retrieval"]
+
+
+def fleet_status(settings: Settings) -> list[dict[str, Any]]:
+    """One row per fleet actor: state, restarts, and the actor's own counters (model, requests
+    in flight = queue depth, served). Needs a Ray connection (`workers.cluster.connect`)."""
+    # The public state API needs Ray's dashboard, which the local stack does not run (one less
+    # open port); the GCS actor table carries the same state and restart counts.
+    from ray._private import state as gcs_state
+
+    table = {info["ActorID"]: info for info in gcs_state.actors().values()}
+    rows = []
+    for name in actor_names(settings):
+        try:
+            handle = ray.get_actor(name, namespace=settings.ray_namespace)
+        except ValueError:
+            rows.append({"actor": name, "state": "absent"})
+            continue
+        info = table.get(handle._actor_id.hex(), {})
+        row = {"actor": name, "state": info.get("State", "?"), "restarts": info.get("NumRestarts", 0)}
+        try:
+            row.update(ray.get(handle.stats.remote(), timeout=10))
+        except Exception as exc:  # noqa: BLE001 - a dead or busy actor is a status, not a crash
+            row["error"] = type(exc).__name__
+        rows.append(row)
+    return rows

@@ -167,5 +167,8 @@ def test_closed_store_refuses_work(tmp_path: Path) -> None:
     store = EdgeStore(tmp_path)
     store.create("docs", DIM)
     store.close()
-    with pytest.raises(StoreError, match="closed"):
-        store.count("docs")
+    for work in (lambda: store.count("docs"), lambda: store.drop("docs"),
+                 lambda: store.write_manifest("docs", {})):
+        with pytest.raises(StoreError, match="closed"):
+            work()
+    assert store.exists("docs")  # nothing was touched without the lock

@@ -41,6 +41,8 @@ def build_request(task: TaskSpec, item: dict[str, Any], upstream: dict[str, Any]
 def with_feedback(request: GenerationRequest, reasons: list[str]) -> GenerationRequest:
     """The escalated request: the same task, plus what the verifier rejected in the first draft
     (not the draft itself, so the frontier is not anchored on a wrong answer)."""
+    # The learned score is a number, not a problem the frontier can avoid.
+    reasons = [r for r in reasons if not r.startswith("learned:")]
     if not reasons:
         return request
     note = ("A previous draft of this answer was rejected by an automatic verifier because:\n"

@@ -40,6 +40,9 @@ class VLLMSettings(BaseModel):
 
 
 class VerifierSettings(BaseModel):
+    # Use the learned P(correct) (verification/weights) for the kinds it covers, on top of the
+    # rule checks. Off by default: the flow's kinds are covered by rules; see docs/verifier.md.
+    learned: bool = False
     classify_min_confidence: float = Field(0.5, ge=0, le=1)
     extract_min_grounded: float = Field(0.75, ge=0, le=1)
     answer_min_support: float = Field(0.6, ge=0, le=1)

@@ -10,10 +10,14 @@ import json
 from typing import Any
 
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from referencing.exceptions import Unresolvable
 from jsonschema.validators import validator_for
 
 from slmflow.records import CheckResult, VerifyRequest
+from verification import grounding
 from verification import text as tx
+from verification.grounding import Embedder
 
 
 def finished(req: VerifyRequest) -> CheckResult:
@@ -50,8 +54,13 @@ def matches_schema(req: VerifyRequest) -> CheckResult:
         return CheckResult(name="schema", passed=False, score=0.0,
                            reason=f"output is not JSON: {_short(req.text)!r}")
     schema = req.json_schema or {}
-    validator = validator_for(schema, default=Draft202012Validator)(schema)
-    errors = sorted(validator.iter_errors(req.output), key=lambda e: list(e.path))
+    try:
+        cls = validator_for(schema, default=Draft202012Validator)
+        cls.check_schema(schema)
+        errors = sorted(cls(schema).iter_errors(req.output), key=lambda e: list(e.path))
+    except (SchemaError, Unresolvable, TypeError, ValueError) as exc:
+        return CheckResult(name="schema", passed=False, score=0.0,
+                           reason=f"the task's schema is invalid: {_short(str(exc), 80)}")
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.path) or "(root)"
@@ -74,40 +83,22 @@ def values_grounded(req: VerifyRequest, threshold: float) -> CheckResult:
     return CheckResult(name="grounded_values", passed=passed, score=round(score, 4), reason=reason)
 
 
-def supported_by_evidence(req: VerifyRequest, threshold: float) -> CheckResult:
-    """Each sentence's content words must be found in the evidence or the request, and its numbers
-    and names must appear there verbatim: similarity alone rates 'written in Java' as high as
-    'written in Rust'."""
+def supported_by_evidence(req: VerifyRequest, threshold: float, embedder: Embedder | None = None,
+                          min_semantic: float = 0.35) -> CheckResult:
+    """Each claim sentence must be covered by the evidence, with its numbers, dates and names found
+    there verbatim; cited chunks must exist. The reason names the first sentences that fail."""
     if not req.evidence:
         return CheckResult(name="grounding", passed=False, score=0.0, reason="no evidence retrieved")
-    support_text = req.source + "\n" + "\n".join(e.text for e in req.evidence)
-    support_tokens = tx.content_tokens(support_text)
-    support_numbers = tx.numbers(support_text)
-    support_names = tx.content_tokens(support_text)
-    per_sentence, problems = [], []
-    for sent in tx.sentences(req.text):
-        tokens = tx.content_tokens(sent)
-        if not tokens:
-            continue
-        coverage = len(tokens & support_tokens) / len(tokens)
-        bad_numbers = tx.numbers(sent) - support_numbers
-        bad_names = tx.names(sent) - support_names
-        if bad_numbers or bad_names:
-            coverage = 0.0
-            problems.append(f"{_short(sent, 60)!r} uses {sorted(bad_numbers | bad_names)[:3]} "
-                            "found in no evidence")
-        elif coverage < threshold:
-            problems.append(f"{_short(sent, 60)!r} is {coverage:.0%} supported")
-        per_sentence.append(coverage)
-    if not per_sentence:
+    a = grounding.analyse(req.text, req.evidence, req.source, embedder)
+    if not a.sentences:
+        if a.abstained:
+            return CheckResult(name="grounding", passed=True, score=1.0, reason="answer declines")
         return CheckResult(name="grounding", passed=False, score=0.0, reason="no claim to check")
-    bad_citations = {i for i in tx.cited_indices(req.text) if not 1 <= i <= len(req.evidence)}
-    if bad_citations:
-        problems.append(f"cites missing evidence {sorted(bad_citations)}")
+    found = grounding.problems(a, threshold, min_semantic)
+    per_sentence = [0.0 if s.problem(threshold, min_semantic) else s.coverage for s in a.sentences]
     score = sum(per_sentence) / len(per_sentence)
-    passed = not problems
-    return CheckResult(name="grounding", passed=passed, score=round(score, 4),
-                       reason="; ".join(problems[:3]))
+    return CheckResult(name="grounding", passed=not found, score=round(score, 4),
+                       reason="; ".join(found[:3]))
 
 
 def _free_values(value: Any, schema: dict[str, Any]):

@@ -1,24 +1,47 @@
 """The verifier: checks composed per task kind into one verdict.
 
-`accept` is the conjunction of the checks; `score` is the weakest check's score, so a single
-failing signal is never averaged away.
+Rule verdicts: `accept` is the conjunction of the checks; `score` is the weakest check's score,
+so a single failing signal is never averaged away. With a learned model (see
+`verification.learned`), the checks still run and are reported, but `score` is the model's
+calibrated P(correct) and `accept` compares it with the calibrated threshold; a structural fault
+(unparseable output, schema violation, truncation) rejects whatever the model says.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from slmflow.records import CheckResult, Verdict, VerifyRequest
 from slmflow.settings import VerifierSettings
-from verification import checks
+from verification import checks, math, tool_calls
+from verification.grounding import Embedder
+
+if TYPE_CHECKING:
+    from verification.learned import LearnedVerifier
+
+# Checks whose failure no learned score can overrule: the output is unusable as it stands.
+HARD_CHECKS = frozenset({"finished", "schema", "valid_choice", "tool_call_parse", "tool_call_schema",
+                         "result_stated"})
 
 
 class Verifier:
-    def __init__(self, settings: VerifierSettings | None = None):
+    def __init__(self, settings: VerifierSettings | None = None, embedder: Embedder | None = None,
+                 learned: LearnedVerifier | None = None):
         self.settings = settings or VerifierSettings()
+        self.embedder = embedder
+        self.learned = learned
 
     def verify(self, req: VerifyRequest) -> Verdict:
         results = self._checks(req)
-        return Verdict(accept=all(c.passed for c in results),
-                       score=min(c.score for c in results), checks=results)
+        if self.learned is None or not self.learned.covers(req.kind):
+            return Verdict(accept=all(c.passed for c in results),
+                           score=min(c.score for c in results), checks=results)
+        p, threshold = self.learned.predict(req)
+        hard_fail = any(not c.passed and c.name in HARD_CHECKS for c in results)
+        learned = CheckResult(name="learned", passed=p >= threshold, score=round(p, 4),
+                              reason="" if p >= threshold else f"P(correct) {p:.2f} < {threshold:.2f}")
+        return Verdict(accept=learned.passed and not hard_fail,
+                       score=round(min(p, 0.0 if hard_fail else 1.0), 4), checks=[*results, learned])
 
     def _checks(self, req: VerifyRequest) -> list[CheckResult]:
         s = self.settings
@@ -28,8 +51,15 @@ class Verifier:
         if req.kind == "extract":
             return [checks.finished(req), checks.matches_schema(req),
                     checks.values_grounded(req, _pick(req.min_grounded, s.extract_min_grounded))]
+        if req.kind == "math":
+            return math.checks(req)
+        if req.kind == "tool_call":
+            # Empty text is a decline here, so only the token limit marks a call unfinished.
+            cut = [checks.finished(req)] if req.finish_reason == "length" else []
+            return [*cut, *tool_calls.checks(req)]
         return [checks.finished(req),
-                checks.supported_by_evidence(req, _pick(req.min_support, s.answer_min_support))]
+                checks.supported_by_evidence(req, _pick(req.min_support, s.answer_min_support),
+                                             self.embedder)]
 
 
 def _pick(override: float | None, default: float) -> float:

@@ -54,9 +54,11 @@ class FrontierWorker:
 class VerifierWorker:
     def __init__(self, settings_json: str):
         from slmflow.settings import VerifierSettings
+        from verification.learned import LearnedVerifier
         from verification.verifier import Verifier
 
-        self._verifier = Verifier(VerifierSettings.model_validate_json(settings_json))
+        settings = VerifierSettings.model_validate_json(settings_json)
+        self._verifier = Verifier(settings, learned=LearnedVerifier.load() if settings.learned else None)
 
     def verify(self, request: VerifyRequest) -> Verdict:
         return self._verifier.verify(request)

@@ -11,16 +11,26 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from slmflow.eval_cli import eval_command
+from slmflow.retrieval_cli import collections_command, ingest_command
 from slmflow.settings import get_settings
+from slmflow.verify_cli import calibrate_command, train_command, verify_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__,
                   pretty_exceptions_enable=False)
 models_app = typer.Typer(no_args_is_help=True, help="Prepare and inspect small models.")
 app.add_typer(models_app, name="models")
+verifier_app = typer.Typer(no_args_is_help=True, help="Train and calibrate the learned verifier.")
+app.add_typer(verifier_app, name="verifier")
+app.command("ingest")(ingest_command)
+app.command("collections")(collections_command)
+app.command("verify")(verify_command)
+app.command("eval")(eval_command)
+verifier_app.command("train")(train_command)
+verifier_app.command("calibrate")(calibrate_command)
 console = Console()
 
 DEMO_SPEC = Path(__file__).resolve().parent.parent / "deployments" / "support_inbox" / "job.yaml"
-SERVICES = ["frontier-standin", "prefect-server"]  # stop order: clients before the server
 
 
 class UserError(Exception):
@@ -62,8 +72,10 @@ def run(
     limit: int = typer.Option(None, min=1, help="only the first N items"),
     keep_fleet: bool = typer.Option(False, help="leave the actors this run created running"),
 ) -> None:
-    """Run a job spec once: start what is missing (Prefect server, frontier stand-in, fleet),
-    run the flow, and print where to see it in the Prefect UI."""
+    """Run a job spec once, starting whatever is missing.
+
+    Uses the stack from `slmflow up` when it is running; otherwise starts a Prefect server, the
+    frontier stand-in and a private fleet, and stops the last two afterwards."""
     _run(spec, limit, keep_fleet)
 
 
@@ -79,6 +91,8 @@ def _run(spec: Path, limit: int | None, keep_fleet: bool) -> None:
     from slmflow.model_prep import ModelPrepError
 
     settings = get_settings()
+    running = services.read(settings.state_dir, "frontier-standin")
+    standin_was_up = bool(running and running.healthy)  # e.g. started by `slmflow up`: not ours
     try:
         load_job(spec, limit=limit)  # fail on a bad spec before starting anything
         api = stack.ensure_prefect_server(settings)
@@ -97,7 +111,7 @@ def _run(spec: Path, limit: int | None, keep_fleet: bool) -> None:
     finally:
         if not keep_fleet:
             close_fleet()
-            if standin:
+            if standin and not standin_was_up:
                 services.stop(settings.state_dir, "frontier-standin")
     ui = api.removesuffix("/api")
     if state.is_completed():
@@ -158,30 +172,55 @@ def history(
 
 
 @app.command()
-def down() -> None:
-    """Stop every service slmflow started on this machine, by PID."""
-    from slmflow import services
+def up() -> None:
+    """Start the long-lived stack: Prefect server, Ray head, fleet, stand-in, worker.
 
-    settings = get_settings()
-    for name in SERVICES:
-        if services.stop(settings.state_dir, name):
-            console.print(f"stopped {name}")
+    Everything listens on 127.0.0.1. Models load once here and serve every later run; the
+    frontier stand-in starts only when no frontier endpoint is configured."""
+    from slmflow import services, stack
+    from slmflow.model_prep import ModelPrepError
+
+    try:
+        stack.up(get_settings(), log=console.print)
+    except (ModelPrepError, services.ServiceError) as exc:
+        raise _fail(f"{exc}\n(`slmflow down` stops whatever did start)")
+    console.print("[green]up[/]. Deploy the shipped jobs with `prefect --no-prompt deploy --all`.")
+
+
+@app.command()
+def down() -> None:
+    """Stop every service slmflow started, by PID: workers first, servers last."""
+    from slmflow import stack
+
+    stack.down(get_settings(), log=console.print)
 
 
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
-    """Show settings (secrets masked) and the services slmflow started."""
-    from slmflow import services
+    """Health of services and fleet actors, and the effective settings.
+
+    Shows each service's PID and health, each actor's model, queue depth (requests in flight)
+    and restarts, and the settings with secrets masked."""
+    from slmflow import services, stack
 
     settings = get_settings()
     rows = []
-    for name in SERVICES:
+    for name in reversed(stack.SERVICES):
         svc = services.read(settings.state_dir, name)
         rows.append({"service": name, "pid": svc.pid if svc else None, "url": svc.url if svc else None,
                      "health": ("healthy" if svc.healthy else "down") if svc else "not started"})
+    fleet: list[dict] = []
+    address = settings.ray_address or stack.recorded_ray_address(settings)
+    if address:
+        from workers.cluster import connect
+        from workers.fleet import fleet_status
+
+        connect(settings)
+        fleet = fleet_status(settings)
     config = json.loads(settings.model_dump_json())  # SecretStr dumps as "**********"
     if as_json:
-        console.print_json(json.dumps({"services": rows, "settings": config}))
+        console.print_json(json.dumps({"services": rows, "fleet": fleet, "ray_address": address,
+                                       "settings": config}, default=str))
         return
     table = Table(title="services")
     for col in ("service", "pid", "url", "health"):
@@ -189,7 +228,17 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
     for r in rows:
         table.add_row(*(str(r[c] or "") for c in ("service", "pid", "url", "health")))
     console.print(table)
+    if fleet:
+        ft = Table(title=f"fleet on {address}")
+        for col in ("actor", "state", "restarts", "model", "in_flight", "served"):
+            ft.add_column(col)
+        for r in fleet:
+            ft.add_row(*(str(r.get(c, "")) for c in ("actor", "state", "restarts", "model",
+                                                       "in_flight", "served")))
+        console.print(ft)
+    else:
+        console.print("fleet: no running cluster (runs start a private one)")
     for key in ("cache_dir", "small_model", "frontier_base_url", "frontier_model", "frontier_api_key",
                 "ray_address", "qdrant_url", "qdrant_api_key"):
         console.print(f"{key}: {config[key]}")
-    console.print(f"PREFECT_API_URL: {os.environ.get('PREFECT_API_URL', '(local server)')}")
+    console.print(f"PREFECT_API_URL: {os.environ.get('PREFECT_API_URL', stack.prefect_api_url(settings))}")

@@ -20,7 +20,12 @@ LOCAL_RAY_ENV = {
 
 
 def remote_cluster() -> bool:
-    return bool(os.environ.get("RAY_ADDRESS") or os.environ.get("SLMFLOW_RAY_ADDRESS"))
+    """True when RAY_ADDRESS names a cluster on another host. A loopback address is a head on
+    this machine (e.g. one `slmflow up` started), which needs the local environment to be
+    reachable at all: with it unset, Ray's driver advertises the host's external address."""
+    address = os.environ.get("RAY_ADDRESS") or os.environ.get("SLMFLOW_RAY_ADDRESS") or ""
+    host = address.removeprefix("ray://").rsplit(":", 1)[0]
+    return bool(address) and host not in ("127.0.0.1", "localhost", "")
 
 
 def apply_local_ray_env() -> None:

@@ -34,14 +34,15 @@ def ensure_prefect_server(settings: Settings) -> str:
     if os.environ.get("PREFECT_API_URL"):
         return os.environ["PREFECT_API_URL"]
     url = prefect_api_url(settings)
-    home = settings.cache_dir / "prefect"
+    home = settings.state_dir / "prefect-home"  # its SQLite DB lives with the other state
     home.mkdir(parents=True, exist_ok=True)
     services.start(
         settings.state_dir, "prefect-server",
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
          "--port", str(settings.prefect_port)],
         url=url.removesuffix("/api"), health_url=f"{url}/health",
-        env={**PREFECT_ENV, "PREFECT_HOME": str(home)}, timeout_s=90,
+        # The UI is told where the API is; by default it assumes port 4200.
+        env={**PREFECT_ENV, "PREFECT_HOME": str(home), "PREFECT_UI_API_URL": url}, timeout_s=90,
     )
     os.environ["PREFECT_API_URL"] = url
     return url

@@ -7,12 +7,12 @@ ENGINE  ?= cpu
 STAMP   := $(VENV)/.installed-$(ENGINE)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-fast install model down clean
+.PHONY: demo test test-fast install model browser down clean
 
 demo: install model
 	$(BIN)/slmflow demo
 
-test: install model
+test: install model browser
 	bash scripts/pytest.sh
 
 test-fast: install
@@ -33,6 +33,12 @@ $(STAMP): pyproject.toml requirements/$(ENGINE).txt
 
 model: install
 	$(BIN)/slmflow models prepare
+
+# The UI test drives Debian's Chromium (playwright's own browser download cannot work offline).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
+	  echo "chromium not installed: the Prefect UI test will be skipped"
 
 down:
 	$(BIN)/slmflow down

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -114,9 +115,11 @@ def publish_artifacts(results: list[TaskResult], summary: RunSummary, frontier_l
 def print_summary(results: list[TaskResult], summary: RunSummary, frontier_label: str,
                   console: Console | None = None) -> None:
     console = console or Console()
-    table = Table(title=f"{summary.job} — per task", show_lines=False)
+    table = Table(title=f"{summary.job} — per task", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)
+    # "frontier $" is the all-frontier counterfactual; short headers keep it in 80 columns.
     for col in ("task", "accepted", "escalated", "review", "failed", "blocked", "cost $",
-                "frontier-only $"):
+                "frontier $"):
         table.add_column(col, justify="right" if col != "task" else "left", no_wrap=True)
     for task_id in dict.fromkeys(r.task_id for r in results):
         rows = [r for r in results if r.task_id == task_id]

@@ -6,7 +6,9 @@
   3. flow+v   the same flow with the real verifier
 
 Engine start-up is excluded everywhere; each engine is started, warmed up with one request, then
-timed. The two engines never run at once (2 cores). Prints throughput and the flow/raw ratios.
+timed. The two engines never run at once (2 cores). The flow variants alternate for --repeats
+rounds and the best round of each is reported, so the order of the runs does not decide the
+ratio. Prints throughput and the flow/raw ratios.
 
     .venv/bin/python benchmarks/overhead.py --n 128
 """
@@ -57,7 +59,7 @@ def raw_engine(job, settings) -> tuple[float, int]:
     return asyncio.run(run())
 
 
-def flow_run(job, settings, verify: bool) -> tuple[float, int]:
+def flow_runs(job, settings, repeats: int) -> list[tuple[str, float, int]]:
     from prefect import flow
     from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -75,17 +77,23 @@ def flow_run(job, settings, verify: bool) -> tuple[float, int]:
                 name="verification-disabled-for-benchmark", passed=True, score=1.0)])
 
     fleet = get_fleet(settings)
-    workers = (RayWorkers if verify else NoVerify)(fleet)
-    workers.small(build_first_request(job))  # warm-up
+    variants = {"flow, verification off": NoVerify(fleet), "flow, verification on": RayWorkers(fleet)}
+    variants["flow, verification on"].small(build_first_request(job))  # warm-up
 
     @flow(name="overhead-bench", task_runner=ThreadPoolTaskRunner(max_workers=settings.task_concurrency))
-    def bench():
+    def bench(workers):
         ctx = UnitContext(job.spec.name, "bench", workers, Ledger(settings, frontier_endpoint(settings)[1]))
         start = time.perf_counter()
         results = run_dag(job, ctx, retries=0)
         return time.perf_counter() - start, sum(r.attempts[0].draft.tokens_out for r in results if r.attempts)
 
-    return bench()
+    best: dict[str, tuple[float, int]] = {}
+    for _ in range(repeats):
+        for name, workers in variants.items():
+            seconds, tokens = bench.with_options(validate_parameters=False)(workers)
+            if name not in best or seconds < best[name][0]:
+                best[name] = (seconds, tokens)
+    return [(name, *best[name]) for name in variants]
 
 
 def build_first_request(job):
@@ -97,8 +105,10 @@ def build_first_request(job):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=128, help="prompts (default 128)")
+    parser.add_argument("--repeats", type=int, default=2, help="alternating rounds of the flow variants")
     args = parser.parse_args()
     os.environ.setdefault("SLMFLOW_TASK_CONCURRENCY", str(min(args.n, 128)))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
     from prefect.testing.utilities import prefect_test_harness
 
@@ -110,8 +120,7 @@ def main() -> None:
     job = build_job(job_spec(args.n), REPO)
     rows = [("raw engine", *raw_engine(job, settings))]
     with prefect_test_harness(server_startup_timeout=180):
-        rows.append(("flow, verification off", *flow_run(job, settings, verify=False)))
-        rows.append(("flow, verification on", *flow_run(job, settings, verify=True)))
+        rows += flow_runs(job, settings, args.repeats)
     close_fleet()
 
     raw_tps = rows[0][2] / rows[0][1]

@@ -22,9 +22,11 @@ from flows.prompts import build_request, search_query, with_feedback
 from flows.spec import Item, TaskSpec
 from slmflow.records import (Attempt, Draft, Evidence, GenerationRequest, Status, TaskResult,
                              Verdict, VerifyRequest)
+from workers.engines import EngineOutputError
 from workers.frontier import FrontierError
 
 NEEDS_REVIEW = "NeedsReview"
+INPUT_REJECTED = "InputRejected"
 GENERATE_TIMEOUT_S = 900
 
 
@@ -104,7 +106,15 @@ def execute_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[st
     evidence = ground(task.grounding.top_k if task.grounding else 0)
     request = build_request(task, item.data, upstream, evidence)
     status, error = Status.needs_review, None
-    if attempt("small", request, evidence).verdict.accept:
+    try:
+        first = attempt("small", request, evidence)
+    except EngineOutputError as exc:
+        # Deterministic (e.g. the prompt does not fit the model's context): the same input fails
+        # the same way, so it is neither retried nor escalated.
+        first, status, error = None, Status.failed, f"input rejected by the small model: {exc}"
+    if first is None:
+        pass
+    elif first.verdict.accept:
         status = Status.accepted
     elif policy.retry_small_with_more_evidence and task.grounding:
         evidence = ground(task.grounding.top_k * 2)
@@ -112,7 +122,7 @@ def execute_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[st
         if attempt("small", request, evidence).verdict.accept:
             status = Status.accepted
 
-    for _ in range(policy.frontier_attempts if status is not Status.accepted else 0):
+    for _ in range(policy.frontier_attempts if status is Status.needs_review else 0):
         estimate = ctx.ledger.frontier_estimate(attempts[0].draft.tokens_in, request.max_tokens)
         refused = ctx.budget.reserve(estimate)
         if refused:
@@ -131,22 +141,22 @@ def execute_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[st
     if status is Status.needs_review and error is None and policy.frontier_attempts == 0:
         error = "verification failed and this task's policy does not escalate"
 
-    final = attempts[-1]
+    final = attempts[-1] if attempts else None
     return TaskResult(
         job=ctx.job, run_id=ctx.run_id, item_id=item.id, task_id=task.id, kind=task.kind,
         status=status,
         # An unverified output is kept in `attempts` for review but never presented as the result.
-        output=final.draft.output if status.verified else None,
+        output=final.draft.output if final and status.verified else None,
         prompt=request.messages[-1].content,
-        model=final.draft.model, score=final.verdict.score,
+        model=final.draft.model if final else None, score=final.verdict.score if final else None,
         reasons=[r for a in attempts for r in (f"{a.role}: {x}" for x in a.verdict.reasons)],
         attempts=attempts, citations=evidence, cost=ctx.ledger.entry(attempts),
         latency_s=time.perf_counter() - start, error=error)
 
 
 def _retry_on_exceptions_only(task, task_run, state: State) -> bool:
-    # A NeedsReview result is a verdict, not a fault: retrying it would only spend money again.
-    return state.name != NEEDS_REVIEW
+    # A verdict or a rejected input is not a fault: retrying would only spend money again.
+    return state.name not in (NEEDS_REVIEW, INPUT_REJECTED)
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5],
@@ -157,5 +167,5 @@ def run_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str, A
         return Completed(data=result, message=f"score {result.score:.2f}")
     if result.status is Status.escalated:
         return Completed(data=result, name="Escalated", message="; ".join(result.reasons)[:500])
-    return Failed(data=result, name=NEEDS_REVIEW,
+    return Failed(data=result, name=INPUT_REJECTED if result.status is Status.failed else NEEDS_REVIEW,
                   message=(result.error or "; ".join(result.reasons))[:500])

@@ -18,10 +18,12 @@ from slmflow.records import Draft, Evidence, GenerationRequest, Verdict, VerifyR
 class SmallModelWorker:
     def __init__(self, model_path: str, model_name: str, vllm_kwargs: dict, env: dict[str, str]):
         os.environ.update(env)
-        from workers.engines import VLLMEngine
+        from workers.engines import NULL_MODEL, NullEngine, VLLMEngine
         from workers.serving import ServedEngine
 
-        self._served = ServedEngine(VLLMEngine(model_path, model_name, **vllm_kwargs))
+        engine = (NullEngine() if model_path == NULL_MODEL
+                  else VLLMEngine(model_path, model_name, **vllm_kwargs))
+        self._served = ServedEngine(engine)
 
     async def generate(self, request: GenerationRequest) -> Draft:
         return await self._served.generate(request)

@@ -194,3 +194,24 @@ class OpenAIEngine:
 
 def _json_schema_format(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": False}}
+
+
+NULL_MODEL = "null"
+
+
+class NullEngine:
+    """Answers instantly with canned text: the first choice, `{}`, or a fixed sentence.
+
+    For benchmarks/scale.py only, to measure orchestration without inference. Its drafts are
+    labelled with the model name "null-engine (no inference)" wherever they appear.
+    """
+
+    model = "null-engine (no inference)"
+
+    async def generate(self, request: GenerationRequest) -> Draft:
+        text = {"classify": (request.choices or [""])[0], "extract": "{}"}.get(request.kind, "null")
+        return Draft(model=self.model, text=text, output=parse_output(request, text), tokens_in=0,
+                     tokens_out=0, latency_s=0.0, finish_reason="stop", confidence=1.0)
+
+    async def shutdown(self) -> None:
+        return None

@@ -202,3 +202,16 @@ def test_escalations_become_verifier_labels(tmp_path):
     (row,) = [json.loads(line) for line in path.read_text().splitlines()]
     assert row["small_output"] == "zzz" and row["frontier_output"] == "b" and row["agree"] is False
     assert row["frontier_accepted"] is True and "NB-1" in row["question"]
+
+
+def test_input_the_engine_rejects_fails_explicitly_without_escalation():
+    from workers.engines import EngineOutputError
+
+    class TooLong(FakeWorkers):
+        def small(self, request):
+            raise EngineOutputError("prompt has 5000 tokens; the model's context is 2048")
+
+    w = TooLong(None, draft("big", "a"))
+    r = run("label", w)
+    assert r.status is Status.failed and "context is 2048" in r.error
+    assert r.output is None and r.attempts == [] and w.frontier_requests == []

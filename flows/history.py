@@ -15,32 +15,14 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.client.schemas.sorting import ArtifactSort
 from pydantic import BaseModel
 
-from flows.report import LEDGER, artifact_key
+from flows.ledger import RunSummary
+from flows.report import LEDGER, artifact_key, from_ledger_row
 
 
 class RunRow(BaseModel):
     flow_run_id: str
     started: datetime
-    job: str
-    tasks: int
-    accepted: int
-    escalated: int
-    needs_review: int
-    failed: int = 0
-    blocked: int = 0
-    cost_usd: float
-    counterfactual_usd: float
-
-    @property
-    def savings_usd(self) -> float:
-        return self.counterfactual_usd - self.cost_usd
-
-    @property
-    def savings_x(self) -> float | None:
-        return self.counterfactual_usd / self.cost_usd if self.cost_usd > 0 else None
-
-    def pct(self, n: int) -> float:
-        return 100.0 * n / self.tasks if self.tasks else 0.0
+    summary: RunSummary
 
 
 PAGE = 200  # the most the artifacts endpoint returns per request
@@ -63,7 +45,8 @@ def read_history(job: str | None = None, since: datetime | None = None, limit: i
         if not data or art.flow_run_id is None:
             continue
         rows.append(RunRow(flow_run_id=str(art.flow_run_id),
-                          started=datetime.fromisoformat(art.created.isoformat()), **data[0]))
+                           started=datetime.fromisoformat(art.created.isoformat()),
+                           summary=from_ledger_row(data[0])))
     if since:
         rows = [r for r in rows if r.started >= since]
     return sorted(rows, key=lambda r: r.started)
@@ -78,13 +61,15 @@ def plot_history(rows: list[RunRow], path: Path) -> Path:
 
     fig, (cost, rate) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
     when = [r.started for r in rows]
-    cost.plot(when, [r.counterfactual_usd for r in rows], "o-", color="tab:red", label="all-frontier")
-    cost.plot(when, [r.cost_usd for r in rows], "o-", color="tab:green", label="slmflow")
+    cost.plot(when, [r.summary.counterfactual_usd for r in rows], "o-", color="tab:red",
+              label="all-frontier")
+    cost.plot(when, [r.summary.usd for r in rows], "o-", color="tab:green", label="slmflow")
     cost.set_ylabel("USD per run")
     cost.set_title("Cost per run against the all-frontier counterfactual")
     cost.legend()
-    rate.plot(when, [r.pct(r.escalated) for r in rows], "o-", label="escalated")
-    rate.plot(when, [r.pct(r.needs_review) for r in rows], "o-", color="tab:orange", label="needs review")
+    rate.plot(when, [r.summary.pct("escalated") for r in rows], "o-", label="escalated")
+    rate.plot(when, [r.summary.pct("needs_review") for r in rows], "o-", color="tab:orange",
+              label="needs review")
     rate.set_ylabel("% of tasks")
     rate.set_ylim(bottom=0)
     rate.legend()

@@ -54,6 +54,9 @@ class RunSummary(BaseModel):
     def savings_x(self) -> float | None:
         return self.counterfactual_usd / self.usd if self.usd > 0 else None
 
+    def pct(self, status: str) -> float:
+        return 100.0 * self.counts.get(status, 0) / self.tasks if self.tasks else 0.0
+
     @property
     def tasks_per_s(self) -> float:
         return self.tasks / self.wall_s if self.wall_s > 0 else 0.0

@@ -100,6 +100,12 @@ def ledger_row(s: RunSummary) -> dict:
             "cost_usd": s.usd, "counterfactual_usd": s.counterfactual_usd, "wall_s": s.wall_s}
 
 
+def from_ledger_row(row: dict) -> RunSummary:
+    return RunSummary(job=row["job"], run_id=row["run_id"], tasks=row["tasks"],
+                      counts={s.value: row.get(s.value, 0) for s in Status}, usd=row["cost_usd"],
+                      counterfactual_usd=row["counterfactual_usd"], wall_s=row.get("wall_s", 0.0))
+
+
 def publish_artifacts(results: list[TaskResult], summary: RunSummary, frontier_label: str) -> None:
     """Three artifacts per run: the per-task table, the markdown summary, and a one-row ledger
     that `slmflow history` reads back (small, so history stays fast at any run size)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from slmflow.records import CheckResult, VerifyRequest

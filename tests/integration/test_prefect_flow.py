@@ -91,9 +91,11 @@ def test_history_reads_runs_back_and_plots(prefect_api, tmp_path):
     dag_flow()
     rows = read_history("prefect-states")
     assert len(rows) == before + 1
-    last = rows[-1]
-    assert (last.tasks, last.accepted, last.escalated, last.needs_review, last.blocked) == (6, 2, 2, 1, 1)
-    assert last.counterfactual_usd > last.cost_usd > 0
+    last = rows[-1].summary
+    assert last.tasks == 6
+    assert (last.counts["accepted"], last.counts["escalated"], last.counts["needs_review"],
+            last.counts["blocked"]) == (2, 2, 1, 1)
+    assert last.counterfactual_usd > last.usd > 0
     png = plot_history(rows, tmp_path / "h.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

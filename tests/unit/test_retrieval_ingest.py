@@ -69,21 +69,6 @@ def stored_texts(store: VectorStore, collection: str, doc_id: str) -> set[str]:
     return {e.text for e in store.search(collection, probe, 100, doc_ids={doc_id})}
 
 
-@pytest.fixture(params=["edge", "local", pytest.param("server", marks=pytest.mark.skipif(
-    not SERVER_URL, reason="QDRANT_URL not set: no Qdrant server to test against"))])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
-    if request.param == "edge":
-        s: VectorStore = EdgeStore(tmp_path / "qdrant")
-    elif request.param == "local":
-        from qdrant_client import QdrantClient
-
-        s = ServerStore(QdrantClient(":memory:"), ":memory:")
-    else:
-        s = ServerStore.connect(SERVER_URL, os.environ.get("QDRANT_API_KEY"))
-    yield s
-    s.close()
-
-
 @pytest.fixture
 def edge(tmp_path: Path) -> Iterator[EdgeStore]:
     s = EdgeStore(tmp_path / "qdrant")

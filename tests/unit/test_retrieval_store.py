@@ -27,21 +27,6 @@ def _chunks(doc_id: str, n: int, seed: int) -> list[Chunk]:
                   doc_sha256="0" * 64) for i, v in enumerate(vectors)]
 
 
-@pytest.fixture(params=["edge", "local", pytest.param("server", marks=pytest.mark.skipif(
-    not SERVER_URL, reason="QDRANT_URL not set: no Qdrant server to test against"))])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
-    if request.param == "edge":
-        s: VectorStore = EdgeStore(tmp_path / "qdrant")
-    elif request.param == "local":
-        from qdrant_client import QdrantClient
-
-        s = ServerStore(QdrantClient(":memory:"), ":memory:")
-    else:
-        s = ServerStore.connect(SERVER_URL, os.environ.get("QDRANT_API_KEY"))
-    yield s
-    s.close()
-
-
 @pytest.fixture
 def name(store: VectorStore) -> Iterator[str]:
     """Unique per test, since a server outlives the test; dropped afterwards."""

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -142,13 +143,15 @@ def history(
     plot: Path = typer.Option(None, help="also write a PNG of cost and escalation trends"),
 ) -> None:
     """Past runs from the Prefect API: outcomes, cost, all-frontier counterfactual, savings."""
-    from flows.history import plot_history, read_history
     from slmflow import stack
 
     settings = get_settings()
     start = _since(since)
+    # Before Prefect is imported: it reads its settings once.
     if not os.environ.get("PREFECT_API_URL"):
         os.environ["PREFECT_API_URL"] = stack.prefect_api_url(settings)
+    stack.use_prefect_auth(settings)
+    from flows.history import plot_history, read_history
     try:
         rows = read_history(job, start)
     except Exception as exc:  # httpx errors vary; any of them means the API is not there
@@ -156,16 +159,18 @@ def history(
     if not rows:
         console.print("no runs found")
         return
-    table = Table(title="run history")
-    for col in ("started (UTC)", "job", "tasks", "accepted %", "escalated %", "review", "cost $",
-                "all-frontier $", "savings"):
-        table.add_column(col, justify="left" if col in ("started (UTC)", "job") else "right")
+    table = Table(title="run history (frontier $ = the same work on the frontier alone)",
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in ("started UTC", "job", "tasks", "acc %", "esc %", "review", "cost $", "frontier $",
+                "saved"):
+        table.add_column(col, justify="left" if col in ("started UTC", "job") else "right",
+                         no_wrap=col != "job", overflow="fold")
     for r in rows:
-        x = f"{r.savings_x:.1f}x" if r.savings_x else "-"
-        table.add_row(r.started.strftime("%Y-%m-%d %H:%M"), r.job, str(r.tasks),
-                      f"{r.pct(r.accepted):.0f}", f"{r.pct(r.escalated):.0f}", str(r.needs_review),
-                      f"{r.cost_usd:.4f}", f"{r.counterfactual_usd:.4f}",
-                      f"${r.savings_usd:.4f} ({x})")
+        s = r.summary
+        x = f"{s.savings_x:.1f}x" if s.savings_x else "-"
+        table.add_row(r.started.strftime("%m-%d %H:%M"), s.job, str(s.tasks),
+                      f"{s.pct('accepted'):.0f}", f"{s.pct('escalated'):.0f}",
+                      str(s.counts["needs_review"]), f"{s.usd:.4f}", f"{s.counterfactual_usd:.4f}", x)
     console.print(table)
     if plot:
         console.print(f"plot: {plot_history(rows, plot)}")
@@ -197,10 +202,11 @@ def down() -> None:
 
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
-    """Health of services and fleet actors, and the effective settings.
+    """Health of services and fleet actors, the protections in force, and the effective settings.
 
     Shows each service's PID and health, each actor's model, queue depth (requests in flight)
-    and restarts, and the settings with secrets masked."""
+    and restarts, which protections are on (Ray token auth, Prefect API auth, loopback binding,
+    Qdrant and frontier keys), and the settings with secrets masked."""
     from slmflow import services, stack
 
     settings = get_settings()
@@ -217,10 +223,15 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
 
         connect(settings)
         fleet = fleet_status(settings)
+    protections = stack.protections(settings)
     config = json.loads(settings.model_dump_json())  # SecretStr dumps as "**********"
+    for key in ("frontier_base_url", "ray_address", "qdrant_url"):
+        config[key] = stack.redact_url(config[key])
+    prefect_api = stack.redact_url(os.environ.get("PREFECT_API_URL", stack.prefect_api_url(settings)))
     if as_json:
-        console.print_json(json.dumps({"services": rows, "fleet": fleet, "ray_address": address,
-                                       "settings": config}, default=str))
+        console.print_json(json.dumps({"services": rows, "fleet": fleet,
+                                       "ray_address": stack.redact_url(address),
+                                       "protections": protections, "settings": config}, default=str))
         return
     table = Table(title="services")
     for col in ("service", "pid", "url", "health"):
@@ -229,7 +240,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
         table.add_row(*(str(r[c] or "") for c in ("service", "pid", "url", "health")))
     console.print(table)
     if fleet:
-        ft = Table(title=f"fleet on {address}")
+        ft = Table(title=f"fleet on {stack.redact_url(address)}")
         for col in ("actor", "state", "restarts", "model", "in_flight", "served"):
             ft.add_column(col)
         for r in fleet:
@@ -238,7 +249,13 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
         console.print(ft)
     else:
         console.print("fleet: no running cluster (runs start a private one)")
+    pt = Table(title="protections")
+    for col in ("protection", "state", "detail"):
+        pt.add_column(col)
+    for name, p in protections.items():
+        pt.add_row(name, {True: "on", False: "off", None: "unknown"}[p["on"]], p["detail"])
+    console.print(pt)
     for key in ("cache_dir", "small_model", "frontier_base_url", "frontier_model", "frontier_api_key",
-                "ray_address", "qdrant_url", "qdrant_api_key"):
+                "ray_address", "qdrant_url", "qdrant_api_key", "prefect_auth"):
         console.print(f"{key}: {config[key]}")
-    console.print(f"PREFECT_API_URL: {os.environ.get('PREFECT_API_URL', stack.prefect_api_url(settings))}")
+    console.print(f"PREFECT_API_URL: {prefect_api}")

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     worker_health_port: int = 8791
 
     prefect_port: int = 4200
+    prefect_auth: SecretStr | None = Field(
+        None, description="'user:password' basic auth for the Prefect API: `up` makes its server "
+                          "require it and its worker send it; this process sends it too")
     task_concurrency: int = Field(32, ge=1, description="Prefect task threads = requests in flight")
     task_retries: int = Field(2, ge=0)
 

@@ -12,19 +12,31 @@ ENGINE_RESOURCE = "slmflow_engine"
 
 def connect(settings: Settings) -> None:
     """RAY_ADDRESS (any form Ray accepts, including ray://) > the head `slmflow up` started >
-    a private cluster inside this process, which lives as long as the process does."""
+    a private cluster inside this process, which lives as long as the process does.
+
+    The head `up` started requires its token (a file in the state dir); this process switches to
+    token auth with it before connecting. Any other cluster's auth comes from the environment
+    (RAY_AUTH_MODE, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH). The private cluster runs without
+    auth, on 127.0.0.1 only (slmflow/rayenv.py)."""
     if ray.is_initialized():
         return
-    from slmflow.stack import recorded_ray_address
+    from slmflow.rayenv import use_token_auth
+    from slmflow.stack import own_head_token, recorded_ray_address
 
     address = settings.ray_address or recorded_ray_address(settings)
     if address:
+        token = own_head_token(settings, address)
+        if token:
+            use_token_auth(token)
         ray.init(address=address, namespace=settings.ray_namespace, log_to_driver=False,
                  logging_level="WARNING")
         return
     temp = settings.cache_dir / "ray"
     temp.mkdir(parents=True, exist_ok=True)
     ray.init(
+        # "local" always starts a private cluster; without it Ray would attach to any cluster
+        # another user started on this host with `ray start`.
+        address="local",
         namespace=settings.ray_namespace,
         resources={ENGINE_RESOURCE: settings.engine_slots},
         include_dashboard=False,

@@ -38,6 +38,7 @@ class FrontierClient:
     def __init__(self, base_url: str, model: str, api_key: str | None, *, attempts: int = 4,
                  timeout_s: float = 60.0, backoff_s: float = 0.5, label: str | None = None):
         self.engine = OpenAIEngine(base_url, model, api_key, timeout_s=timeout_s)
+        self._key = api_key
         self.model = model
         self.label = label or model
         self._attempts = attempts
@@ -60,7 +61,7 @@ class FrontierClient:
                     return await self.engine.generate(request)
         except RETRYABLE + (openai.APIStatusError,) as exc:
             # Never include request headers or the client in the message: they carry the key.
-            raise FrontierError(f"{type(exc).__name__}: {_status(exc)}") from None
+            raise FrontierError(f"{type(exc).__name__}: {self._redact(_status(exc))}") from None
         raise AssertionError("unreachable")
 
     async def check(self) -> None:
@@ -69,13 +70,19 @@ class FrontierClient:
             await self.engine.client.models.list()
         except openai.OpenAIError as exc:
             raise FrontierError(f"frontier endpoint {self.engine.base_url} is unreachable: "
-                                f"{type(exc).__name__}: {_status(exc)}") from None
+                                f"{type(exc).__name__}: {self._redact(_status(exc))}") from None
 
     def stats(self) -> dict[str, int | str]:
         return {"model": self.model, "label": self.label, "calls": self.calls, "retries": self.retries}
 
     async def shutdown(self) -> None:
         await self.engine.shutdown()
+
+
+    def _redact(self, text: str) -> str:
+        # Some providers echo the key they rejected in the error body; the message reaches results
+        # and Prefect states, so the key is cut out here.
+        return text.replace(self._key, "***") if self._key else text
 
 
 def _status(exc: Exception) -> str:

@@ -168,7 +168,8 @@ def test_up_deploy_click_run_status_down(stack_env, session_dir):
             page.get_by_text("support-inbox-ledger").first.wait_for(timeout=30_000)
             page.screenshot(path=str(shots / "3-run-artifacts.png"), full_page=True)
             page.get_by_text("support-inbox-summary").first.click()
-            page.get_by_text("all-frontier counterfactual").first.wait_for(timeout=30_000)
+            # The rendered markdown table, not just the raw text behind it.
+            page.get_by_role("cell", name=re.compile(r"^\$\d")).first.wait_for(timeout=30_000)
             page.screenshot(path=str(shots / "4-cost-summary.png"), full_page=True)
             browser.close()
 

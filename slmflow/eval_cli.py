@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from slmflow.cli_support import fail
 from slmflow.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -38,11 +39,6 @@ class Dataset(str, Enum):
 class Mode(str, Enum):
     replay = "replay"
     live = "live"
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
 
 
 def eval_command(
@@ -88,7 +84,7 @@ def eval_command(
         adapter = get_adapter(dataset.value)
         if mode is Mode.replay:
             if input is None:
-                raise _fail("replay mode needs --input (a replay JSONL); use --mode live to "
+                raise fail("replay mode needs --input (a replay JSONL); use --mode live to "
                             "generate one from the running fleet")
             records = read_replay(input)[:limit or None]
             outcome = run_replay(adapter, records, data_dir=data, output_dir=out,
@@ -96,7 +92,7 @@ def eval_command(
                                  console=err_console)
         else:
             if input is not None:
-                raise _fail("--input is for replay mode; live mode writes its answers to "
+                raise fail("--input is for replay mode; live mode writes its answers to "
                             f"{out / REPLAY_FILE}")
             try:
                 outcome = run_live(adapter, _fleet_workers(settings), data_dir=data,
@@ -105,16 +101,16 @@ def eval_command(
             finally:
                 _release_fleet()
     except EvalError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except OSError as exc:  # unwritable output folder, full disk: the user's to fix
-        raise _fail(f"{exc.strerror or exc}: {exc.filename}") from None
+        raise fail(f"{exc.strerror or exc}: {exc.filename}") from None
     except KeyboardInterrupt:
-        raise _fail("interrupted: finished items are saved; run the same command again to "
+        raise fail("interrupted: finished items are saved; run the same command again to "
                     "resume", EXIT_INTERRUPTED) from None
     _print_outcome(outcome)
     if outcome.live and outcome.live.failed:
         first_id, first_error = outcome.live.failed[0]
-        raise _fail(f"{len(outcome.live.failed)} item(s) could not be generated (first: "
+        raise fail(f"{len(outcome.live.failed)} item(s) could not be generated (first: "
                     f"{first_id}: {first_error}); the report covers the rest, and rerunning "
                     "retries them")
 

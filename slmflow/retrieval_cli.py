@@ -18,6 +18,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
                            TimeRemainingColumn)
 from rich.table import Table
 
+from slmflow.cli_support import fail
 from slmflow.settings import get_settings
 
 if TYPE_CHECKING:
@@ -28,11 +29,6 @@ console = Console()
 err_console = Console(stderr=True)
 
 EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
 
 
 def _open_store() -> VectorStore:
@@ -66,7 +62,7 @@ def ingest_command(
     try:
         store = _open_store()
     except RetrievalError as exc:
-        raise _fail(str(exc))
+        raise fail(str(exc))
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("chunks"), TimeElapsedColumn(), TimeRemainingColumn(),
                         console=err_console, transient=True)
@@ -81,11 +77,11 @@ def ingest_command(
                             chunk_size=chunk_size, overlap=overlap, progress=advance)
     except IngestError as exc:
         _print_problems(exc.problems)
-        raise _fail(str(exc))
+        raise fail(str(exc))
     except RetrievalError as exc:
-        raise _fail(str(exc))
+        raise fail(str(exc))
     except KeyboardInterrupt:
-        raise _fail(f"interrupted before collection '{collection}' was finished; run the same command "
+        raise fail(f"interrupted before collection '{collection}' was finished; run the same command "
                     "again to complete it (search refuses a half-built collection)", EXIT_INTERRUPTED)
     finally:
         store.close()
@@ -103,7 +99,7 @@ def ingest_command(
         console.print(f"ignored {report.ignored_files} files that are not .md, .txt or .jsonl")
     if report.problems:
         _print_problems(report.problems)
-        raise _fail(f"{len(report.problems)} input(s) could not be used; the rest were ingested")
+        raise fail(f"{len(report.problems)} input(s) could not be used; the rest were ingested")
 
 
 def _describe(store: VectorStore, name: str) -> dict[str, Any]:
@@ -128,12 +124,12 @@ def collections_command(
     try:
         store = _open_store()
     except RetrievalError as exc:
-        raise _fail(str(exc))
+        raise fail(str(exc))
     try:
         location = store.location
         rows = [_describe(store, name) for name in store.collections()]
     except RetrievalError as exc:
-        raise _fail(str(exc))
+        raise fail(str(exc))
     finally:
         store.close()
 

@@ -160,7 +160,8 @@ def history(
     for col in ("started UTC", "job", "tasks", "acc %", "esc %", "review", "cost $", "frontier $",
                 "saved"):
         table.add_column(col, justify="left" if col in ("started UTC", "job") else "right",
-                         no_wrap=col != "job", overflow="fold")
+                         no_wrap=True,
+                         min_width=max(len(r.summary.job) for r in rows) if col == "job" else None)
     for r in rows:
         s = r.summary
         x = f"{s.savings_x:.1f}x" if s.savings_x else "-"

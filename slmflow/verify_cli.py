@@ -13,14 +13,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from slmflow.cli_support import fail
 from verification.paths import DEFAULT_DATA, WEIGHTS_DIR
 
 console = Console(stderr=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(1)
 
 
 def verify_command(
@@ -29,35 +25,96 @@ def verify_command(
     output: Path = typer.Option(..., "--output", help="JSONL written in input order: id, accept, score, reasons"),
     rules_only: bool = typer.Option(False, "--rules-only", help="skip the learned verifier"),
     weights: Path = typer.Option(WEIGHTS_DIR, help="folder of learned-verifier weights"),
+    fleet: bool = typer.Option(False, "--fleet", help="also get independent answers from the running fleet: a "
+                                                      "sandboxed program for math, and another small model's "
+                                                      "answer for math, classify, extract and tool_call; a "
+                                                      "disagreement rejects"),
+    cross_check: str = typer.Option(None, "--cross-check", metavar="MODEL",
+                                    help="with --fleet: the fleet model (its name in the fleet config) that "
+                                         "answers independently; default: the first. Pick one other than "
+                                         "the model that wrote the answers"),
+    program_of_thought: bool = typer.Option(True, "--program-of-thought/--no-program-of-thought",
+                                            help="with --fleet: math answers checked by a program the "
+                                                 "cross-check model writes, run in a sandbox"),
+    cross_model: bool = typer.Option(True, "--cross-model/--no-cross-model",
+                                     help="with --fleet: compare with the cross-check model's own answer"),
+    concurrency: int = typer.Option(8, min=1, help="with --fleet: items verified at once"),
 ) -> None:
-    """Verify answers offline: structural, grounding and arithmetic checks plus a learned P(correct)."""
+    """Verify answers offline: structural, grounding and arithmetic checks plus a learned P(correct).
+    Model-free unless --fleet is given."""
     from verification.jsonl import InputError, output_line, read_lines
     from verification.learned import LearnedVerifier
     from verification.verifier import Verifier
 
+    if not fleet and (cross_check is not None or not program_of_thought or not cross_model):
+        raise fail("--cross-check, --no-program-of-thought and --no-cross-model need --fleet")
     try:
         items = read_lines(input.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise _fail(f"cannot read {input}: {exc.strerror}")
+        raise fail(f"cannot read {input}: {exc.strerror}")
     except UnicodeDecodeError:
-        raise _fail(f"{input} is not UTF-8 text")
+        raise fail(f"{input} is not UTF-8 text")
     except InputError as exc:
-        raise _fail(f"{input}: {exc}")
+        raise fail(f"{input}: {exc}")
     try:
         learned = None if rules_only else LearnedVerifier.load(weights)
     except (OSError, ValueError, KeyError) as exc:
-        raise _fail(f"cannot load weights from {weights}: {exc}")
-    verifier = Verifier(learned=learned)
+        raise fail(f"cannot load weights from {weights}: {exc}")
+    checker, connection = None, None
+    if fleet:
+        from slmflow.settings import get_settings
+        from verification import independent, sandbox
+
+        try:
+            connection = independent.connect_fleet(get_settings(), cross_check)
+        except Exception as exc:  # noqa: BLE001 - Ray and config errors alike: report, no traceback
+            raise fail(f"cannot use the fleet: {exc}")
+        checker = independent.IndependentChecker(connection.workers, program_of_thought=program_of_thought,
+                                                 cross_model=cross_model)
+        console.print(f"independent answers from fleet model {connection.name}; sandbox: {sandbox.isolation()}",
+                      highlight=False)
+    verifier = Verifier(learned=learned, independent=checker)
     start = time.perf_counter()
-    lines = [output_line(item, verifier.verify(item.request())) for item in items]
+    try:
+        if checker is None:
+            verdicts = [verifier.verify(item.request()) for item in items]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(concurrency) as pool:
+                verdicts = list(pool.map(lambda item: verifier.verify(item.request()), items))
+    finally:
+        if connection is not None:
+            connection.close()
+    lines = [output_line(item, verdict) for item, verdict in zip(items, verdicts)]
     elapsed = time.perf_counter() - start
     try:
         output.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     except OSError as exc:
-        raise _fail(f"cannot write {output}: {exc.strerror}")
+        raise fail(f"cannot write {output}: {exc.strerror}")
     rate = len(items) / elapsed if elapsed > 0 else float("inf")
     console.print(f"verified {len(items)} items in {elapsed:.2f} s: {rate:.0f} items/s, "
                   f"{1000 * elapsed / max(len(items), 1):.2f} ms/item -> {output}")
+    if checker is not None:
+        console.print("independent answers: " + _tally(verdicts), highlight=False)
+
+
+def _tally(verdicts) -> str:
+    from collections import Counter
+
+    counts: Counter = Counter()
+    for verdict in verdicts:
+        for c in verdict.checks:
+            if c.name in ("program_of_thought", "cross_model"):
+                state = ("disagree" if not c.passed else
+                         "inconclusive" if c.reason.startswith("inconclusive") else "agree")
+                counts[c.name, state] += 1
+    parts = []
+    for name in ("program_of_thought", "cross_model"):
+        n = {s: counts[name, s] for s in ("agree", "disagree", "inconclusive")}
+        if any(n.values()):
+            parts.append(f"{name} " + ", ".join(f"{v} {s}" for s, v in n.items()))
+    return "; ".join(parts) or "none (no comparable kinds)"
 
 
 def train_command(
@@ -65,19 +122,45 @@ def train_command(
     out: Path = typer.Option(WEIGHTS_DIR, help="where to write the weights (one JSON file per kind)"),
     seed: int = typer.Option(0, help="seed for example generation and training"),
     limit: int = typer.Option(None, min=1, help="only the first N items of each source (quick runs)"),
+    from_history: bool = typer.Option(False, "--from-history",
+                                      help="also learn from the escalation labels the flow records: PATH, "
+                                           "default <results_dir>/labels.jsonl"),
+    history_path: Path = typer.Argument(None, metavar="[PATH]", show_default=False,
+                                        help="with --from-history: the labels file"),
+    history_weight: float = typer.Option(5.0, min=0.0, help="sample weight of one history label "
+                                                             "(a generated example weighs 1)"),
 ) -> None:
-    """Train the learned verifier from gold answers and their perturbations; prints dev figures."""
+    """Train the learned verifier from gold answers and their perturbations (and, with
+    --from-history, the flow's escalation labels); prints dev figures."""
     from verification.data import generate
     from verification.train import train
 
+    history: list = []
+    if history_path is not None and not from_history:
+        raise fail(f"{history_path}: a labels file is read only with --from-history")
+    if from_history:
+        from verification.history import load_history
+
+        if history_path is not None:
+            path = history_path
+        else:
+            from slmflow.settings import get_settings
+
+            path = get_settings().results_dir / "labels.jsonl"
+        try:
+            history, report = load_history(path, weight=history_weight)
+        except OSError as exc:
+            raise fail(f"cannot read escalation labels {path}: {exc.strerror or exc}")
+        for line in report.summary():
+            console.print(line, highlight=False, soft_wrap=True)
     if not data.is_dir():
-        raise _fail(f"no data folder at {data}")
+        raise fail(f"no data folder at {data}")
     examples = generate(data, seed=seed, limit=limit)
     if not examples:
-        raise _fail(f"no training data found under {data}")
-    console.print(f"{len(examples)} examples from {data}")
-    if not train(examples, out, seed=seed, log=console.print):
-        raise _fail("nothing trained: every kind lacked correct or wrong examples in some split")
+        raise fail(f"no training data found under {data}")
+    console.print(f"{len(examples)} examples from {data}" + (f" + {len(history)} history labels" if history else ""))
+    if not train(examples + history, out, seed=seed, log=console.print):
+        raise fail("nothing trained: every kind lacked correct or wrong examples in some split")
 
 
 def calibrate_command(
@@ -103,21 +186,21 @@ def calibrate_command(
         try:
             items = read_lines(labelled.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as exc:
-            raise _fail(f"cannot read {labelled}: {exc}")
+            raise fail(f"cannot read {labelled}: {exc}")
         except InputError as exc:
-            raise _fail(f"{labelled}: {exc}")
+            raise fail(f"{labelled}: {exc}")
         unlabelled = [i.id for i in items if i.label is None]
         if unlabelled:
-            raise _fail(f"{labelled}: items without a 'label': {unlabelled[:5]}")
+            raise fail(f"{labelled}: items without a 'label': {unlabelled[:5]}")
         examples = [Example(i.request(), int(bool(i.label)), i.id, "labelled") for i in items]
     else:
         examples = [e for e in generate(data, seed=seed, limit=limit) if e.split == "calib"]
     if not list(weights.glob("*.json")):
-        raise _fail(f"no weights in {weights}; run `slmflow verifier train` first")
+        raise fail(f"no weights in {weights}; run `slmflow verifier train` first")
     try:
         points = calibrate(examples, target_error, weights, wrong_share)
     except (OSError, ValueError, KeyError) as exc:
-        raise _fail(f"cannot calibrate {weights}: {exc}")
+        raise fail(f"cannot calibrate {weights}: {exc}")
     mix = f", {wrong_share:.0%} wrong answers" if wrong_share is not None else ""
     table = Table(title=f"acceptance thresholds for error <= {target_error:.1%}{mix}")
     for col in ("kind", "threshold", "est. error", "escalation", "items"):

@@ -31,7 +31,8 @@ class Example:
     request: VerifyRequest
     label: int  # 1 = correct
     group: str  # source item id: examples of one item share a split
-    perturbation: str  # "gold" for unperturbed positives
+    perturbation: str  # "gold" for unperturbed positives; "history" for escalation labels
+    weight: float = 1.0  # sample weight in training and calibration (history labels count more)
 
     @property
     def split(self) -> Split:

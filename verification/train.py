@@ -50,9 +50,11 @@ def flag_metrics(labels: Sequence[int], accepted: Sequence[bool], scores: Sequen
 
 def train(examples: list[Example], out_dir: Path = WEIGHTS_DIR, seed: int = 0,
           n_estimators: int = 200, log: Callable[[str], None] = print) -> dict[str, Scores]:
-    from sklearn.ensemble import GradientBoostingClassifier
-    from sklearn.isotonic import IsotonicRegression
+    """Fit, calibrate and save one model per learned kind; dev figures per kind.
 
+    Examples carry a sample weight (escalation labels from `--from-history` count more than
+    generated ones); it weights both the trees and the calibration. With every weight 1 the
+    result is exactly the unweighted fit."""
     results = {}
     for kind in LEARNED_KINDS:
         rows = [e for e in examples if e.request.kind == kind]
@@ -62,30 +64,61 @@ def train(examples: list[Example], out_dir: Path = WEIGHTS_DIR, seed: int = 0,
             continue
         x = {s: np.asarray([featurise(e.request) for e in p], dtype=np.float64) for s, p in parts.items()}
         y = {s: np.asarray([e.label for e in p]) for s, p in parts.items()}
-        gbm = GradientBoostingClassifier(n_estimators=n_estimators, max_depth=4, learning_rate=0.1,
-                                         subsample=0.8, min_samples_leaf=10, random_state=seed)
-        gbm.fit(x["train"], y["train"])
-        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
-        # Generated data is mostly wrong answers, a mix production need not share: calibrate to an
-        # even prior, and let `calibrate --wrong-share` set thresholds for the real mix.
-        balanced = np.where(y["calib"] == 1, 0.5 / y["calib"].mean(), 0.5 / (1 - y["calib"].mean()))
-        iso.fit(gbm.decision_function(x["calib"]), y["calib"], sample_weight=balanced)
-        calib_p = np.clip(iso.predict(gbm.decision_function(x["calib"])), 0.005, 0.995)
-        model = TreeModel(
-            kind=kind, features=FEATURE_NAMES[kind], init=float(gbm._raw_predict_init(x["train"][:1])[0, 0]),
-            learning_rate=gbm.learning_rate, trees=[_export(t[0]) for t in gbm.estimators_],
-            calibration_x=[round(float(v), 6) for v in iso.X_thresholds_],
-            calibration_y=[round(float(v), 6) for v in iso.y_thresholds_],
-            threshold=best_f1_threshold(calib_p, y["calib"], wrong_share=0.5),
-            meta={"seed": seed, "n_estimators": n_estimators,
-                  "examples": {s: len(p) for s, p in parts.items()}})
+        w = {s: np.asarray([e.weight for e in p], dtype=np.float64) for s, p in parts.items()}
+        history = {s: sum(e.perturbation == "history" for e in p) for s, p in parts.items()}
+        meta = {"seed": seed, "n_estimators": n_estimators, "examples": {s: len(p) for s, p in parts.items()}}
+        if any(history.values()):
+            meta["history"] = {**history, "weight": sorted({e.weight for e in rows if e.perturbation == "history"})}
+        model = fit(kind, FEATURE_NAMES[kind], x, y, w, seed=seed, n_estimators=n_estimators, meta=meta)
         model.save(out_dir / f"{kind}.json")
         p = np.asarray([model.probability(list(r)) for r in x["dev"]])
         results[kind] = flag_metrics(y["dev"], p >= model.threshold, p)
         r = results[kind]
         log(f"{kind}: dev F1 {r.f1:.3f} (P {r.precision:.3f}, R {r.recall:.3f}), AUROC {r.auroc:.3f}, "
             f"{r.n} items -> {out_dir / f'{kind}.json'}")
+        if any(history.values()):
+            mask = np.asarray([e.perturbation == "history" for e in parts["dev"]])
+            hist = _history_figures(y["dev"][mask], p[mask], model.threshold)
+            log(f"{kind}: history labels train/calib/dev {history['train']}/{history['calib']}/{history['dev']}"
+                f"{'; dev ' + hist if hist else ''}")
     return results
+
+
+def fit(kind: str, features: list[str], x: dict[str, np.ndarray], y: dict[str, np.ndarray],
+        w: dict[str, np.ndarray], seed: int = 0, n_estimators: int = 200, meta: dict | None = None) -> TreeModel:
+    """Trees on the train split, an isotonic map to P(correct) and the best-F1 threshold on the
+    calib split. `x`, `y` and `w` (sample weights) are keyed by split."""
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.isotonic import IsotonicRegression
+
+    weighted = any((w[s] != 1).any() for s in w)
+    gbm = GradientBoostingClassifier(n_estimators=n_estimators, max_depth=4, learning_rate=0.1,
+                                     subsample=0.8, min_samples_leaf=10, random_state=seed)
+    gbm.fit(x["train"], y["train"], sample_weight=w["train"] if weighted else None)
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+    # Generated data is mostly wrong answers, a mix production need not share: calibrate to an
+    # even prior, and let `calibrate --wrong-share` set thresholds for the real mix.
+    yc, wc = y["calib"], w["calib"]
+    right = float(wc[yc == 1].sum())
+    balanced = np.where(yc == 1, 0.5 / (right / wc.sum()), 0.5 / (1 - right / wc.sum())) * wc
+    iso.fit(gbm.decision_function(x["calib"]), yc, sample_weight=balanced)
+    calib_p = np.clip(iso.predict(gbm.decision_function(x["calib"])), 0.005, 0.995)
+    return TreeModel(
+        kind=kind, features=features, init=float(gbm._raw_predict_init(x["train"][:1])[0, 0]),
+        learning_rate=gbm.learning_rate, trees=[_export(t[0]) for t in gbm.estimators_],
+        calibration_x=[round(float(v), 6) for v in iso.X_thresholds_],
+        calibration_y=[round(float(v), 6) for v in iso.y_thresholds_],
+        threshold=best_f1_threshold(calib_p, y["calib"], wrong_share=0.5), meta=meta or {})
+
+
+def _history_figures(labels: np.ndarray, p: np.ndarray, threshold: float) -> str:
+    if not len(labels):
+        return ""
+    accuracy = float(((p >= threshold) == (labels == 1)).mean())
+    text = f"{len(labels)} items, accept/reject right for {accuracy:.0%}"
+    if 0 < labels.sum() < len(labels):
+        text += f", AUROC {flag_metrics(labels, p >= threshold, p).auroc:.3f}"
+    return text
 
 
 def best_f1_threshold(p: np.ndarray, labels: np.ndarray, wrong_share: float | None = None) -> float:

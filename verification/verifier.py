@@ -5,6 +5,10 @@ so a single failing signal is never averaged away. With a learned model (see
 `verification.learned`), the checks still run and are reported, but `score` is the model's
 calibrated P(correct) and `accept` compares it with the calibrated threshold; a structural fault
 (unparseable output, schema violation, truncation) rejects whatever the model says.
+
+With an `IndependentChecker` (`verification.independent`), comparable kinds also get an
+independent answer (a sandboxed program for math, another fleet model's answer) as a rule check:
+a disagreement rejects, under the learned model too, and caps the score at the check's.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from verification import checks, math, tool_calls
 from verification.grounding import Embedder
 
 if TYPE_CHECKING:
+    from verification.independent import IndependentChecker
     from verification.learned import LearnedVerifier
 
 # Checks whose failure no learned score can overrule: the output is unusable as it stands.
@@ -26,22 +31,28 @@ HARD_CHECKS = frozenset({"finished", "schema", "valid_choice", "tool_call_parse"
 
 class Verifier:
     def __init__(self, settings: VerifierSettings | None = None, embedder: Embedder | None = None,
-                 learned: LearnedVerifier | None = None):
+                 learned: LearnedVerifier | None = None, independent: IndependentChecker | None = None):
         self.settings = settings or VerifierSettings()
         self.embedder = embedder
         self.learned = learned
+        self.independent = independent
 
     def verify(self, req: VerifyRequest) -> Verdict:
         results = self._checks(req)
+        second = self.independent.checks(req) if self.independent is not None else []
         if self.learned is None or not self.learned.covers(req.kind):
+            results = [*results, *second]
             return Verdict(accept=all(c.passed for c in results),
                            score=min(c.score for c in results), checks=results)
         p, threshold = self.learned.predict(req)
         hard_fail = any(not c.passed and c.name in HARD_CHECKS for c in results)
         learned = CheckResult(name="learned", passed=p >= threshold, score=round(p, 4),
                               reason="" if p >= threshold else f"P(correct) {p:.2f} < {threshold:.2f}")
-        return Verdict(accept=learned.passed and not hard_fail,
-                       score=round(min(p, 0.0 if hard_fail else 1.0), 4), checks=[*results, learned])
+        # A disagreeing independent answer is a veto, not a feature: see docs/verifier.md.
+        vetoes = [c for c in second if not c.passed]
+        cap = min([0.0 if hard_fail else 1.0, *(c.score for c in vetoes)])
+        return Verdict(accept=learned.passed and not hard_fail and not vetoes,
+                       score=round(min(p, cap), 4), checks=[*results, learned, *second])
 
     def _checks(self, req: VerifyRequest) -> list[CheckResult]:
         s = self.settings

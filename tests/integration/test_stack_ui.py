@@ -145,16 +145,28 @@ def test_up_deploy_click_run_status_down(stack_env, session_dir):
             page.get_by_role("button", name="Run", exact=True).click()
             page.get_by_role("menuitem", name="Custom run").click()
             page.get_by_text(re.compile("^int$", re.I)).click()  # limit: None -> an integer
-            page.locator("input[type=number]").first.fill("2")
+            limit = page.locator("input[type=number]").first
+            limit.fill("2")
+            limit.press("Tab")  # commit the value to the form before submitting
             page.screenshot(path=str(shots / "2-custom-run.png"))
-            page.get_by_role("button", name="Submit").click()
-            page.get_by_text("View run").click(timeout=30_000)
+
+            def deployment_runs():
+                return _api(env, "/flow_runs/filter",
+                            {"flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}})
+
+            # The UI's confirmation toast is transient; the API says whether the run exists.
+            for _ in range(2):
+                page.get_by_role("button", name="Submit").click()
+                deadline = time.monotonic() + 30
+                while not deployment_runs() and time.monotonic() < deadline:
+                    time.sleep(1)
+                if deployment_runs():
+                    break
 
             runs = []
             deadline = time.monotonic() + 420
             while time.monotonic() < deadline:
-                runs = _api(env, "/flow_runs/filter",
-                            {"flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}})
+                runs = deployment_runs()
                 if runs and runs[0]["state_type"] in ("COMPLETED", "FAILED", "CRASHED"):
                     break
                 time.sleep(3)

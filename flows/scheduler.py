@@ -3,6 +3,10 @@
 Every root task of every item is submitted at once; each finished unit releases the units that
 depend on it. A unit whose upstream did not produce a verified output is recorded as `blocked`
 and never run: an unverified output must not feed a downstream prompt.
+
+Exactly one result per item x task (`TaskResult.key`): a failing unit is retried by Prefect inside
+its own task run, and a unit that still raises is recorded as `failed`, never dropped. With a
+`UnitCache` on the context, a unit already verified by an earlier run is read back, not run.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ def run_dag(job: Job, ctx: UnitContext, *, retries: int = 2,
     done: dict[tuple[str, str], TaskResult] = {}
     finished: queue.Queue = queue.Queue()
     unit = run_unit.with_options(retries=retries)
+    if ctx.cache is not None:
+        unit = unit.with_options(**ctx.cache.task_options())
 
     def submit(item: Item, task_id: str) -> None:
         task = job.spec.task(task_id)
@@ -45,7 +51,14 @@ def run_dag(job: Job, ctx: UnitContext, *, retries: int = 2,
     total = len(job.items) * len(dag.order)
     while len(done) < total:
         item, task_id, outcome = finished.get()
+        if (item.id, task_id) in done:
+            # A second report would run the unit's dependents twice; never paper over it.
+            raise RuntimeError(f"unit {task_id}[{item.id}] reported twice")
         result = outcome if isinstance(outcome, TaskResult) else settle(item, task_id, outcome)
+        if result.run_id != ctx.run_id:
+            # Reused from an earlier run's cache: it is part of this run's record now. Its cost and
+            # latency stay those of the run that computed it.
+            result = result.model_copy(update={"run_id": ctx.run_id})
         done[(item.id, task_id)] = result
         if on_result:
             on_result(result)

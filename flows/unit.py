@@ -7,13 +7,17 @@ arguments, so it is testable without Ray or Prefect; `run_unit` is the Prefect t
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import ray
 from prefect import task
+from prefect.cache_policies import NO_CACHE, CacheKeyFnPolicy
 from prefect.concurrency.sync import rate_limit
-from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 
 from flows.budget import Budget
@@ -43,6 +47,17 @@ class Workers(Protocol):
 FRONTIER_RATE_LIMIT = "slmflow-frontier"
 
 
+def _call(method, *args, timeout: float):
+    """Call an actor method so that the call survives the actor's restart: Ray resubmits it once
+    the actor is back (at-least-once). Ray's default is at-most-once, and then a call made while a
+    restarted engine reloads its model fails at once, so Prefect's retries, seconds apart, run out
+    long before the model is back (tests/integration/test_reliability.py, model-reload). Running
+    a call twice is harmless here: generation, search and verification have no side effects, and
+    a repeated frontier call costs one more request. A worker gone for good (its max_restarts
+    spent) still fails the call, and `timeout` bounds the wait."""
+    return ray.get(method.options(max_task_retries=-1).remote(*args), timeout=timeout)
+
+
 class RayWorkers:
     """Workers backed by the fleet's Ray actors. Frontier calls pass a Prefect global rate limit,
     so every concurrent flow on the same Prefect server shares one requests-per-minute budget."""
@@ -51,30 +66,78 @@ class RayWorkers:
         self.fleet = fleet
 
     def search(self, collection: str, query: str, k: int) -> list[Evidence]:
-        return ray.get(self.fleet.retrieval.search.remote(collection, query, k), timeout=120)
+        return _call(self.fleet.retrieval.search, collection, query, k, timeout=120)
 
     def small(self, request: GenerationRequest) -> Draft:
         actor = self.fleet.small_for(request.kind)
-        return ray.get(actor.generate.remote(request), timeout=GENERATE_TIMEOUT_S)
+        return _call(actor.generate, request, timeout=GENERATE_TIMEOUT_S)
 
     def frontier(self, request: GenerationRequest) -> Draft:
         rate_limit(FRONTIER_RATE_LIMIT, strict=True)
-        return ray.get(self.fleet.frontier.generate.remote(request), timeout=GENERATE_TIMEOUT_S)
+        return _call(self.fleet.frontier.generate, request, timeout=GENERATE_TIMEOUT_S)
 
     def verify(self, request: VerifyRequest) -> Verdict:
-        return ray.get(self.fleet.verifier.verify.remote(request), timeout=120)
+        return _call(self.fleet.verifier.verify, request, timeout=120)
+
+
+# Part of every cache key: bump it when execute_unit's logic or the meaning of a TaskResult changes,
+# so that results stored by the older code are recomputed rather than reused.
+UNIT_CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class UnitCache:
+    """Reuse of verified unit results across runs: a crashed or interrupted run, run again, does
+    not call a model for the units it already finished.
+
+    Each unit's result is persisted by Prefect under a key (`unit_cache_key`) covering everything
+    that decides it: the job, the task's spec, the item, the upstream outputs, the rendered prompt,
+    and `version`, a digest of the run's models, verifier settings and collection contents
+    (flows.job.cache_version). The cache is files under `storage`, so it needs neither the Prefect
+    server nor the previous run's process. Only verified results (Completed states) are reused:
+    a needs-review or failed unit runs again, because its cause may have been transient (a
+    frontier outage, an exhausted budget).
+    """
+
+    storage: Path
+    version: str
+    refresh: bool = False  # recompute every unit and overwrite what is stored
+
+    def task_options(self) -> dict[str, Any]:
+        return {"cache_policy": CacheKeyFnPolicy(cache_key_fn=unit_cache_key),
+                "persist_result": True, "result_storage": self.storage.resolve(),
+                # Readable records that do not depend on pickling this code's classes.
+                "result_serializer": "json", "refresh_cache": self.refresh}
 
 
 class UnitContext:
     """Per-run state shared by every unit of the run (not a Prefect parameter)."""
 
     def __init__(self, job: str, run_id: str, workers: Workers, ledger: Ledger,
-                 budget: Budget | None = None):
+                 budget: Budget | None = None, cache: UnitCache | None = None):
         self.job = job
         self.run_id = run_id
         self.workers = workers
         self.ledger = ledger
         self.budget = budget or Budget()
+        self.cache = cache
+
+
+def unit_cache_key(_task_run_context, parameters: dict[str, Any]) -> str | None:
+    """The key a unit's result is stored under; None (no caching) when the run has no cache."""
+    ctx: UnitContext = parameters["ctx"]
+    if ctx.cache is None:
+        return None
+    task, item, upstream = parameters["task"], parameters["item"], parameters["upstream"]
+    # The rendered prompt is implied by the spec, the item and upstream, but including it means a
+    # change in how prompts are built (flows/prompts.py) invalidates results built the old way.
+    # Evidence is retrieved inside the unit; the collections' contents are in `version`.
+    request = build_request(task, item.data, upstream, [])
+    payload = {"unit": UNIT_CACHE_VERSION, "config": ctx.cache.version, "job": ctx.job,
+               "task": task.model_dump(mode="json", by_alias=True), "item": item.data,
+               "upstream": upstream, "messages": [m.model_dump() for m in request.messages]}
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return f"unit-{digest}"
 
 
 def _verify_request(task: TaskSpec, source: str, draft: Draft, evidence: list[Evidence]) -> VerifyRequest:
@@ -111,7 +174,10 @@ def execute_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[st
     except EngineOutputError as exc:
         # Deterministic (e.g. the prompt does not fit the model's context): the same input fails
         # the same way, so it is neither retried nor escalated.
-        first, status, error = None, Status.failed, f"input rejected by the small model: {exc}"
+        # Through Ray, `exc` is a RayTaskError subclass whose text is the actor's whole traceback
+        # (with terminal colours); the reason a reviewer needs is its cause's message.
+        reason = getattr(exc, "cause", None) or exc
+        first, status, error = None, Status.failed, f"input rejected by the small model: {reason}"
     if first is None:
         pass
     elif first.verdict.accept:

@@ -68,21 +68,25 @@ def run(
     spec: Path = typer.Argument(..., help="job spec YAML"),
     limit: int = typer.Option(None, min=1, help="only the first N items"),
     keep_fleet: bool = typer.Option(False, help="leave the actors this run created running"),
+    recompute: bool = typer.Option(False, help="run every unit again instead of reusing those an "
+                                               "earlier run of the same job already verified"),
 ) -> None:
     """Run a job spec once, starting whatever is missing.
 
     Uses the stack from `slmflow up` when it is running; otherwise starts a Prefect server, the
     frontier stand-in and a private fleet, and stops the last two afterwards."""
-    _run(spec, limit, keep_fleet)
+    _run(spec, limit, keep_fleet, recompute)
 
 
 @app.command()
 def demo(limit: int = typer.Option(None, min=1, help="only the first N tickets")) -> None:
-    """Run the shipped support-inbox job end to end on the bundled model."""
-    _run(DEMO_SPEC, limit, keep_fleet=False)
+    """Run the shipped support-inbox job end to end on the bundled model.
+
+    Always computes every unit (a demo that replayed cached results would show nothing)."""
+    _run(DEMO_SPEC, limit, keep_fleet=False, recompute=True)
 
 
-def _run(spec: Path, limit: int | None, keep_fleet: bool) -> None:
+def _run(spec: Path, limit: int | None, keep_fleet: bool, recompute: bool) -> None:
     from flows.spec import SpecError, load_job
     from slmflow import services, stack
     from slmflow.model_prep import ModelPrepError
@@ -104,7 +108,7 @@ def _run(spec: Path, limit: int | None, keep_fleet: bool) -> None:
     from workers.fleet import close_fleet
 
     try:
-        state = run_job(str(spec), limit=limit, return_state=True)
+        state = run_job(str(spec), limit=limit, recompute=recompute, return_state=True)
     finally:
         if not keep_fleet:
             close_fleet()

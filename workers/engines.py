@@ -7,6 +7,7 @@ and report token counts and a confidence from token log-probabilities.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -197,21 +198,58 @@ def _json_schema_format(name: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 
 NULL_MODEL = "null"
+NULL_DELAY_ENV = "SLMFLOW_NULL_DELAY_S"
+NULL_LOAD_ENV = "SLMFLOW_NULL_LOAD_S"
 
 
 class NullEngine:
-    """Answers instantly with canned text: the first choice, `{}`, or a fixed sentence.
+    """Answers with canned text: the first choice, `{}`, or a fixed sentence.
 
-    For benchmarks/scale.py only, to measure orchestration without inference. Its drafts are
-    labelled with the model name "null-engine (no inference)" wherever they appear.
+    For benchmarks and tests only, to exercise orchestration without inference (benchmarks/scale.py,
+    tests/integration/test_reliability*.py). Its drafts are labelled with the model name
+    "null-engine (no inference)" wherever they appear.
+
+    Two knobs make it behave like a real engine where a test needs that: `delay_s` (default: the
+    SLMFLOW_NULL_DELAY_S environment variable, else 0) makes every answer take that long without
+    using a core, so a job stays in flight long enough to kill a worker under it or to watch
+    backpressure; `load_s` (SLMFLOW_NULL_LOAD_S) blocks the constructor that long, as loading a
+    model does, so a restarted worker is unavailable for a realistic while. The actor builds this
+    engine with no arguments, so the variables must be in the environment Ray's workers inherit.
+    Like `VLLMEngine`, it refuses a prompt that leaves no room in its context (`max_model_len`,
+    default the vLLM setting) with `EngineOutputError`, estimating 4 characters per token.
     """
 
     model = "null-engine (no inference)"
+    CHARS_PER_TOKEN = 4
+
+    def __init__(self, delay_s: float | None = None, max_model_len: int | None = None,
+                 load_s: float | None = None):
+        delay_s = float(os.environ.get(NULL_DELAY_ENV) or 0) if delay_s is None else delay_s
+        load_s = float(os.environ.get(NULL_LOAD_ENV) or 0) if load_s is None else load_s
+        if delay_s < 0 or load_s < 0:
+            raise ValueError(f"{NULL_DELAY_ENV} and {NULL_LOAD_ENV} must be >= 0")
+        if max_model_len is None:
+            from slmflow.settings import get_settings
+
+            max_model_len = get_settings().vllm.max_model_len
+        self.delay_s = delay_s
+        self.max_model_len = max_model_len
+        time.sleep(load_s)
 
     async def generate(self, request: GenerationRequest) -> Draft:
+        start = time.perf_counter()
+        chars = sum(len(m.content) for m in request.messages)
+        estimated = -(-chars // self.CHARS_PER_TOKEN)
+        if self.max_model_len - estimated < 1:
+            raise EngineOutputError(
+                f"prompt has ~{estimated} tokens; the model's context is {self.max_model_len}")
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         text = {"classify": (request.choices or [""])[0], "extract": "{}"}.get(request.kind, "null")
+        # Token counts stay 0: no model ran, so the ledger must not price anything.
         return Draft(model=self.model, text=text, output=parse_output(request, text), tokens_in=0,
-                     tokens_out=0, latency_s=0.0, finish_reason="stop", confidence=1.0)
+                     tokens_out=0, latency_s=time.perf_counter() - start, finish_reason="stop",
+                     confidence=1.0)
 
     async def shutdown(self) -> None:
         return None

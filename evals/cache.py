@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from evals.results import ItemResult
 
 # Bump when a grader changes what it counts as correct: cached grades then stop matching.
-GRADER_VERSION = 1
+GRADER_VERSION = 2
 
 
 def result_key(dataset: str, item_id: str, parts: list[Any]) -> str:

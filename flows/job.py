@@ -1,7 +1,8 @@
 """The job flow, top to bottom as the data path runs:
 
-load + validate the spec -> find or start the fleet -> ingest the collections -> run the DAG
-over every item (ground, draft, verify, escalate) -> results JSONL + artifacts + summary.
+load + validate the spec -> find or start the fleet -> ingest the collections -> open the tools
+-> run the DAG over every item (ground, draft, verify, escalate, run verified tool calls) ->
+results JSONL + artifacts + summary.
 
 Running the same job again reuses every unit an earlier run already verified (flows.unit.UnitCache),
 so a run that crashed or was interrupted resumes where it stopped; `recompute=True` runs them all.
@@ -26,6 +27,7 @@ from flows.ratelimit import ensure_frontier_rate_limit
 from flows.report import append_labels, print_summary, publish_artifacts, write_results
 from flows.scheduler import run_dag
 from flows.spec import Job, load_job
+from flows.tooling import open_tools
 from flows.unit import RayWorkers, UnitCache, UnitContext
 from slmflow.settings import Settings, get_settings
 from workers.fleet import FleetConfig, frontier_endpoint, get_fleet
@@ -51,14 +53,19 @@ def run_job(spec: str, limit: int | None = None, recompute: bool = False) -> dic
     run_id = str(flow_run.get_id() or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S"))
     _, frontier_model, frontier_label = frontier_endpoint(settings)
     cache = UnitCache(unit_cache_dir(settings), cache_version(settings, job), refresh=recompute)
-    ctx = UnitContext(job.spec.name, run_id, RayWorkers(fleet), Ledger(settings, frontier_model),
-                      Budget(job.spec.budget), cache)
+    tools = open_tools(job, settings)
 
     start = time.perf_counter()
-    with _progress() as progress:
-        bar = progress.add_task(job.spec.name, total=len(job.items) * len(job.spec.tasks))
-        results = run_dag(job, ctx, retries=settings.task_retries,
-                          on_result=lambda r: progress.advance(bar))
+    try:
+        ctx = UnitContext(job.spec.name, run_id, RayWorkers(fleet), Ledger(settings, frontier_model),
+                          Budget(job.spec.budget), cache, tools)
+        with _progress() as progress:
+            bar = progress.add_task(job.spec.name, total=len(job.items) * len(job.spec.tasks))
+            results = run_dag(job, ctx, retries=settings.task_retries,
+                              on_result=lambda r: progress.advance(bar))
+    finally:
+        if tools is not None:
+            tools.close()
     summary = RunSummary.of(job.spec.name, run_id, results, time.perf_counter() - start)
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

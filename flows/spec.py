@@ -19,6 +19,8 @@ from flows.budget import BudgetSpec
 from flows.dag import Dag, DagError
 from flows.templates import Placeholder, TemplateError, check_template, render
 from slmflow.records import TaskKind
+from tools.mcp import MCPServer
+from tools.registry import RESERVED
 
 
 class SpecError(ValueError):
@@ -51,6 +53,13 @@ class EscalationPolicy(_Strict):
     frontier_attempts: int = Field(1, ge=0, le=3, description="0 = never escalate")
 
 
+class AgentLimits(_Strict):
+    """Bounds on one agent episode (one item): it ends in needs-review when either is reached."""
+
+    max_steps: int = Field(6, ge=1, le=50, description="tool calls plus the final answer")
+    max_usd: float | None = Field(None, ge=0, description="small + frontier spend of the episode")
+
+
 class TaskSpec(_Strict):
     id: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     kind: TaskKind
@@ -63,9 +72,24 @@ class TaskSpec(_Strict):
     max_tokens: int = Field(256, ge=1, le=8192)
     verify: VerifyPolicy = VerifyPolicy()
     escalation: EscalationPolicy = EscalationPolicy()
+    tools: list[str] | None = Field(None, description="tool_call/agent: the allowlist, by tool name")
+    agent: AgentLimits | None = None
 
     @model_validator(mode="after")
     def _kind_fields(self) -> "TaskSpec":
+        uses_tools = self.kind in ("tool_call", "agent")
+        if uses_tools:
+            if not self.tools:
+                raise ValueError(f"field 'tools': {self.kind} tasks need an allowlist of tools")
+            if len(set(self.tools)) != len(self.tools):
+                raise ValueError("field 'tools': tool names must be unique")
+            reserved = sorted(RESERVED & set(self.tools))
+            if reserved:
+                raise ValueError(f"field 'tools': {reserved} are offered automatically; do not list them")
+        elif self.tools is not None:
+            raise ValueError(f"field 'tools': only tool_call and agent tasks take tools, not {self.kind}")
+        if self.agent is not None and self.kind != "agent":
+            raise ValueError(f"field 'agent': only agent tasks take agent limits, not {self.kind}")
         if self.kind == "classify":
             if not self.choices or len(self.choices) < 2:
                 raise ValueError("field 'choices': classify needs at least two choices")
@@ -94,6 +118,26 @@ class TaskSpec(_Strict):
         return self
 
 
+class ToolSource(_Strict):
+    """Where tools come from: every @tool in a module, one function, or an MCP server."""
+
+    module: str | None = Field(None, description="import path of a module, e.g. mypkg.tools")
+    function: str | None = Field(None, description="'package.module:function'")
+    mcp: MCPServer | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "ToolSource":
+        if sum(x is not None for x in (self.module, self.function, self.mcp)) != 1:
+            raise ValueError("a tool source is exactly one of 'module', 'function' or 'mcp'")
+        return self
+
+
+class ToolsConfig(_Strict):
+    sources: list[ToolSource] = Field(min_length=1)
+    workdir: Path | None = Field(None, description="the only directory sandboxed tools may touch, "
+                                 "relative to the spec; default: <state dir>/tools/<job name>")
+
+
 class Inputs(_Strict):
     path: Path | None = None
     items: list[dict[str, Any]] | None = None
@@ -116,6 +160,7 @@ class JobSpec(_Strict):
     inputs: Inputs
     collections: dict[str, Collection] = {}
     budget: BudgetSpec = BudgetSpec()
+    tools: ToolsConfig | None = None
     tasks: list[TaskSpec] = Field(min_length=1)
 
     @field_validator("tasks")
@@ -134,6 +179,13 @@ class JobSpec(_Strict):
             Dag({t.id: t.depends_on for t in self.tasks})
         except DagError as exc:
             raise ValueError(str(exc)) from None
+        return self
+
+    @model_validator(mode="after")
+    def _tools_declared(self) -> "JobSpec":
+        users = [t.id for t in self.tasks if t.tools]
+        if users and self.tools is None:
+            raise ValueError(f"tasks {users} use tools, but the job declares no 'tools' sources")
         return self
 
     @property
@@ -192,7 +244,12 @@ def build_job(raw: Any, base_dir: Path, source: str = "<spec>", limit: int | Non
             raise SpecError(f"job '{spec.name}', collection '{name}', field 'path': "
                             f"{base_dir / coll.path} does not exist")
     _check_templates_against_items(spec, items)
-    return Job(spec=spec, items=items, base_dir=base_dir.resolve())
+    job = Job(spec=spec, items=items, base_dir=base_dir.resolve())
+    if spec.tools is not None:
+        from flows.tooling import check_python_tools
+
+        check_python_tools(job)
+    return job
 
 
 def _describe(exc: ValidationError, raw: dict, source: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,8 +25,10 @@ from flows.budget import Budget
 from flows.ledger import Ledger
 from flows.prompts import build_request, search_query, with_feedback
 from flows.spec import Item, TaskSpec
-from slmflow.records import (Attempt, Draft, Evidence, GenerationRequest, Status, TaskResult,
+from slmflow.records import (Attempt, Draft, Evidence, GenerationRequest, Status, TaskResult, ToolCall,
                              Verdict, VerifyRequest)
+from tools.executor import ToolExecutor
+from tools.registry import FINAL_ANSWER, NO_TOOL, RESERVED, Tool, pseudo_tool
 from workers.engines import EngineOutputError
 from workers.frontier import FrontierError
 
@@ -82,7 +85,7 @@ class RayWorkers:
 
 # Part of every cache key: bump it when execute_unit's logic or the meaning of a TaskResult changes,
 # so that results stored by the older code are recomputed rather than reused.
-UNIT_CACHE_VERSION = 1
+UNIT_CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -114,13 +117,24 @@ class UnitContext:
     """Per-run state shared by every unit of the run (not a Prefect parameter)."""
 
     def __init__(self, job: str, run_id: str, workers: Workers, ledger: Ledger,
-                 budget: Budget | None = None, cache: UnitCache | None = None):
+                 budget: Budget | None = None, cache: UnitCache | None = None,
+                 tools: ToolExecutor | None = None):
         self.job = job
         self.run_id = run_id
         self.workers = workers
         self.ledger = ledger
         self.budget = budget or Budget()
         self.cache = cache
+        self.tools = tools
+
+    def offered(self, task: TaskSpec, pseudo: str) -> list[Tool] | None:
+        """What a tool task's model may call: its allowlist plus `pseudo` (declining or
+        finishing); None for the other kinds."""
+        if not task.tools:
+            return None
+        if self.tools is None:
+            raise RuntimeError(f"task {task.id!r} uses tools, but the run opened none")
+        return [*self.tools.registry.select(task.tools), pseudo_tool(pseudo)]
 
 
 def unit_cache_key(_task_run_context, parameters: dict[str, Any]) -> str | None:
@@ -140,84 +154,152 @@ def unit_cache_key(_task_run_context, parameters: dict[str, Any]) -> str | None:
     return f"unit-{digest}"
 
 
-def _verify_request(task: TaskSpec, source: str, draft: Draft, evidence: list[Evidence]) -> VerifyRequest:
-    return VerifyRequest(
-        kind=task.kind, source=source, text=draft.text, output=draft.output,
-        finish_reason=draft.finish_reason, confidence=draft.confidence, evidence=evidence,
-        choices=task.choices, json_schema=task.schema_,
-        min_confidence=task.verify.min_confidence, min_grounded=task.verify.min_grounded,
-        min_support=task.verify.min_support)
+def verify_request(task: TaskSpec, request: GenerationRequest, draft: Draft,
+                   evidence: list[Evidence], question: str | None = None) -> VerifyRequest:
+    """`question`: the bare request when the prompt also carries an agent's transcript, so that
+    which tool fits is judged on the request and argument values on everything."""
+    source = request.messages[-1].content
+    common = dict(source=source, text=draft.text, finish_reason=draft.finish_reason,
+                  confidence=draft.confidence, evidence=evidence,
+                  min_confidence=task.verify.min_confidence, min_grounded=task.verify.min_grounded,
+                  min_support=task.verify.min_support)
+    if request.tools is None:
+        return VerifyRequest(kind=task.kind, output=draft.output, choices=task.choices,
+                             json_schema=task.schema_, **common)
+    call = as_call(draft.output)
+    if call is not None and call.name == FINAL_ANSWER:
+        # An agent's answer: held to what the tools returned, like a grounded answer to its passages.
+        answer = str(call.arguments.get("answer", ""))
+        return VerifyRequest(**{**common, "kind": "answer", "text": answer, "output": answer})
+    offered = [t for t in request.tools if t["function"]["name"] not in RESERVED]
+    # Declining is an empty call list; a call outside `offered` fails the schema check.
+    output = [] if call is not None and call.name == NO_TOOL else (
+        call.model_dump() if call is not None else draft.output)
+    return VerifyRequest(kind="tool_call", output=output, tools=offered, grounded_arguments=True,
+                         question=question, **common)
 
 
-def execute_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str, Any]) -> TaskResult:
-    start = time.perf_counter()
-    w = ctx.workers
-    policy = task.escalation
-    attempts: list[Attempt] = []
+def as_call(output: Any) -> ToolCall | None:
+    """A draft's {"name", "arguments"} as a ToolCall; None when it is not one."""
+    if isinstance(output, dict) and isinstance(output.get("name"), str) and isinstance(output.get("arguments"), dict):
+        return ToolCall(name=output["name"], arguments=output["arguments"])
+    return None
 
-    def attempt(role: str, request: GenerationRequest, evidence: list[Evidence]) -> Attempt:
-        draft = w.small(request) if role == "small" else w.frontier(request)
-        verdict = w.verify(_verify_request(task, request.messages[-1].content, draft, evidence))
-        attempts.append(Attempt(role=role, draft=draft, verdict=verdict))
-        return attempts[-1]
 
-    def ground(top_k: int) -> list[Evidence]:
-        if not task.grounding:
-            return []
-        return w.search(task.grounding.collection, search_query(task, item.data, upstream), top_k)
+@dataclass
+class Cascade:
+    """The outcome of draft -> verify -> (retry small) -> escalate for one request."""
 
-    evidence = ground(task.grounding.top_k if task.grounding else 0)
-    request = build_request(task, item.data, upstream, evidence)
-    status, error = Status.needs_review, None
+    status: Status
+    attempts: list[Attempt]
+    request: GenerationRequest
+    evidence: list[Evidence]
+    error: str | None = None
+
+    @property
+    def final(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+
+def cascade(ctx: UnitContext, task: TaskSpec, request: GenerationRequest, evidence: list[Evidence],
+            reground: Callable[[], tuple[GenerationRequest, list[Evidence]]] | None = None,
+            question: str | None = None) -> Cascade:
+    """Small model first; if its draft fails verification, optionally once more with more evidence
+    (`reground`), then the frontier per the task's escalation policy and the run's budget. Each
+    draft is verified the same way, whoever wrote it."""
+    w, policy = ctx.workers, task.escalation
+    c = Cascade(Status.needs_review, [], request, evidence)
+
+    def attempt(role: str, req: GenerationRequest) -> Attempt:
+        draft = w.small(req) if role == "small" else w.frontier(req)
+        verdict = w.verify(verify_request(task, req, draft, c.evidence, question))
+        c.attempts.append(Attempt(role=role, draft=draft, verdict=verdict))
+        return c.attempts[-1]
+
     try:
-        first = attempt("small", request, evidence)
+        first = attempt("small", request)
     except EngineOutputError as exc:
         # Deterministic (e.g. the prompt does not fit the model's context): the same input fails
         # the same way, so it is neither retried nor escalated.
         # Through Ray, `exc` is a RayTaskError subclass whose text is the actor's whole traceback
         # (with terminal colours); the reason a reviewer needs is its cause's message.
         reason = getattr(exc, "cause", None) or exc
-        first, status, error = None, Status.failed, f"input rejected by the small model: {reason}"
-    if first is None:
-        pass
-    elif first.verdict.accept:
-        status = Status.accepted
-    elif policy.retry_small_with_more_evidence and task.grounding:
-        evidence = ground(task.grounding.top_k * 2)
-        request = build_request(task, item.data, upstream, evidence)
-        if attempt("small", request, evidence).verdict.accept:
-            status = Status.accepted
+        c.status, c.error = Status.failed, f"input rejected by the small model: {reason}"
+        return c
+    if first.verdict.accept:
+        c.status = Status.accepted
+    elif policy.retry_small_with_more_evidence and reground is not None:
+        c.request, c.evidence = reground()
+        if attempt("small", c.request).verdict.accept:
+            c.status = Status.accepted
 
-    for _ in range(policy.frontier_attempts if status is Status.needs_review else 0):
-        estimate = ctx.ledger.frontier_estimate(attempts[0].draft.tokens_in, request.max_tokens)
+    for _ in range(policy.frontier_attempts if c.status is Status.needs_review else 0):
+        estimate = ctx.ledger.frontier_estimate(c.attempts[0].draft.tokens_in, c.request.max_tokens)
         refused = ctx.budget.reserve(estimate)
         if refused:
-            error = refused
+            c.error = refused
             break
         try:
-            escalated = attempt("frontier", with_feedback(request, attempts[-1].verdict.reasons), evidence)
+            escalated = attempt("frontier", with_feedback(c.request, c.attempts[-1].verdict.reasons))
         except FrontierError as exc:
             ctx.budget.settle(estimate, 0.0)
-            error = f"escalation failed: {exc}"
+            c.error = f"escalation failed: {exc}"
             break
         ctx.budget.settle(estimate, ctx.ledger.draft_usd(escalated.draft))
         if escalated.verdict.accept:
-            status = Status.escalated
+            c.status = Status.escalated
             break
-    if status is Status.needs_review and error is None and policy.frontier_attempts == 0:
-        error = "verification failed and this task's policy does not escalate"
+    if c.status is Status.needs_review and c.error is None and policy.frontier_attempts == 0:
+        c.error = "verification failed and this task's policy does not escalate"
+    return c
 
-    final = attempts[-1] if attempts else None
+
+def ground(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str, Any], top_k: int) -> list[Evidence]:
+    if not task.grounding:
+        return []
+    return ctx.workers.search(task.grounding.collection, search_query(task, item.data, upstream), top_k)
+
+
+def scope(ctx: UnitContext, item: Item, task: TaskSpec) -> str:
+    """What a side-effecting call is keyed by, besides the call itself (tools.effects)."""
+    return f"{ctx.job}/{item.id}/{task.id}"
+
+
+def execute_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str, Any]) -> TaskResult:
+    if task.kind == "agent":
+        from flows.agent import execute_agent
+
+        return execute_agent(ctx, task, item, upstream)
+    start = time.perf_counter()
+    offered = ctx.offered(task, NO_TOOL)
+
+    def build(evidence: list[Evidence]) -> GenerationRequest:
+        return build_request(task, item.data, upstream, evidence, offered)
+
+    def reground() -> tuple[GenerationRequest, list[Evidence]]:
+        evidence = ground(ctx, task, item, upstream, task.grounding.top_k * 2)
+        return build(evidence), evidence
+
+    evidence = ground(ctx, task, item, upstream, task.grounding.top_k if task.grounding else 0)
+    c = cascade(ctx, task, build(evidence), evidence, reground if task.grounding else None)
+    final = c.final
+    output = final.draft.output if final and c.status.verified else None
+    reasons = [r for a in c.attempts for r in (f"{a.role}: {x}" for x in a.verdict.reasons)]
+    if task.kind == "tool_call" and c.status.verified:
+        # Only a verified call runs; declining (no_suitable_tool) runs nothing.
+        call = as_call(output)
+        observation = None if call.name == NO_TOOL else ctx.tools.call(call, task.tools, scope(ctx, item, task))
+        output = {"call": call.model_dump(), "observation": observation.model_dump() if observation else None}
+        if observation is not None and not observation.ok:
+            reasons.append(f"tool: {observation.error}")
     return TaskResult(
         job=ctx.job, run_id=ctx.run_id, item_id=item.id, task_id=task.id, kind=task.kind,
-        status=status,
+        status=c.status,
         # An unverified output is kept in `attempts` for review but never presented as the result.
-        output=final.draft.output if final and status.verified else None,
-        prompt=request.messages[-1].content,
+        output=output, prompt=c.request.messages[-1].content,
         model=final.draft.model if final else None, score=final.verdict.score if final else None,
-        reasons=[r for a in attempts for r in (f"{a.role}: {x}" for x in a.verdict.reasons)],
-        attempts=attempts, citations=evidence, cost=ctx.ledger.entry(attempts),
-        latency_s=time.perf_counter() - start, error=error)
+        reasons=reasons, attempts=c.attempts, citations=c.evidence, cost=ctx.ledger.entry(c.attempts),
+        latency_s=time.perf_counter() - start, error=c.error)
 
 
 def _retry_on_exceptions_only(task, task_run, state: State) -> bool:

@@ -5,12 +5,13 @@ This module imports none of the roles, so every role may import it.
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-TaskKind = Literal["classify", "extract", "answer"]
+TaskKind = Literal["classify", "extract", "answer", "tool_call", "agent"]
 # What the verifier can judge: the flow's task kinds plus worked math and tool calls.
 VerifyKind = Literal["classify", "extract", "answer", "math", "tool_call"]
 
@@ -37,6 +38,9 @@ class GenerationRequest(BaseModel):
     messages: list[Message]
     choices: list[str] | None = None
     json_schema: dict[str, Any] | None = None
+    # tool_call: the offered tools, OpenAI style. The small model is constrained to call exactly
+    # one of them; the frontier gets them through the `tools` API.
+    tools: list[dict[str, Any]] | None = None
     max_tokens: int = 256
     temperature: float = 0.0
 
@@ -46,7 +50,9 @@ class Draft(BaseModel):
 
     model: str
     text: str
-    output: Any  # str for classify/answer, parsed JSON for extract (None if unparseable)
+    # str for classify/answer, parsed JSON for extract, {"name", "arguments"} for tool_call
+    # (None if unparseable)
+    output: Any
     tokens_in: int
     tokens_out: int
     latency_s: float
@@ -99,6 +105,40 @@ class CostEntry(BaseModel):
     counterfactual_usd: float = 0.0
 
 
+class ToolCall(BaseModel):
+    name: str
+    arguments: dict[str, Any] = {}
+
+
+class Observation(BaseModel):
+    """What running a tool produced. A tool's failure is an observation too, never an exception
+    that reaches the flow."""
+
+    tool: str
+    ok: bool
+    content: Any = None  # the tool's JSON-able return value
+    error: str | None = None
+    duration_s: float = 0.0
+    # A side-effecting call already made for this item: its recorded observation, not a new run.
+    replayed: bool = False
+
+    def text(self, limit: int = 2000) -> str:
+        """The observation as the next prompt shows it."""
+        body = json.dumps(self.content, default=str) if self.ok else f"ERROR: {self.error}"
+        return body if len(body) <= limit else body[: limit - 1] + "…"
+
+
+class AgentStep(BaseModel):
+    """One step of an agent loop: a verified call (or the final answer) and what it returned."""
+
+    n: int
+    role: Literal["small", "frontier"] | None = None  # who wrote the accepted call
+    status: Status
+    call: ToolCall | None = None
+    observation: Observation | None = None
+    attempts: list[Attempt] = []
+
+
 class TaskResult(BaseModel):
     """One record per (item, task): the unit that results, artifacts and history are built from."""
 
@@ -118,6 +158,7 @@ class TaskResult(BaseModel):
     cost: CostEntry = CostEntry()
     latency_s: float = 0.0
     error: str | None = None
+    steps: list[AgentStep] = []  # agent tasks: every step, in order (attempts holds them all too)
 
     def __repr__(self) -> str:
         # Prefect logs a state's result on every state change; keep that line readable.
@@ -147,5 +188,8 @@ class VerifyRequest(BaseModel):
     min_support: float | None = None
     # The bare question when `source` is a rendered prompt (math: the problem statement).
     question: str | None = None
-    # tool_call: the function specs offered to the model (OpenAI or BFCL style).
+    # tool_call: the function specs offered to the model (OpenAI or BFCL style). A call to a name
+    # not among them is rejected, which is what holds a task to its allowlist.
     tools: list[dict[str, Any]] | None = None
+    # tool_call in a flow: argument values must be grounded in `source` (min_grounded share).
+    grounded_arguments: bool = False

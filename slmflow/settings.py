@@ -46,6 +46,9 @@ class VerifierSettings(BaseModel):
     classify_min_confidence: float = Field(0.5, ge=0, le=1)
     extract_min_grounded: float = Field(0.75, ge=0, le=1)
     answer_min_support: float = Field(0.6, ge=0, le=1)
+    # Flow tool calls: share of argument values that must appear in the prompt, evidence or
+    # earlier observations. 1.0: a model may not invent an order number or an amount.
+    tool_call_min_grounded: float = Field(1.0, ge=0, le=1)
 
 
 class Settings(BaseSettings):
@@ -87,6 +90,7 @@ class Settings(BaseSettings):
         None, description="'user:password' basic auth for the Prefect API: `up` makes its server "
                           "require it and its worker send it; this process sends it too")
     task_concurrency: int = Field(32, ge=1, description="Prefect task threads = requests in flight")
+    tool_hosts: int = Field(2, ge=1, le=32, description="sandboxed tool processes per privilege set")
     task_retries: int = Field(2, ge=0)
 
     qdrant_url: str | None = Field(None, validation_alias=AliasChoices("SLMFLOW_QDRANT_URL", "QDRANT_URL"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from slmflow.records import CheckResult, VerifyRequest
@@ -60,10 +60,24 @@ class ToolAnalysis:
     unknown_functions: int = 0
     parse_error: str = ""
     abstained: bool = False
+    ungrounded: list[Any] = field(default_factory=list)  # the argument values not found
 
 
-def checks(req: VerifyRequest) -> list[CheckResult]:
-    return checks_from(analyse(req.question or req.source, req.text, req.output, req.tools or []))
+def checks(req: VerifyRequest, min_grounded: float | None = None) -> list[CheckResult]:
+    """The structural checks; with `min_grounded`, also that at least that share of the argument
+    values appear in the request (its prompt, evidence and earlier observations)."""
+    support = None
+    if min_grounded is not None:
+        support = "\n".join([req.source, req.question or "", *(e.text for e in req.evidence)])
+    a = analyse(req.question or req.source, req.text, req.output, req.tools or [], support)
+    out = checks_from(a)
+    if min_grounded is not None and a.parsed and a.calls:
+        passed = a.values_grounded >= min_grounded
+        out.append(CheckResult(
+            name="arguments_grounded", passed=passed, score=round(a.values_grounded, 4),
+            reason="" if passed else f"argument values not found in the request or evidence: "
+                                     f"{[_short(v) for v in a.ungrounded[:3]]}"))
+    return out
 
 
 def checks_from(a: ToolAnalysis) -> list[CheckResult]:
@@ -87,7 +101,10 @@ def checks_from(a: ToolAnalysis) -> list[CheckResult]:
     return out
 
 
-def analyse(question: str, text: str, output: Any, tools: list[dict[str, Any]]) -> ToolAnalysis:
+def analyse(question: str, text: str, output: Any, tools: list[dict[str, Any]],
+            support: str | None = None) -> ToolAnalysis:
+    """`question` decides which tools fit; `support` (default: the question) is where argument
+    values must be found: in a flow, the prompt with its evidence and earlier observations."""
     specs = normalise_tools(tools)
     relevance = max((_relevance(question, s) for s in specs.values()), default=0.0)
     calls, error = parse_calls(output if output is not None else text, set(specs))
@@ -108,7 +125,7 @@ def analyse(question: str, text: str, output: Any, tools: list[dict[str, Any]]) 
         _check_arguments(call, spec, a)
     a.call_relevance = min(relevances) if relevances else 0.0
     a.name_relevance = min(name_relevances) if name_relevances else 0.0
-    _ground_values(question, calls, a)
+    _ground_values(support or question, calls, a)
     return a
 
 
@@ -327,6 +344,8 @@ def _ground_values(question: str, calls: list[Call], a: ToolAnalysis) -> None:
         else:
             continue
         found += hit
+        if not hit:
+            a.ungrounded.append(value)
     a.values_grounded = found / total if total else 1.0
     a.unused_question_numbers = sum(not any(tx.same_number(q, u, 1e-6) for u in used) for q in q_numbers)
 

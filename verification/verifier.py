@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 # Checks whose failure no learned score can overrule: the output is unusable as it stands.
 HARD_CHECKS = frozenset({"finished", "schema", "valid_choice", "tool_call_parse", "tool_call_schema",
-                         "result_stated"})
+                         "result_stated", "arguments_grounded"})
 
 
 class Verifier:
@@ -67,7 +67,8 @@ class Verifier:
         if req.kind == "tool_call":
             # Empty text is a decline here, so only the token limit marks a call unfinished.
             cut = [checks.finished(req)] if req.finish_reason == "length" else []
-            return [*cut, *tool_calls.checks(req)]
+            grounded = _pick(req.min_grounded, s.tool_call_min_grounded) if req.grounded_arguments else None
+            return [*cut, *tool_calls.checks(req, grounded)]
         return [checks.finished(req),
                 checks.supported_by_evidence(req, _pick(req.min_support, s.answer_min_support),
                                              self.embedder)]

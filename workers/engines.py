@@ -33,7 +33,7 @@ class EngineOutputError(RuntimeError):
 def parse_output(request: GenerationRequest, text: str) -> Any:
     """Turn raw text into the task's output type. Unparseable JSON becomes None (the verifier
     rejects it with a reason); it never raises."""
-    if request.kind == "extract":
+    if request.kind in ("extract", "tool_call", "agent"):
         try:
             return json.loads(text)
         except json.JSONDecodeError:
@@ -94,7 +94,7 @@ class VLLMEngine:
         structured = None
         if request.kind == "classify" and request.choices:
             structured = StructuredOutputsParams(choice=request.choices)
-        elif request.kind == "extract" and request.json_schema is not None:
+        elif request.json_schema is not None:  # extract; tool_call (held to the offered tools)
             structured = StructuredOutputsParams(json=request.json_schema)
         tokens = self.prompt_tokens(request)
         max_tokens = min(request.max_tokens, self.max_model_len - len(tokens))
@@ -161,6 +161,10 @@ class OpenAIEngine:
             kwargs["response_format"] = _json_schema_format(
                 "label", {"type": "object", "properties": {"label": {"enum": request.choices}},
                           "required": ["label"]})
+        elif request.tools:
+            # The OpenAI tools API; "required" because declining is itself a tool (no_suitable_tool),
+            # which also lets a vLLM server without a tool parser answer through structured output.
+            kwargs.update(tools=request.tools, tool_choice="required")
         elif request.kind == "extract" and request.json_schema is not None:
             kwargs["response_format"] = _json_schema_format("output", request.json_schema)
         start = time.perf_counter()
@@ -176,6 +180,10 @@ class OpenAIEngine:
             raise EngineOutputError("endpoint returned no choices")
         choice = response.choices[0]
         text = choice.message.content or ""
+        if request.tools and choice.message.tool_calls:
+            # One call per step: the first is the answer, as the small model gives exactly one.
+            fn = choice.message.tool_calls[0].function
+            text = json.dumps({"name": fn.name, "arguments": _arguments(fn.arguments)})
         sampled = [t.logprob for t in (choice.logprobs.content or [])] if choice.logprobs else []
         usage = response.usage
         return Draft(
@@ -191,6 +199,14 @@ class OpenAIEngine:
 
     async def shutdown(self) -> None:
         await self.client.close()
+
+
+def _arguments(raw: str) -> Any:
+    """A provider's arguments string; kept as text when it is not JSON (the verifier says why)."""
+    try:
+        return json.loads(raw) if raw.strip() else {}
+    except json.JSONDecodeError:
+        return raw
 
 
 def _json_schema_format(name: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -245,7 +261,9 @@ class NullEngine:
                 f"prompt has ~{estimated} tokens; the model's context is {self.max_model_len}")
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        text = {"classify": (request.choices or [""])[0], "extract": "{}"}.get(request.kind, "null")
+        text = {"classify": (request.choices or [""])[0], "extract": "{}",
+                "tool_call": json.dumps({"name": "no_suitable_tool", "arguments": {"reason": "null engine"}}),
+                }.get(request.kind, "null")
         # Token counts stay 0: no model ran, so the ledger must not price anything.
         return Draft(model=self.model, text=text, output=parse_output(request, text), tokens_in=0,
                      tokens_out=0, latency_s=time.perf_counter() - start, finish_reason="stop",

@@ -1,4 +1,5 @@
-"""BFCL v4 (non-live): single-turn function calling, graded by BFCL's AST match.
+"""BFCL v4 (non-live): single-turn function calling, graded by bfcl-eval's own AST checker
+(see evals/adapters/bfcl_checker.py).
 
 Categories: simple_python, multiple, parallel, parallel_multiple (possible answers in
 `possible_answer/`), and irrelevance, where the correct answer is to call nothing. The prompt
@@ -12,7 +13,7 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
-from evals.adapters import bfcl_ast
+from evals.adapters import bfcl_checker
 from evals.adapters.base import Adapter, Grade, Item, read_jsonl
 from evals.errors import EvalError
 from slmflow.records import Message
@@ -47,6 +48,7 @@ class BFCL(Adapter):
     required_extra = ("tools",)
 
     def _load(self, data_dir: Path) -> list[Item]:
+        bfcl_checker.load_ast_checker()  # no bfcl-eval: say so before any answer is generated
         root = data_dir / "bfcl_v4"
         per_category: list[list[Item]] = []
         for category in CATEGORIES:
@@ -77,23 +79,24 @@ class BFCL(Adapter):
     def parse(self, answer: str, item: Item) -> list[dict[str, Any]] | None:
         """Calls as [{"name", "arguments"}], or None when the answer holds no call."""
         try:
-            calls = bfcl_ast.decode(answer)
-        except bfcl_ast.DecodeError:
+            calls = bfcl_checker.decode(answer)
+        except bfcl_checker.DecodeError:
             return None
         return [{"name": n, "arguments": a} for call in calls for n, a in call.items()] or None
 
     def grade(self, answer: str, item: Item) -> Grade:
         try:
-            calls = bfcl_ast.decode(answer)
-        except bfcl_ast.DecodeError:
+            calls = bfcl_checker.decode(answer)
+        except bfcl_checker.DecodeError:
             calls = []
         parsed = [{n: _jsonable(a)} for call in calls for n, a in call.items()]
         if self._category(item) == "irrelevance":
-            correct = bfcl_ast.is_empty(calls)
+            correct = bfcl_checker.is_empty(calls)
         elif not calls:
             correct = False
         else:
-            correct, _ = bfcl_ast.check(item.extra["tools"], calls, item.gold, self._category(item))
+            correct, _ = bfcl_checker.check(item.extra["tools"], calls, item.gold,
+                                            self._category(item))
         return Grade(correct=correct, score=float(correct), parsed=parsed)
 
     def verify_extras(self, item: Item) -> dict[str, Any]:

@@ -19,7 +19,7 @@ Fault = tuple[str, Any]  # ("status", 429) | ("hang", seconds) | ("truncated", N
 
 
 class ScriptedOpenAIServer:
-    def __init__(self, respond: Callable[[dict], str], model: str = "scripted-frontier"):
+    def __init__(self, respond: Callable[[dict], str | dict], model: str = "scripted-frontier"):
         self.respond = respond
         self.model = model
         self.faults: deque[Fault] = deque()
@@ -86,14 +86,22 @@ class ScriptedOpenAIServer:
         return Handler
 
 
-def _completion(model: str, request: dict, content: str) -> dict:
+def _completion(model: str, request: dict, content: str | dict) -> dict:
+    """`content` is the answer's text, or {"tool_calls": [{"name", "arguments"}]} for a call."""
     prompt_tokens = sum(len(m.get("content", "").split()) for m in request.get("messages", []))
-    completion_tokens = max(1, len(content.split()))
+    if isinstance(content, dict):
+        calls = [{"id": f"call_{i}", "type": "function",
+                  "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+                 for i, c in enumerate(content["tool_calls"])]
+        message, finish = {"role": "assistant", "content": None, "tool_calls": calls}, "tool_calls"
+        completion_tokens = max(1, len(json.dumps(calls).split()))
+    else:
+        message, finish = {"role": "assistant", "content": content}, "stop"
+        completion_tokens = max(1, len(content.split()))
     return {
         "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                     "message": {"role": "assistant", "content": content}}],
+        "choices": [{"index": 0, "finish_reason": finish, "logprobs": None, "message": message}],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                   "total_tokens": prompt_tokens + completion_tokens},
     }

@@ -1,16 +1,19 @@
-"""Each dataset's grading rule on known cases, and the BFCL AST checker's rules one by one."""
+"""Each dataset's grading rule on known cases, and BFCL's AST rules one by one, as bfcl-eval's
+own checker applies them (bfcl-eval is installed by `make install`)."""
 
 from __future__ import annotations
 
+import sys
 from decimal import Decimal
 
 import pytest
 
-from evals.adapters import bfcl_ast, default_data_dir, get_adapter
+from evals.adapters import bfcl_checker, default_data_dir, get_adapter
 from evals.adapters.base import Item
 from evals.adapters.gsm8k import final_number, gold_number
 from evals.adapters.hotpotqa import answer_span, exact_match, token_f1
 from evals.adapters.pubmedqa import macro_f1, read_label
+from evals.errors import EvalError
 
 # ---------------------------------------------------------------- GSM8K
 
@@ -52,7 +55,7 @@ AREA_GOLD = [{"geometry.area": {"base": [10], "height": [5.0], "unit": ["cm", ""
 
 def _check(answer: str, gold=AREA_GOLD, category: str = "simple_python",
            tools=(AREA,)) -> bool:
-    return bfcl_ast.check(list(tools), bfcl_ast.decode(answer), gold, category)[0]
+    return bfcl_checker.check(list(tools), bfcl_checker.decode(answer), gold, category)[0]
 
 
 @pytest.mark.parametrize(("answer", "ok"), [
@@ -60,7 +63,6 @@ def _check(answer: str, gold=AREA_GOLD, category: str = "simple_python",
     ("geometry.area(base=10, height=5)", True),  # int for float, brackets optional
     ("[geometry.area(base=10, height=5.0, unit='CM')]", True),  # strings: case-insensitive
     ("[geometry.area(base=10, height=5.0, tags=['A-B'])]", True),  # list items standardised
-    ("[geometry_area(base=10, height=5.0)]", True),  # OpenAI-style name for a dotted function
     ('[{"name": "geometry.area", "arguments": {"base": 10, "height": 5.0}}]', True),
     ("[geometry.area(base=11, height=5.0)]", False),  # value outside the allowed list
     ("[geometry.area(base=10.0, height=5.0)]", False),  # float for integer
@@ -68,10 +70,40 @@ def _check(answer: str, gold=AREA_GOLD, category: str = "simple_python",
     ("[geometry.area(base=10, height=5.0, colour='red')]", False),  # unexpected parameter
     ("[geometry.area(base=10, height=5.0, unit='m')]", False),
     ("[geometry.volume(base=10, height=5.0)]", False),  # wrong function
+    # `_` for `.` is accepted only from function-calling models; ours answer in prompting mode.
+    ("[geometry_area(base=10, height=5.0)]", False),
     ("[geometry.area(base=10, height=5.0), geometry.area(base=10, height=5.0)]", False),
 ])
 def test_bfcl_simple_ast_rules(answer: str, ok: bool) -> None:
     assert _check(answer) is ok
+
+
+def test_bfcl_is_graded_by_bfcl_evals_own_checker(monkeypatch) -> None:
+    checker = bfcl_checker.load_ast_checker()
+    assert checker.__module__ == "bfcl_eval.eval_checker.ast_eval.ast_checker"
+    # The stand-in for bfcl-eval's model registry is gone once the checker is imported, and
+    # nothing heavier came in (eval_config would create folders inside site-packages).
+    assert "bfcl_eval.constants.model_config" not in sys.modules
+    assert "bfcl_eval.constants.eval_config" not in sys.modules
+    seen = []
+    monkeypatch.setattr(bfcl_checker, "load_ast_checker",
+                        lambda: lambda *args: seen.append(args) or checker(*args))
+    item = Item(id="simple_python_0", question="q", gold=AREA_GOLD,
+                extra={"tools": [AREA], "category": "simple_python"})
+    assert get_adapter("bfcl").grade("[geometry.area(base=10, height=5.0)]", item).correct
+    assert len(seen) == 1
+
+
+def test_bfcl_without_bfcl_eval_tells_how_to_install_it(monkeypatch) -> None:
+    bfcl_checker.load_ast_checker.cache_clear()
+    for name in [m for m in sys.modules if m.startswith("bfcl_eval.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "bfcl_eval", None)  # makes `import bfcl_eval...` fail
+    try:
+        with pytest.raises(EvalError, match="make eval-extras"):
+            bfcl_checker.load_ast_checker()
+    finally:
+        bfcl_checker.load_ast_checker.cache_clear()
 
 
 def test_bfcl_optional_parameter_without_empty_marker_must_be_given() -> None:
@@ -106,10 +138,10 @@ def test_bfcl_irrelevance_is_correct_only_without_a_call() -> None:
 
 
 def test_bfcl_decoder_never_executes_model_output() -> None:
-    calls = bfcl_ast.decode("[f(x=__import__('os').getcwd(), y=2**3, z=-1)]")
+    calls = bfcl_checker.decode("[f(x=__import__('os').getcwd(), y=2**3, z=-1)]")
     assert calls == [{"f": {"x": "__import__('os').getcwd()", "y": 8, "z": -1}}]
-    with pytest.raises(bfcl_ast.DecodeError):
-        bfcl_ast.decode("Sorry, I can't do that")
+    with pytest.raises(bfcl_checker.DecodeError):
+        bfcl_checker.decode("Sorry, I can't do that")
 
 
 # ---------------------------------------------------------------- PubMedQA

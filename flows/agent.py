@@ -1,0 +1,123 @@
+"""An agent task: a bounded loop of tool call -> observation -> ... -> final answer, per item.
+
+Every step is its own verified unit of work and its own Prefect task run: the small model
+proposes the next call, the verifier checks it (allowlist, arguments against the schema and
+grounded in the request or earlier results), and only a step that fails goes to the frontier.
+So one hard step does not send the whole episode to the frontier, and the UI shows, step by
+step, who did what (Completed = small model, Escalated = frontier, NeedsReview = neither).
+
+The episode ends with a verified `final_answer`, or in needs-review when a step cannot be
+verified, `max_steps` is reached, or the episode's spend passes `max_usd`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from prefect import task as prefect_task
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed, Failed, State
+
+from flows.prompts import build_request
+from flows.spec import AgentLimits, Item, TaskSpec
+from flows.templates import render
+from flows.unit import NEEDS_REVIEW, UnitContext, as_call, cascade, ground, scope
+from slmflow.records import AgentStep, CostEntry, Evidence, Observation, Status, TaskResult
+from tools.registry import FINAL_ANSWER
+
+
+def execute_agent(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str, Any]) -> TaskResult:
+    start = time.perf_counter()
+    limits = task.agent or AgentLimits()
+    evidence = ground(ctx, task, item, upstream, task.grounding.top_k if task.grounding else 0)
+    steps: list[AgentStep] = []
+    status, error, answer = Status.needs_review, None, None
+    for n in range(1, limits.max_steps + 1):
+        name = f"{task.id}[{item.id}] step {n}"
+        state = agent_step.with_options(task_run_name=name)(ctx, task, item, upstream, evidence, steps,
+                                                            return_state=True)
+        step = state.result(raise_on_failure=False)
+        if not isinstance(step, AgentStep):  # the step raised, even after its retries
+            error = f"step {n}: {type(step).__name__}: {step}"[:1000]
+            status = Status.failed
+            break
+        steps.append(step)
+        spent = _cost(ctx, steps).usd
+        if not step.status.verified:
+            status, error = step.status, f"step {n} could not be verified"
+            break
+        if step.call.name == FINAL_ANSWER:
+            answer = step.call.arguments.get("answer")
+            # The episode is 'accepted' only if the small model did every step.
+            status = Status.escalated if any(s.role == "frontier" for s in steps) else Status.accepted
+            break
+        if limits.max_usd is not None and spent > limits.max_usd:
+            error = f"episode spent ${spent:.4f}, over its max_usd ${limits.max_usd:.4f}"
+            break
+    else:
+        error = f"no final answer within max_steps={limits.max_steps}"
+
+    attempts = [a for s in steps for a in s.attempts]
+    last = attempts[-1] if attempts else None
+    return TaskResult(
+        job=ctx.job, run_id=ctx.run_id, item_id=item.id, task_id=task.id, kind=task.kind, status=status,
+        output={"answer": answer, "steps": len(steps)} if status.verified else None,
+        prompt=render(task.prompt, item=item.data, upstream=upstream, evidence=evidence),
+        model=last.draft.model if last else None, score=last.verdict.score if last else None,
+        reasons=[f"step {s.n} {a.role}: {r}" for s in steps for a in s.attempts for r in a.verdict.reasons],
+        attempts=attempts, citations=evidence, cost=_cost(ctx, steps),
+        latency_s=time.perf_counter() - start, error=error, steps=steps)
+
+
+def execute_step(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str, Any],
+                 evidence: list[Evidence], history: list[AgentStep]) -> AgentStep:
+    """One step: propose, verify, escalate if needed, and run the verified call."""
+    n = len(history) + 1
+    offered = ctx.offered(task, FINAL_ANSWER)
+    request = build_request(task, item.data, upstream, evidence, offered, transcript(history))
+    question = render(task.prompt, item=item.data, upstream=upstream, evidence=evidence)
+    # What the tools returned is evidence too: a final answer is held to it.
+    seen = [Evidence(chunk_id=f"step-{s.n}", doc_id=s.call.name, text=s.observation.text(), score=1.0,
+                     collection="tools") for s in history if s.observation is not None]
+    c = cascade(ctx, task, request, evidence + seen, question=question)
+    if not c.status.verified:
+        return AgentStep(n=n, status=c.status, attempts=c.attempts)
+    call = as_call(c.final.draft.output)
+    observation = None
+    if call.name != FINAL_ANSWER:
+        observation = ctx.tools.call(call, task.tools, scope(ctx, item, task))
+    return AgentStep(n=n, role=c.final.role, status=c.status, call=call, observation=observation,
+                     attempts=c.attempts)
+
+
+@prefect_task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5],
+              retry_condition_fn=lambda task, run, state: state.name != NEEDS_REVIEW)
+def agent_step(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str, Any],
+               evidence: list[Evidence], history: list[AgentStep]) -> State:
+    step = execute_step(ctx, task, item, upstream, evidence, history)
+    what = step.call.name if step.call else "no verified call"
+    if step.status is Status.accepted:
+        return Completed(data=step, message=f"small model: {what}")
+    if step.status is Status.escalated:
+        return Completed(data=step, name="Escalated", message=f"frontier: {what}")
+    reasons = [r for a in step.attempts for r in a.verdict.reasons]
+    return Failed(data=step, name=NEEDS_REVIEW, message="; ".join(reasons)[:500] or step.status.value)
+
+
+def transcript(history: list[AgentStep]) -> str:
+    """The earlier steps as the next prompt shows them."""
+    lines = []
+    for s in history:
+        observation = s.observation or Observation(tool=s.call.name, ok=True)
+        lines.append(f"{s.n}. {s.call.name}({json.dumps(s.call.arguments)}) -> {observation.text()}")
+    return "\n".join(lines)
+
+
+def _cost(ctx: UnitContext, steps: list[AgentStep]) -> CostEntry:
+    """Each step priced on its own: the counterfactual is every step's prompt on the frontier."""
+    entries = [ctx.ledger.entry(s.attempts) for s in steps]
+    return CostEntry(tokens_in=sum(e.tokens_in for e in entries), tokens_out=sum(e.tokens_out for e in entries),
+                     usd=sum(e.usd for e in entries),
+                     counterfactual_usd=sum(e.counterfactual_usd for e in entries))

@@ -19,6 +19,7 @@ from typing import Any
 from prefect import task as prefect_task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
+from prefect.transactions import CommitMode, transaction
 
 from flows.prompts import build_request
 from flows.spec import AgentLimits, Item, TaskSpec
@@ -36,8 +37,11 @@ def execute_agent(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[s
     status, error, answer = Status.needs_review, None, None
     for n in range(1, limits.max_steps + 1):
         name = f"{task.id}[{item.id}] step {n}"
-        state = agent_step.with_options(task_run_name=name)(ctx, task, item, upstream, evidence, steps,
-                                                            return_state=True)
+        # Committed at once: a step's tool call has happened, so when the episode ends in
+        # needs-review (a failed state), Prefect must not show its steps as rolled back.
+        with transaction(commit_mode=CommitMode.EAGER):
+            state = agent_step.with_options(task_run_name=name)(ctx, task, item, upstream, evidence, steps,
+                                                                return_state=True)
         step = state.result(raise_on_failure=False)
         if not isinstance(step, AgentStep):  # the step raised, even after its retries
             error = f"step {n}: {type(step).__name__}: {step}"[:1000]

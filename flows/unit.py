@@ -169,8 +169,12 @@ def verify_request(task: TaskSpec, request: GenerationRequest, draft: Draft,
     call = as_call(draft.output)
     if call is not None and call.name == FINAL_ANSWER:
         # An agent's answer: held to what the tools returned, like a grounded answer to its passages.
+        # Tools return records, not prose, so word coverage says little: by default every number,
+        # date and name the answer states must come from them or the request (min_support 0).
         answer = str(call.arguments.get("answer", ""))
-        return VerifyRequest(**{**common, "kind": "answer", "text": answer, "output": answer})
+        support = task.verify.min_support if task.verify.min_support is not None else 0.0
+        return VerifyRequest(**{**common, "kind": "answer", "text": answer, "output": answer,
+                                "min_support": support})
     offered = [t for t in request.tools if t["function"]["name"] not in RESERVED]
     # Declining is an empty call list; a call outside `offered` fails the schema check.
     output = [] if call is not None and call.name == NO_TOOL else (
@@ -210,8 +214,10 @@ def cascade(ctx: UnitContext, task: TaskSpec, request: GenerationRequest, eviden
     w, policy = ctx.workers, task.escalation
     c = Cascade(Status.needs_review, [], request, evidence)
 
-    def attempt(role: str, req: GenerationRequest) -> Attempt:
-        draft = w.small(req) if role == "small" else w.frontier(req)
+    def attempt(role: str, req: GenerationRequest, sent: GenerationRequest | None = None) -> Attempt:
+        """Verified against `req`, even when `sent` (with the verifier's feedback) went out:
+        the feedback quotes the rejected values, which must not ground the next draft."""
+        draft = w.small(sent or req) if role == "small" else w.frontier(sent or req)
         verdict = w.verify(verify_request(task, req, draft, c.evidence, question))
         c.attempts.append(Attempt(role=role, draft=draft, verdict=verdict))
         return c.attempts[-1]
@@ -240,7 +246,7 @@ def cascade(ctx: UnitContext, task: TaskSpec, request: GenerationRequest, eviden
             c.error = refused
             break
         try:
-            escalated = attempt("frontier", with_feedback(c.request, c.attempts[-1].verdict.reasons))
+            escalated = attempt("frontier", c.request, with_feedback(c.request, c.attempts[-1].verdict.reasons))
         except FrontierError as exc:
             ctx.budget.settle(estimate, 0.0)
             c.error = f"escalation failed: {exc}"

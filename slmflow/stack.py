@@ -105,7 +105,10 @@ def ensure_frontier_standin(settings: Settings) -> services.Service | None:
         [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", path,
          "--served-model-name", STANDIN_MODEL, "--host", "127.0.0.1",
          "--port", str(settings.standin_port), "--enforce-eager",
-         "--max-model-len", str(settings.vllm.max_model_len)],
+         "--max-model-len", str(settings.vllm.max_model_len),
+         # The OpenAI tools API, as a frontier offers it. Tool steps ask for tool_choice
+         # "required", which vLLM answers by structured output; it still wants a parser named.
+         "--enable-auto-tool-choice", "--tool-call-parser", "pythonic"],
         url=f"http://127.0.0.1:{settings.standin_port}/v1",
         health_url=f"http://127.0.0.1:{settings.standin_port}/health",
         # Its own core, so it does not fight the small model's engine for core 0.

@@ -70,7 +70,9 @@ def checks(req: VerifyRequest, min_grounded: float | None = None) -> list[CheckR
     if min_grounded is not None:
         support = "\n".join([req.source, req.question or "", *(e.text for e in req.evidence)])
     a = analyse(req.question or req.source, req.text, req.output, req.tools or [], support)
-    out = checks_from(a)
+    # In a flow the offered tools are the job owner's allowlist for this very task: that they fit
+    # is given, so word overlap may only question a decline, never a call.
+    out = checks_from(a, judge_calls=min_grounded is None)
     if min_grounded is not None and a.parsed and a.calls:
         passed = a.values_grounded >= min_grounded
         out.append(CheckResult(
@@ -80,7 +82,7 @@ def checks(req: VerifyRequest, min_grounded: float | None = None) -> list[CheckR
     return out
 
 
-def checks_from(a: ToolAnalysis) -> list[CheckResult]:
+def checks_from(a: ToolAnalysis, judge_calls: bool = True) -> list[CheckResult]:
     if not a.parsed:
         return [CheckResult(name="tool_call_parse", passed=False, score=0.0, reason=a.parse_error)]
     out = [CheckResult(name="tool_call_parse", passed=True, score=1.0)]
@@ -93,7 +95,7 @@ def checks_from(a: ToolAnalysis) -> list[CheckResult]:
     if a.abstained and fits:
         out.append(CheckResult(name="tool_relevance", passed=False, score=round(1 - a.relevance, 4),
                                reason="no call made, although an offered tool fits the request"))
-    elif a.calls and not fits:
+    elif a.calls and not fits and judge_calls:
         out.append(CheckResult(name="tool_relevance", passed=False, score=round(a.relevance, 4),
                                reason="no offered tool fits the request, so no call should be made"))
     else:

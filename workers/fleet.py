@@ -22,7 +22,8 @@ from workers import actors
 from workers.cluster import ENGINE_RESOURCE
 from workers.frontier import STANDIN_LABEL, STANDIN_MODEL
 
-ALL_KINDS: list[TaskKind] = ["classify", "extract", "answer"]
+# Request kinds a small model serves; agent steps are tool_call requests.
+ALL_KINDS: list[TaskKind] = ["classify", "extract", "answer", "tool_call"]
 
 
 class SmallModelSpec(BaseModel):

@@ -200,7 +200,8 @@ def calculate(expression: str) -> str:
     """Calculate the result of a mathematical expression.
 
     Args:
-        expression: The mathematical expression to calculate, such as '2 + 2'. The expression can contain numbers, operators (+, -, *, /), parentheses, and spaces.
+        expression: The mathematical expression to calculate, such as '2 + 2'. The expression can contain
+            numbers, operators (+, -, *, /), parentheses, and spaces.
     """
     return arithmetic.calculate(expression)
 
@@ -214,8 +215,8 @@ def cancel_reservation(reservation_id: str) -> dict:
     """
     with transaction() as db:
         reservation = _reservation(db, reservation_id)
-        refunds = [{"payment_id": p["payment_id"], "amount": -p["amount"]} for p in reservation["payment_history"]]
-        reservation["payment_history"].extend(refunds)
+        history = reservation["payment_history"]
+        history.extend([{"payment_id": p["payment_id"], "amount": -p["amount"]} for p in history])
         reservation["status"] = "cancelled"
         # tau2 does not release the seats of a cancelled reservation either.
         return copy.deepcopy(reservation)
@@ -322,7 +323,8 @@ def update_reservation_baggages(reservation_id: str, total_baggages: int, nonfre
         reservation_id: The reservation ID, such as 'ZFA04Y'
         total_baggages: The updated total number of baggage items included in the reservation.
         nonfree_baggages: The updated number of non-free baggage items included in the reservation.
-        payment_id: The payment id stored in user profile, such as 'credit_card_7815826', 'gift_card_7815826', 'certificate_7815826'.
+        payment_id: The payment id stored in user profile, such as 'credit_card_7815826', 'gift_card_7815826',
+            'certificate_7815826'.
     """
     with transaction() as db:
         reservation = _reservation(db, reservation_id)
@@ -344,8 +346,11 @@ def update_reservation_flights(reservation_id: str, cabin: CabinClass, flights: 
     Args:
         reservation_id: The reservation ID, such as 'ZFA04Y'.
         cabin: The cabin class of the reservation
-        flights: An array of objects containing details about each piece of flight in the ENTIRE new reservation. Even if the a flight segment is not changed, it should still be included in the array.
-        payment_id: The payment id stored in user profile, such as 'credit_card_7815826', 'gift_card_7815826', 'certificate_7815826'.
+        flights: An array of objects containing details about each piece of flight in the ENTIRE new
+            reservation. Even if the a flight segment is not changed, it should still be included in the
+            array.
+        payment_id: The payment id stored in user profile, such as 'credit_card_7815826', 'gift_card_7815826',
+            'certificate_7815826'.
     """
     flight_infos = [FlightInfo.model_validate(f) for f in flights]
     with transaction() as db:

@@ -81,7 +81,8 @@ def calculate(expression: str) -> str:
     """Calculate the result of a mathematical expression.
 
     Args:
-        expression: The mathematical expression to calculate, such as '2 + 2'. The expression can contain numbers, operators (+, -, *, /), parentheses, and spaces.
+        expression: The mathematical expression to calculate, such as '2 + 2'. The expression can contain
+            numbers, operators (+, -, *, /), parentheses, and spaces.
     """
     return arithmetic.calculate(expression)
 
@@ -97,8 +98,10 @@ def cancel_pending_order(order_id: str, reason: str) -> dict:
     The function returns the order details after the cancellation.
 
     Args:
-        order_id: The order id, such as '#W0000000'. Be careful there is a '#' symbol at the beginning of the order id.
-        reason: The reason for cancellation, which should be either 'no longer needed' or 'ordered by mistake'.
+        order_id: The order id, such as '#W0000000'. Be careful there is a '#' symbol at the beginning of the
+            order id.
+        reason: The reason for cancellation, which should be either 'no longer needed' or 'ordered by
+            mistake'.
     """
     with transaction() as db:
         order = _order(db, order_id)
@@ -127,8 +130,10 @@ def exchange_delivered_order_items(order_id: str, item_ids: list[str], new_item_
     The agent needs to explain the exchange detail and ask for explicit user confirmation (yes/no) to proceed.
 
     Args:
-        order_id: The order id, such as '#W0000000'. Be careful there is a '#' symbol at the beginning of the order id.
-        item_ids: The item ids to be exchanged, each such as '1008292230'. There could be duplicate items in the list.
+        order_id: The order id, such as '#W0000000'. Be careful there is a '#' symbol at the beginning of the
+            order id.
+        item_ids: The item ids to be exchanged, each such as '1008292230'. There could be duplicate items in
+            the list.
         new_item_ids: The item ids to be exchanged for, each such as '1008292230'.
             There could be duplicate items in the list. Each new item id should match the item id
             in the same position and be of the same product.
@@ -144,7 +149,7 @@ def exchange_delivered_order_items(order_id: str, item_ids: list[str], new_item_
         if len(item_ids) != len(new_item_ids):
             raise ValueError("The number of items to be exchanged should match.")
         diff_price: float = 0
-        for item_id, new_item_id in zip(item_ids, new_item_ids):
+        for item_id, new_item_id in zip(item_ids, new_item_ids, strict=True):
             item = _order_item(order, item_id)
             variant = _variant(db, item["product_id"], new_item_id)
             if not variant["available"]:
@@ -199,7 +204,8 @@ def get_order_details(order_id: str) -> dict:
     """Get the status and details of an order.
 
     Args:
-        order_id: The order id, such as '#W0000000'. Be careful there is a '#' symbol at the beginning of the order id.
+        order_id: The order id, such as '#W0000000'. Be careful there is a '#' symbol at the beginning of the
+            order id.
     """
     return copy.deepcopy(_order(load_db(), order_id))
 
@@ -209,7 +215,8 @@ def get_product_details(product_id: str) -> dict:
     """Get the inventory details of a product.
 
     Args:
-        product_id: The product id, such as '6086499569'. Be careful the product id is different from the item id.
+        product_id: The product id, such as '6086499569'. Be careful the product id is different from the item
+            id.
     """
     return copy.deepcopy(_product(load_db(), product_id))
 
@@ -237,10 +244,12 @@ def list_all_product_types() -> str:
 @tool(side_effects=True)
 def modify_pending_order_address(order_id: str, address1: str, address2: str, city: str,
                                  state: str, country: str, zip: str) -> dict:
-    """Modify the shipping address of a pending order. The agent needs to explain the modification detail and ask for explicit user confirmation (yes/no) to proceed.
+    """Modify the shipping address of a pending order. The agent needs to explain the modification detail and
+    ask for explicit user confirmation (yes/no) to proceed.
 
     Args:
-        order_id: The order id, such as '#W0000000'. Be careful there is a '#' symbol at the beginning of the order id.
+        order_id: The order id, such as '#W0000000'. Be careful there is a '#' symbol at the beginning of the
+            order id.
         address1: The first line of the address, such as '123 Main St'.
         address2: The second line of the address, such as 'Apt 1' or ''.
         city: The city, such as 'San Francisco'.
@@ -260,13 +269,21 @@ def modify_pending_order_address(order_id: str, address1: str, address2: str, ci
 @tool(side_effects=True)
 def modify_pending_order_items(order_id: str, item_ids: list[str], new_item_ids: list[str],
                                payment_method_id: str) -> dict:
-    """Modify items in a pending order to new items of the same product type. For a pending order, this function can only be called once. The agent needs to explain the exchange detail and ask for explicit user confirmation (yes/no) to proceed.
+    """Modify items in a pending order to new items of the same product type. For a pending order, this
+    function can only be called once. The agent needs to explain the exchange detail and ask for explicit user
+    confirmation (yes/no) to proceed.
 
     Args:
-        order_id: The order id, such as '#W0000000'. Be careful there is a '#' symbol at the beginning of the order id.
-        item_ids: The item ids to be modified, each such as '1008292230'. There could be duplicate items in the list.
-        new_item_ids: The item ids to be modified for, each such as '1008292230'. There could be duplicate items in the list. Each new item id should match the item id in the same position and be of the same product.
-        payment_method_id: The payment method id to pay or receive refund for the item price difference, such as 'gift_card_0000000' or 'credit_card_0000000'. These can be looked up from the user or order details.
+        order_id: The order id, such as '#W0000000'. Be careful there is a '#' symbol at the beginning of the
+            order id.
+        item_ids: The item ids to be modified, each such as '1008292230'. There could be duplicate items in
+            the list.
+        new_item_ids: The item ids to be modified for, each such as '1008292230'. There could be duplicate
+            items in the list. Each new item id should match the item id in the same position and be of the
+            same product.
+        payment_method_id: The payment method id to pay or receive refund for the item price difference, such
+            as 'gift_card_0000000' or 'credit_card_0000000'. These can be looked up from the user or order
+            details.
     """
     with transaction() as db:
         order = _order(db, order_id)
@@ -277,7 +294,7 @@ def modify_pending_order_items(order_id: str, item_ids: list[str], new_item_ids:
             raise ValueError("The number of items to be exchanged should match")
         diff_price: float = 0
         variant: dict[str, Any] = {}
-        for item_id, new_item_id in zip(item_ids, new_item_ids):
+        for item_id, new_item_id in zip(item_ids, new_item_ids, strict=True):
             if item_id == new_item_id:
                 raise ValueError("The new item id should be different from the old item id")
             item = _order_item(order, item_id)
@@ -292,7 +309,7 @@ def modify_pending_order_items(order_id: str, item_ids: list[str], new_item_ids:
                                          "amount": abs(diff_price), "payment_method_id": payment_method_id})
         if _is_gift_card(method):
             method["balance"] = round(method["balance"] - diff_price, 2)
-        for item_id, new_item_id in zip(item_ids, new_item_ids):
+        for item_id, new_item_id in zip(item_ids, new_item_ids, strict=True):
             item = _order_item(order, item_id)
             item["item_id"] = new_item_id
             # tau2 gives every modified item the price and options of the LAST new variant; kept,
@@ -305,11 +322,15 @@ def modify_pending_order_items(order_id: str, item_ids: list[str], new_item_ids:
 
 @tool(side_effects=True)
 def modify_pending_order_payment(order_id: str, payment_method_id: str) -> dict:
-    """Modify the payment method of a pending order. The agent needs to explain the modification detail and ask for explicit user confirmation (yes/no) to proceed.
+    """Modify the payment method of a pending order. The agent needs to explain the modification detail and
+    ask for explicit user confirmation (yes/no) to proceed.
 
     Args:
-        order_id: The order id, such as '#W0000000'. Be careful there is a '#' symbol at the beginning of the order id.
-        payment_method_id: The payment method id to pay or receive refund for the item price difference, such as 'gift_card_0000000' or 'credit_card_0000000'. These can be looked up from the user or order details.
+        order_id: The order id, such as '#W0000000'. Be careful there is a '#' symbol at the beginning of the
+            order id.
+        payment_method_id: The payment method id to pay or receive refund for the item price difference, such
+            as 'gift_card_0000000' or 'credit_card_0000000'. These can be looked up from the user or order
+            details.
     """
     with transaction() as db:
         order = _order(db, order_id)
@@ -340,7 +361,8 @@ def modify_pending_order_payment(order_id: str, payment_method_id: str) -> dict:
 @tool(side_effects=True)
 def modify_user_address(user_id: str, address1: str, address2: str, city: str, state: str,
                         country: str, zip: str) -> dict:
-    """Modify the default address of a user. The agent needs to explain the modification detail and ask for explicit user confirmation (yes/no) to proceed.
+    """Modify the default address of a user. The agent needs to explain the modification detail and ask for
+    explicit user confirmation (yes/no) to proceed.
 
     Args:
         user_id: The user id, such as 'sara_doe_496'.
@@ -366,9 +388,12 @@ def return_delivered_order_items(order_id: str, item_ids: list[str], payment_met
     The user will receive follow-up email for how and where to return the item.
 
     Args:
-        order_id: The order id, such as '#W0000000'. Be careful there is a '#' symbol at the beginning of the order id.
-        item_ids: The item ids to be returned, each such as '1008292230'. There could be duplicate items in the list.
-        payment_method_id: The payment method id to pay or receive refund for the item price difference, such as 'gift_card_0000000' or 'credit_card_0000000'.
+        order_id: The order id, such as '#W0000000'. Be careful there is a '#' symbol at the beginning of the
+            order id.
+        item_ids: The item ids to be returned, each such as '1008292230'. There could be duplicate items in
+            the list.
+        payment_method_id: The payment method id to pay or receive refund for the item price difference, such
+            as 'gift_card_0000000' or 'credit_card_0000000'.
             These can be looked up from the user or order details.
     """
     with transaction() as db:
@@ -376,7 +401,8 @@ def return_delivered_order_items(order_id: str, item_ids: list[str], payment_met
         if order["status"] != "delivered":
             raise ValueError("Non-delivered order cannot be returned")
         method = _payment_method(db, order["user_id"], payment_method_id)
-        if not _is_gift_card(method) and payment_method_id != order["payment_history"][0]["payment_method_id"]:
+        original = order["payment_history"][0]["payment_method_id"]
+        if not _is_gift_card(method) and payment_method_id != original:
             raise ValueError("Payment method should be the original payment method")
         _check_items_in_order(order, item_ids, "Some item not found")
         order["status"] = "return requested"

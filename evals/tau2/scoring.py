@@ -17,7 +17,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from math import comb
 from pathlib import Path
 from typing import Any
@@ -26,15 +26,25 @@ from pydantic import BaseModel
 
 from evals.errors import EvalError
 from evals.tau2.db import DB_FILE, load_db, prepare_workdir, use_directory
-from evals.tau2.domains import domain_tools
+from evals.tau2.domains import DOMAINS, domain_tools
 from evals.tau2.tasks import Task
 from tools.registry import from_callable
 
 _MAX_DIFFS = 5
+_GoldKey = tuple[str, int, int, str]  # initial db.json, its mtime and size, the gold actions
 
-# Gold hashes by (initial db.json, its stamp, domain, gold actions): pass^k scores each task k
-# times, and a replay of the 7 MB airline database is the costly part.
-_GOLD_HASHES: dict[tuple[str, int, int, str, str], str] = {}
+
+@dataclass(frozen=True)
+class _Gold:
+    """What scoring keeps of a gold replay: its hash, and the records it changed (to say where a
+    failed run went wrong without replaying again)."""
+
+    hash: str
+    changed: dict[tuple[str, str], Any]  # (table, record id) -> the gold record, None if removed
+
+
+# pass^k scores each task k times, and replaying the 7 MB airline database is the costly part.
+_GOLDS: dict[_GoldKey, _Gold] = {}
 
 
 @dataclass
@@ -45,9 +55,17 @@ class Score:
     reasons: list[str] = field(default_factory=list)  # why it failed; empty when it passed
 
 
+@dataclass
+class GoldReplay:
+    db: dict[str, Any]  # the database after the gold actions
+    failures: list[str] = field(default_factory=list)  # "action_id name: error" for each that raised
+
+
 def db_hash(db: dict[str, Any]) -> str:
-    """tau2's `get_dict_hash`: sha256 of the JSON with sorted keys."""
-    return hashlib.sha256(json.dumps(db, sort_keys=True, default=str).encode()).hexdigest()
+    """tau2's `get_dict_hash`: sha256 of the JSON with sorted keys (not checking for cycles, which
+    JSON data cannot have, changes the time, not the text)."""
+    text = json.dumps(db, sort_keys=True, default=str, check_circular=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def call_tool(fn: Callable, arguments: dict[str, Any]) -> Any:
@@ -55,12 +73,6 @@ def call_tool(fn: Callable, arguments: dict[str, Any]) -> Any:
     model derived from its signature, then passed as parsed."""
     parsed = _args_model(fn).model_validate(arguments)
     return fn(**{name: getattr(parsed, name) for name in type(parsed).model_fields})
-
-
-@dataclass
-class GoldReplay:
-    db: dict[str, Any]  # the database after the gold actions
-    failures: list[str] = field(default_factory=list)  # "action_id name: error" for each that raised
 
 
 def replay(task: Task, data_dir: Path) -> GoldReplay:
@@ -89,7 +101,11 @@ def replay(task: Task, data_dir: Path) -> GoldReplay:
                     failures.append(f"{action.action_id} {action.name}: {exc}")
             # Leaving use_directory drops the cache entry, so the caller owns this dict.
             final = load_db()
-    _GOLD_HASHES[_gold_key(task, data_dir)] = db_hash(final)
+    key = _gold_key(task, data_dir)
+    initial = _initial_db(*key[:3])
+    changed = {path: _record(final, path) for path in _paths(initial, final)
+               if _record(final, path) != _record(initial, path)}
+    _GOLDS[key] = _Gold(hash=db_hash(final), changed=changed)
     return GoldReplay(db=final, failures=failures)
 
 
@@ -103,17 +119,20 @@ def score(task: Task, final_db: dict[str, Any], agent_messages: list[str], data_
     """Score one run: `final_db` is the agent's database at the end, `agent_messages` the text of
     the agent's messages to the user."""
     key = _gold_key(task, data_dir)
-    gold_hash = _GOLD_HASHES.get(key)
-    gold = None
-    if gold_hash is None:
-        gold = replay(task, data_dir).db
-        gold_hash = _GOLD_HASHES[key]
+    if key not in _GOLDS:
+        replay(task, data_dir)
+    gold = _GOLDS[key]
     reasons = []
-    db_match = db_hash(final_db) == gold_hash
+    db_match = db_hash(final_db) == gold.hash
     if not db_match:
-        differing = _differences(gold if gold is not None else replay(task, data_dir).db, final_db)
+        initial = _initial_db(*key[:3])
+        expected = {path: gold.changed.get(path, _record(initial, path))
+                    for path in _paths(initial, final_db) | set(gold.changed)}
+        differing = [f"{table}/{rid}" for (table, rid), record in sorted(expected.items())
+                     if _record(final_db, (table, rid)) != record]
+        # Empty when only number types differ (1 vs 1.0): equal in Python, not in the hashed JSON.
         reasons.append("database differs from the gold replay"
-                       + (f" at {', '.join(differing)}" if differing else ""))
+                       + (f" at {', '.join(differing[:_MAX_DIFFS])}" if differing else ""))
     missing = missing_info(task.evaluation_criteria.communicate_info, agent_messages)
     reasons += [f"not communicated: {info!r}" for info in missing]
     return Score(passed=db_match and not missing, db_match=db_match, communicated=not missing,
@@ -142,26 +161,28 @@ def _args_model(fn: Callable) -> type[BaseModel]:
     return model
 
 
-def _gold_key(task: Task, data_dir: Path) -> tuple[str, int, int, str, str]:
+def _gold_key(task: Task, data_dir: Path) -> _GoldKey:
     source = Path(data_dir) / task.domain / DB_FILE
     try:
         st = os.stat(source)
     except FileNotFoundError:
-        raise EvalError(f"tau2 {task.domain}: {source} not found (is the shared data folder there?)") from None
+        raise EvalError(f"tau2 {task.domain}: {source} not found") from None
     actions = json.dumps([a.model_dump() for a in task.evaluation_criteria.actions], sort_keys=True)
-    return (os.path.abspath(source), st.st_mtime_ns, st.st_size, task.domain, actions)
+    return (os.path.abspath(source), st.st_mtime_ns, st.st_size, actions)
 
 
-def _differences(gold: dict[str, Any], final: dict[str, Any]) -> list[str]:
-    """A few 'table/record' paths whose content differs, to say where a run went wrong."""
-    differing = []
-    for table in sorted(set(gold) | set(final)):
-        g, f = gold.get(table), final.get(table)
-        if not (isinstance(g, dict) and isinstance(f, dict)):
-            if g != f:
-                differing.append(table)
-            continue
-        differing += [f"{table}/{rid}" for rid in sorted(set(g) | set(f)) if g.get(rid) != f.get(rid)]
-        if len(differing) >= _MAX_DIFFS:
-            break
-    return differing[:_MAX_DIFFS]
+@lru_cache(maxsize=len(DOMAINS))
+def _initial_db(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    """A domain's initial database (keyed by its stamp, so that a changed file is reread)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _record(db: dict[str, Any], path: tuple[str, str]) -> Any:
+    table = db.get(path[0])
+    return table.get(path[1]) if isinstance(table, dict) else None
+
+
+def _paths(*dbs: dict[str, Any]) -> set[tuple[str, str]]:
+    """Every (table, record id) in any of the databases; each table is a dict of records."""
+    return {(name, rid) for db in dbs for name, table in db.items() if isinstance(table, dict)
+            for rid in table}

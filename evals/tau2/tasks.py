@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from evals.errors import EvalError
 from evals.tau2.domains import check_domain
@@ -54,7 +54,7 @@ class EvaluationCriteria(BaseModel):
 class Task(BaseModel):
     id: str
     user_scenario: UserScenario
-    evaluation_criteria: EvaluationCriteria = EvaluationCriteria()
+    evaluation_criteria: EvaluationCriteria = Field(default_factory=EvaluationCriteria)
 
     @property
     def domain(self) -> str:
@@ -79,7 +79,8 @@ def load_tasks(domain: str, data_dir: Path) -> list[Task]:
         except ValidationError as exc:
             where = entry.get("id", f"#{index}") if isinstance(entry, dict) else f"#{index}"
             first = exc.errors()[0]
-            raise EvalError(f"{path}: task {where}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+            field = ".".join(map(str, first["loc"]))
+            raise EvalError(f"{path}: task {where}: {field}: {first['msg']}") from None
         if task.domain != domain:
             raise EvalError(f"{path}: task {task.id} is for domain {task.domain!r}, not {domain!r}")
         tasks.append(task)

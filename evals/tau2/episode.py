@@ -59,7 +59,8 @@ def run_episode(task: Task, data_dir: Path, workers: Workers, ledger: Ledger, mo
     registry.add_module(tool_module(domain))
     policy = (data_dir / domain / "policy.md").read_text(encoding="utf-8")
     root = Path(tempfile.mkdtemp(prefix=f"tau2-{domain}-{task.id}-"))
-    workdir = prepare_workdir(domain, data_dir, root / "work")
+    workdir = root / "work"
+    prepare_workdir(domain, data_dir, workdir)
     conversation: list[tuple[str, str]] = []
     agent_messages: list[str] = []
     steps: list[AgentStep] = []

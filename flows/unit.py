@@ -167,7 +167,10 @@ def verify_request(task: TaskSpec, request: GenerationRequest, draft: Draft,
         return VerifyRequest(kind=task.kind, output=draft.output, choices=task.choices,
                              json_schema=task.schema_, **common)
     call = as_call(draft.output)
-    if call is not None and call.name == FINAL_ANSWER:
+    # A pseudo-tool means something only where it was offered; anywhere else it is an unknown
+    # function like any other (the frontier can name tools it was not given).
+    names = {t["function"]["name"] for t in request.tools}
+    if call is not None and call.name == FINAL_ANSWER and FINAL_ANSWER in names:
         # An agent's answer: held to what the tools returned, like a grounded answer to its passages.
         # Tools return records, not prose, so word coverage says little: by default every number,
         # date and name the answer states must come from them or the request (min_support 0).
@@ -177,7 +180,7 @@ def verify_request(task: TaskSpec, request: GenerationRequest, draft: Draft,
                                 "min_support": support})
     offered = [t for t in request.tools if t["function"]["name"] not in RESERVED]
     # Declining is an empty call list; a call outside `offered` fails the schema check.
-    output = [] if call is not None and call.name == NO_TOOL else (
+    output = [] if call is not None and call.name == NO_TOOL and NO_TOOL in names else (
         call.model_dump() if call is not None else draft.output)
     return VerifyRequest(kind="tool_call", output=output, tools=offered, grounded_arguments=True,
                          question=question, **common)

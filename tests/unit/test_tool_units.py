@@ -152,3 +152,12 @@ def test_side_effect_runs_once_even_if_the_agent_repeats_it(run, tmp_path):
     r = run(w, kind="agent", tools=["append_ledger"])
     assert [s.observation.replayed for s in r.steps[:2]] == [False, True]
     assert (tmp_path / "work" / "ledger.txt").read_text().splitlines() == [q]
+
+
+def test_a_pseudo_tool_that_was_not_offered_is_an_unknown_function(run):
+    """final_answer belongs to agents; a tool_call task's frontier naming it is rejected, not
+    taken for an answer (and nothing runs)."""
+    w = Scripted([_call("add", a=2, b=9)], [_call("final_answer", answer="The sum of 2 and 3 is 5.")])
+    r = run(w, kind="tool_call", tools=["add"])
+    assert r.status is Status.needs_review and r.output is None
+    assert any("unknown function 'final_answer'" in reason for reason in r.reasons)

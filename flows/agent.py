@@ -21,6 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 from prefect.transactions import CommitMode, transaction
 
+from flows.ledger import Ledger
 from flows.prompts import build_request
 from flows.spec import AgentLimits, Item, TaskSpec
 from flows.templates import render
@@ -48,7 +49,7 @@ def execute_agent(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[s
             status = Status.failed
             break
         steps.append(step)
-        spent = _cost(ctx, steps).usd
+        spent = steps_cost(ctx.ledger, steps).usd
         if not step.status.verified:
             status, error = step.status, f"step {n} could not be verified"
             break
@@ -71,7 +72,7 @@ def execute_agent(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[s
         prompt=render(task.prompt, item=item.data, upstream=upstream, evidence=evidence),
         model=last.draft.model if last else None, score=last.verdict.score if last else None,
         reasons=[f"step {s.n} {a.role}: {r}" for s in steps for a in s.attempts for r in a.verdict.reasons],
-        attempts=attempts, citations=evidence, cost=_cost(ctx, steps),
+        attempts=attempts, citations=evidence, cost=steps_cost(ctx.ledger, steps),
         latency_s=time.perf_counter() - start, error=error, steps=steps)
 
 
@@ -119,9 +120,9 @@ def transcript(history: list[AgentStep]) -> str:
     return "\n".join(lines)
 
 
-def _cost(ctx: UnitContext, steps: list[AgentStep]) -> CostEntry:
+def steps_cost(ledger: Ledger, steps: list[AgentStep]) -> CostEntry:
     """Each step priced on its own: the counterfactual is every step's prompt on the frontier."""
-    entries = [ctx.ledger.entry(s.attempts) for s in steps]
+    entries = [ledger.entry(s.attempts) for s in steps]
     return CostEntry(tokens_in=sum(e.tokens_in for e in entries), tokens_out=sum(e.tokens_out for e in entries),
                      usd=sum(e.usd for e in entries),
                      counterfactual_usd=sum(e.counterfactual_usd for e in entries))

@@ -31,7 +31,7 @@ UNKNOWN_OUTCOME = ("an earlier attempt started this side-effecting call and reco
 
 
 def effect_key(scope: str, call: ToolCall) -> str:
-    """`scope` names the job, item and task (see flows.tooling.scope)."""
+    """`scope` names the job, item and task (flows.unit.scope)."""
     canonical = json.dumps({"scope": scope, "tool": call.name, "arguments": call.arguments},
                            sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()

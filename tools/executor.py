@@ -81,10 +81,10 @@ class ToolExecutor:
         return observation
 
     def _run(self, tool: Tool, call: ToolCall) -> Observation:
-        start = time.perf_counter()
         if tool.source.startswith("mcp:"):
             server = tool.source.removeprefix("mcp:")
             return self.mcp[server].call(tool.name, call.arguments, tool.timeout_s)
+        start = time.perf_counter()
         fn = tool.source.removeprefix("python:")
         host = self._acquire(tool.privileges)
         healthy = False

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from flows.agent import execute_step
+from flows.agent import execute_step, steps_cost
 from flows.ledger import Ledger
 from flows.spec import AgentLimits, EscalationPolicy, Item, TaskSpec
 from flows.unit import UnitContext, Workers
@@ -84,7 +84,7 @@ def run_episode(task: Task, data_dir: Path, workers: Workers, ledger: Ledger, mo
     return Episode(task_id=task.id, mode=mode, score=score(task, final_db, agent_messages, data_dir),
                    turns=len(agent_messages), steps=len(steps),
                    escalated_steps=sum(s.role == "frontier" for s in steps),
-                   usd=sum(ledger.draft_usd(a.draft) for s in steps for a in s.attempts))
+                   usd=steps_cost(ledger, steps).usd)
 
 
 def _agent_turn(ctx: UnitContext, spec: TaskSpec, task: Task, policy: str, conversation: list[tuple[str, str]],

@@ -77,8 +77,7 @@ class TaskSpec(_Strict):
 
     @model_validator(mode="after")
     def _kind_fields(self) -> "TaskSpec":
-        uses_tools = self.kind in ("tool_call", "agent")
-        if uses_tools:
+        if self.kind in ("tool_call", "agent"):
             if not self.tools:
                 raise ValueError(f"field 'tools': {self.kind} tasks need an allowlist of tools")
             if len(set(self.tools)) != len(self.tools):

@@ -40,7 +40,7 @@ from mcp.types import Tool as MCPTool
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from slmflow.records import Observation
-from tools.registry import _NAME, RESERVED, Tool, ToolError, _strip_titles
+from tools.registry import RESERVED, Tool, ToolError, allowed_name, strip_titles
 
 # A server that pages forever must not hang start().
 _MAX_PAGES = 100
@@ -118,7 +118,7 @@ class MCPSource:
         except Exception as exc:  # noqa: BLE001 - every way of not connecting is one ToolError
             self.close()
             raise ToolError(f"{self.source}: cannot connect: {_describe(exc)}") from None
-        bad = [t.name for t in found if not _NAME.match(t.name) or t.name in RESERVED]
+        bad = [t.name for t in found if not allowed_name(t.name)]
         if bad:
             self.close()
             raise ToolError(f"{self.source}: tool names {bad} are not allowed (letters, digits, _ "
@@ -231,7 +231,7 @@ class MCPSource:
         read_only = annotations is not None and annotations.read_only_hint is True
         return Tool(name=listed.name,
                     description=listed.description or listed.title or listed.name.replace("_", " "),
-                    parameters=_strip_titles(listed.input_schema),
+                    parameters=strip_titles(listed.input_schema),
                     # The spec's default for readOnlyHint is false: unknown means side effects.
                     side_effects=not read_only, source=self.source, args_model=None)
 

@@ -37,6 +37,11 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")  # what the OpenAI tools A
 _MARK = "__slmflow_tool__"
 
 
+def allowed_name(name: str) -> bool:
+    """A name the OpenAI tools API accepts and no pseudo-tool uses: for Python and MCP tools alike."""
+    return bool(_NAME.match(name)) and name not in RESERVED
+
+
 class ToolError(ValueError):
     """A tool cannot be registered or found. The message names it."""
 
@@ -100,7 +105,7 @@ def from_callable(fn: Callable, **options: Any) -> Tool:
     descriptions). Options override what a `@tool` decorator set."""
     options = {**getattr(fn, _MARK, {}), **options}
     name = options.pop("name", None) or fn.__name__
-    if not _NAME.match(name) or name in RESERVED:
+    if not allowed_name(name):
         raise ToolError(f"tool name {name!r} is not allowed (letters, digits, _ and -; reserved: "
                         f"{sorted(RESERVED)})")
     summary, arg_docs = _docstring(fn)
@@ -117,7 +122,7 @@ def from_callable(fn: Callable, **options: Any) -> Tool:
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[pname] = (hints[pname], Field(default, description=arg_docs.get(pname)))
     model = create_model(f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
-    schema = _strip_titles(model.model_json_schema())
+    schema = strip_titles(model.model_json_schema())
     module = getattr(fn, "__module__", "?")
     return Tool(name=name, description=summary or name.replace("_", " "), parameters=schema,
                 source=f"python:{module}:{fn.__qualname__}", args_model=model, **options)
@@ -232,11 +237,11 @@ def _docstring(fn: Callable) -> tuple[str, dict[str, str]]:
     return summary, args
 
 
-def _strip_titles(schema: Any) -> Any:
+def strip_titles(schema: Any) -> Any:
     """pydantic titles every field; they add tokens to every prompt and say nothing new."""
     if isinstance(schema, dict):
-        return {k: _strip_titles(v) for k, v in schema.items()
+        return {k: strip_titles(v) for k, v in schema.items()
                 if not (k == "title" and isinstance(v, str))}
     if isinstance(schema, list):
-        return [_strip_titles(v) for v in schema]
+        return [strip_titles(v) for v in schema]
     return schema

@@ -8,19 +8,14 @@ converted model is shared with the user's cache so it is prepared only once per 
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 from pathlib import Path
 
 import pytest
 
+from tests.support.ports import free_ports
+
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="slmflow-tests-"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # Must happen before anything imports slmflow.settings (it caches the settings object).
@@ -28,7 +23,7 @@ os.environ.update({
     "SLMFLOW_STATE_DIR": str(_SESSION_DIR / "state"),
     "SLMFLOW_QDRANT_DIR": str(_SESSION_DIR / "qdrant"),
     "SLMFLOW_RESULTS_DIR": str(_SESSION_DIR / "runs"),
-    "SLMFLOW_STANDIN_PORT": str(_free_port()),
+    "SLMFLOW_STANDIN_PORT": str(free_ports(1)[0]),
     "SLMFLOW_TASK_CONCURRENCY": "16",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ports import port_block
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,28 +42,11 @@ fleet.shutdown()
 """
 
 
-def _port_block(size: int) -> int:
-    for base in range(31000, 39000, 13):
-        socks = []
-        try:
-            for port in range(base, base + size):
-                s = socket.socket()
-                s.bind(("127.0.0.1", port))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free block of ports")
-
-
 @pytest.fixture(scope="module")
 def external_head(tmp_path_factory):
     """A Ray head started the way an operator would, with the engine resource our fleet asks for
     on CPU nodes. Stopped by its process group, never with `ray stop`."""
-    port = _port_block(3)
+    port = port_block(3, range(31000, 39000, 13))
     temp = tmp_path_factory.mktemp("ray-ext")
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled",
            "RAY_USAGE_STATS_ENABLED": "0"}

@@ -21,18 +21,13 @@ import psutil
 import pytest
 from pydantic import ValidationError
 
+from tests.support.ports import free_ports
 from tools.mcp import MCPServer, MCPSource
 from tools.registry import ToolError, ToolRegistry
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER = ["python", "-m", "tests.support.mcp_server"]
 TOOLS = {"add", "lookup_city", "sleep", "record_note", "env_has"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _stdio(**overrides) -> MCPServer:
@@ -52,7 +47,7 @@ def _gone(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def http_url() -> Iterator[str]:
-    port = _free_port()
+    port = free_ports(1)[0]
     proc = subprocess.Popen([sys.executable, "-m", "tests.support.mcp_server", "--http", str(port)],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -187,7 +182,7 @@ def test_start_failures_raise_tool_error_and_clean_up():
         MCPSource(MCPServer(name="broken", command=["python", "-c", "import time; time.sleep(60)"],
                             timeout_s=1)).start()
     with pytest.raises(ToolError, match=r"cannot connect: ConnectError"):
-        MCPSource(MCPServer(name="broken", url=f"http://127.0.0.1:{_free_port()}/mcp", timeout_s=3)).start()
+        MCPSource(MCPServer(name="broken", url=f"http://127.0.0.1:{free_ports(1)[0]}/mcp", timeout_s=3)).start()
     assert all(_gone(pid) for pid in _children() - before)
     assert not [t for t in threading.enumerate() if t.name == "mcp-broken"]
 

@@ -330,12 +330,12 @@ class PrefectServer:
 def test_prefect_server_restart_mid_run_loses_no_result(scenario):
     import httpx
 
-    from tests.integration.test_stack_ui import _free_ports
+    from tests.support.ports import free_ports
 
     n_items, units = 100, 200
     home = scenario.root / "prefect-home"
     home.mkdir()
-    server = PrefectServer(home, _free_ports(1)[0])
+    server = PrefectServer(home, free_ports(1)[0])
     try:
         first_start_s = server.start()
         scenario.env["PREFECT_API_URL"] = server.api_url

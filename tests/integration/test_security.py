@@ -31,8 +31,8 @@ from pathlib import Path
 import pytest
 
 from slmflow.records import GenerationRequest, Message
-from tests.integration.test_stack_ui import _block_of_free_ports, _free_ports
 from tests.support.openai_server import ScriptedOpenAIServer
+from tests.support.ports import free_ports, port_block
 from workers.frontier import FrontierClient, FrontierError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -120,9 +120,9 @@ def test_ray_head_refuses_clients_without_its_token(short_tmp):
     from slmflow import services, stack
     from slmflow.settings import Settings
 
-    port = _block_of_free_ports(3)
+    port = port_block(3)
     settings = Settings(state_dir=short_tmp / "state", cache_dir=short_tmp / "cache", ray_port=port,
-                        prefect_port=_free_ports(1)[0])
+                        prefect_port=free_ports(1)[0])
     env = _clean_env(SLMFLOW_STATE_DIR=str(settings.state_dir),
                      SLMFLOW_CACHE_DIR=str(settings.cache_dir), SLMFLOW_RAY_PORT=str(port),
                      SLMFLOW_PREFECT_PORT=str(settings.prefect_port))
@@ -191,7 +191,7 @@ def test_prefect_api_refuses_requests_without_the_auth_string(short_tmp):
 
     from slmflow import services, stack
 
-    prefect_port, health_port = _free_ports(2)
+    prefect_port, health_port = free_ports(2)
     state = short_tmp / "state"
     env = _clean_env(SLMFLOW_STATE_DIR=str(state), SLMFLOW_PREFECT_PORT=str(prefect_port),
                      SLMFLOW_WORKER_HEALTH_PORT=str(health_port), SLMFLOW_PREFECT_AUTH=PREFECT_AUTH,
@@ -267,7 +267,7 @@ def secret_env(tmp_path, monkeypatch):
 
     for key, value in {"SLMFLOW_STATE_DIR": str(tmp_path / "state"),
                        "SLMFLOW_QDRANT_DIR": str(tmp_path / "qdrant"),
-                       "SLMFLOW_PREFECT_PORT": str(_free_ports(1)[0]),
+                       "SLMFLOW_PREFECT_PORT": str(free_ports(1)[0]),
                        "SLMFLOW_FRONTIER_BASE_URL": "https://frontier.example/v1",
                        "SLMFLOW_FRONTIER_API_KEY": FRONTIER_KEY,
                        "SLMFLOW_PREFECT_AUTH": PREFECT_AUTH,
@@ -309,7 +309,7 @@ def test_qdrant_key_is_sent_but_never_printed(secret_env):
         assert result.exit_code == 1 and "403" in out, out
         _assert_no_secret(out)
 
-    secret_env.setenv("QDRANT_URL", f"http://127.0.0.1:{_free_ports(1)[0]}")  # nothing listening
+    secret_env.setenv("QDRANT_URL", f"http://127.0.0.1:{free_ports(1)[0]}")  # nothing listening
     get_settings.cache_clear()
     result, out = _cli("collections")
     assert result.exit_code == 1 and "error" in out, out
@@ -455,10 +455,15 @@ class _KeyScanWorkers:
 
 def test_a_job_run_leaves_the_frontier_key_nowhere(prefect_api, tmp_path, monkeypatch, capfd):
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowRunFilter,
+        FlowRunFilterId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
     from prefect.logging.handlers import APILogHandler
-    from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterFlowRunId,
-                                                FlowRunFilter, FlowRunFilterId, LogFilter,
-                                                LogFilterFlowRunId)
 
     import flows.job as job_module
     from slmflow.settings import Price, Settings

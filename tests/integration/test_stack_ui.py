@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+from tests.support.ports import free_ports, port_block
 
 pytestmark = pytest.mark.slow
 
@@ -28,44 +29,16 @@ BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networkin
                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def _block_of_free_ports(size: int) -> int:
-    """A base port with `size` consecutive free ports (Ray's head uses port, +1, +2)."""
-    for base in range(23000, 30000, 17):
-        try:
-            socks = []
-            for p in range(base, base + size):
-                s = socket.socket()
-                s.bind(("127.0.0.1", p))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port block")
-
-
 @pytest.fixture(scope="module")
 def stack_env(session_dir, standin):
-    prefect_port, health_port = _free_ports(2)
+    prefect_port, health_port = free_ports(2)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RAY_"))}
     env.update({
         "SLMFLOW_STATE_DIR": str(session_dir / "stack-state"),
         "SLMFLOW_QDRANT_DIR": str(session_dir / "stack-qdrant"),
         "SLMFLOW_RESULTS_DIR": str(session_dir / "stack-runs"),
         "SLMFLOW_PREFECT_PORT": str(prefect_port),
-        "SLMFLOW_RAY_PORT": str(_block_of_free_ports(3)),
+        "SLMFLOW_RAY_PORT": str(port_block(3)),
         "SLMFLOW_WORKER_HEALTH_PORT": str(health_port),
         # The session's stand-in plays the frontier, so `up` starts no second one.
         "SLMFLOW_FRONTIER_BASE_URL": standin.url,

@@ -25,7 +25,8 @@ from flows.ledger import Ledger
 from flows.prompts import build_request
 from flows.spec import AgentLimits, Item, TaskSpec
 from flows.templates import render
-from flows.unit import NEEDS_REVIEW, UnitContext, as_call, cascade, ground, scope
+from flows.unit import (INPUT_REJECTED, NEEDS_REVIEW, UnitContext, as_call, cascade, ground,
+                        retry_on_exceptions_only, scope)
 from slmflow.records import AgentStep, CostEntry, Evidence, Observation, Status, TaskResult
 from tools.registry import FINAL_ANSWER
 
@@ -51,7 +52,7 @@ def execute_agent(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[s
         steps.append(step)
         spent = steps_cost(ctx.ledger, steps).usd
         if not step.status.verified:
-            status, error = step.status, f"step {n} could not be verified"
+            status, error = step.status, f"step {n}: {step.error or 'could not be verified'}"
             break
         if step.call.name == FINAL_ANSWER:
             answer = step.call.arguments.get("answer")
@@ -88,7 +89,7 @@ def execute_step(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[st
                      collection="tools") for s in history if s.observation is not None]
     c = cascade(ctx, task, request, evidence + seen, question=question)
     if not c.status.verified:
-        return AgentStep(n=n, status=c.status, attempts=c.attempts)
+        return AgentStep(n=n, status=c.status, attempts=c.attempts, error=c.error)
     call = as_call(c.final.draft.output)
     observation = None
     if call.name != FINAL_ANSWER:
@@ -98,7 +99,7 @@ def execute_step(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[st
 
 
 @prefect_task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5],
-              retry_condition_fn=lambda task, run, state: state.name != NEEDS_REVIEW)
+              retry_condition_fn=retry_on_exceptions_only)
 def agent_step(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str, Any],
                evidence: list[Evidence], history: list[AgentStep]) -> State:
     step = execute_step(ctx, task, item, upstream, evidence, history)
@@ -108,7 +109,8 @@ def agent_step(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str,
     if step.status is Status.escalated:
         return Completed(data=step, name="Escalated", message=f"frontier: {what}")
     reasons = [r for a in step.attempts for r in a.verdict.reasons]
-    return Failed(data=step, name=NEEDS_REVIEW, message="; ".join(reasons)[:500] or step.status.value)
+    return Failed(data=step, name=INPUT_REJECTED if step.status is Status.failed else NEEDS_REVIEW,
+                  message=(step.error or "; ".join(reasons))[:500] or step.status.value)
 
 
 def transcript(history: list[AgentStep]) -> str:

@@ -311,13 +311,13 @@ def execute_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[st
         latency_s=time.perf_counter() - start, error=c.error)
 
 
-def _retry_on_exceptions_only(task, task_run, state: State) -> bool:
+def retry_on_exceptions_only(task, task_run, state: State) -> bool:
     # A verdict or a rejected input is not a fault: retrying would only spend money again.
     return state.name not in (NEEDS_REVIEW, INPUT_REJECTED)
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5],
-      retry_condition_fn=_retry_on_exceptions_only)
+      retry_condition_fn=retry_on_exceptions_only)
 def run_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str, Any]) -> State:
     result = execute_unit(ctx, task, item, upstream)
     if result.status is Status.accepted:

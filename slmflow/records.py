@@ -137,6 +137,7 @@ class AgentStep(BaseModel):
     call: ToolCall | None = None
     observation: Observation | None = None
     attempts: list[Attempt] = []
+    error: str | None = None  # why an unverified step has no call (input rejected, budget, frontier down)
 
 
 class TaskResult(BaseModel):

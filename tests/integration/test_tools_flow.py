@@ -99,7 +99,8 @@ def test_agent_steps_are_prefect_task_runs(prefect_api, fleet, settings, tmp_pat
     for r in results:
         assert r.steps and r.attempts and r.cost.tokens_in > 0  # the ledger counts the steps
         for step in r.steps:
-            expected = {"accepted": "Completed", "escalated": "Escalated", "needs_review": "NeedsReview"}
+            expected = {"accepted": "Completed", "escalated": "Escalated", "needs_review": "NeedsReview",
+                        "failed": "InputRejected"}
             assert steps[f"sum[{r.item_id}] step {step.n}"] == expected[step.status.value]
             assert step.attempts[0].role == "small"
             if step.status.verified:

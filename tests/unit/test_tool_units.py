@@ -38,7 +38,10 @@ class Scripted:
 
     def frontier(self, request):
         self.frontier_requests.append(request)
-        return _draft("big", self.frontier_script.pop(0))
+        answer = self.frontier_script.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return _draft("big", answer)
 
     def verify(self, request):
         return Verifier().verify(request)
@@ -161,3 +164,12 @@ def test_a_pseudo_tool_that_was_not_offered_is_an_unknown_function(run):
     r = run(w, kind="tool_call", tools=["add"])
     assert r.status is Status.needs_review and r.output is None
     assert any("unknown function 'final_answer'" in reason for reason in r.reasons)
+
+
+def test_why_a_step_failed_reaches_the_episode_result(run):
+    from workers.frontier import FrontierError
+
+    w = Scripted([_call("add", a=2, b=9)], [FrontierError("RateLimitError: HTTP 429")])
+    r = run(w, kind="agent", tools=["add"])
+    assert r.status is Status.needs_review and r.steps[0].error == "escalation failed: RateLimitError: HTTP 429"
+    assert r.error == "step 1: escalation failed: RateLimitError: HTTP 429"

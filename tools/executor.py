@@ -69,21 +69,24 @@ class ToolExecutor:
             return Observation(tool=call.name, ok=False, error=str(exc))
         call = ToolCall(name=call.name, arguments=arguments)
         if not (tool.side_effects and self.effects):
-            return self._run(tool, call)
+            return self._run(tool, call)[0]
         key = effect_key(scope, call)
         recorded = self.effects.begin(key, scope, call)
         if recorded is not None:
             return recorded
-        observation = self._run(tool, call)
-        if not observation.error or not observation.error.startswith("timed out"):
-            # A timed-out effect may or may not have happened: it stays 'started' (unknown).
+        observation, known = self._run(tool, call)
+        if known:
+            # Otherwise (a timeout, a host that died mid-call) the effect may or may not have
+            # happened: it stays 'started', and a later attempt is told so instead of running it.
             self.effects.finish(key, observation)
         return observation
 
-    def _run(self, tool: Tool, call: ToolCall) -> Observation:
+    def _run(self, tool: Tool, call: ToolCall) -> tuple[Observation, bool]:
+        """The observation, and whether the tool's outcome is known: it returned or raised."""
         if tool.source.startswith("mcp:"):
             server = tool.source.removeprefix("mcp:")
-            return self.mcp[server].call(tool.name, call.arguments, tool.timeout_s)
+            observation = self.mcp[server].call(tool.name, call.arguments, tool.timeout_s)
+            return observation, not (observation.error or "").startswith("timed out")
         start = time.perf_counter()
         fn = tool.source.removeprefix("python:")
         host = self._acquire(tool.privileges)
@@ -98,7 +101,7 @@ class ToolExecutor:
         finally:
             self._release(tool.privileges, host, healthy)
         return Observation(tool=tool.name, ok=answer["ok"], content=answer.get("result"),
-                           error=answer.get("error"), duration_s=time.perf_counter() - start)
+                           error=answer.get("error"), duration_s=time.perf_counter() - start), healthy
 
     def _acquire(self, privileges: tuple[bool, bool, bool]) -> ToolHost:
         with self._cond:

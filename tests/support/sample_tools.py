@@ -98,3 +98,9 @@ def slow_effect(entry: str) -> str:
     """A side effect that outlives its timeout."""
     time.sleep(2)
     return entry
+
+
+@tool(side_effects=True)
+def crash_effect(entry: str) -> str:
+    """A side effect whose process dies mid-call (the effect's outcome is then unknown)."""
+    os._exit(3)

@@ -102,6 +102,14 @@ def test_a_side_effect_with_unknown_outcome_is_not_retried(executor):
     assert not retry.ok and retry.error == UNKNOWN_OUTCOME
 
 
+def test_a_side_effect_whose_host_died_is_not_retried(executor):
+    first = call(executor, "crash_effect", entry="z")
+    assert not first.ok and first.error.startswith("tool host exited (code 3)")
+    retry = call(executor, "crash_effect", entry="z")
+    assert not retry.ok and retry.error == UNKNOWN_OUTCOME
+    assert call(executor, "add", a=1, b=1).content == 2  # the pool replaced the dead host
+
+
 def test_concurrent_calls_share_a_bounded_pool(executor):
     from concurrent.futures import ThreadPoolExecutor
 

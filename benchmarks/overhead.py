@@ -40,7 +40,7 @@ def job_spec(n: int) -> dict:
 
 def raw_engine(job, settings) -> tuple[float, int]:
     from flows.prompts import build_request
-    from slmflow.model_prep import resolve_model
+    from slmflow.core.models import resolve_model
     from workers.engines import VLLMEngine
 
     name, path = resolve_model(settings)
@@ -65,9 +65,10 @@ def flow_runs(job, settings, repeats: int) -> list[tuple[str, float, int]]:
 
     from flows.ledger import Ledger
     from flows.scheduler import run_dag
-    from flows.unit import RayWorkers, UnitContext
-    from slmflow.records import CheckResult, Verdict
+    from flows.cascade import UnitContext
+    from slmflow.core.records import CheckResult, Verdict
     from workers.fleet import frontier_endpoint, get_fleet
+    from workers.remote import RayWorkers
 
     class NoVerify(RayWorkers):
         """Benchmark only: accepts every draft, so the timing isolates orchestration."""
@@ -113,7 +114,7 @@ def main() -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.spec import build_job
-    from slmflow.settings import get_settings
+    from slmflow.core.settings import get_settings
     from workers.fleet import close_fleet
 
     settings = get_settings()

@@ -72,10 +72,11 @@ def main() -> None:
 
     from flows.ledger import Ledger
     from flows.scheduler import run_dag
-    from flows.unit import RayWorkers, UnitContext
-    from slmflow.records import Status
-    from slmflow.settings import get_settings
+    from flows.cascade import UnitContext
+    from slmflow.core.records import Status
+    from slmflow.core.settings import get_settings
     from workers.fleet import close_fleet, frontier_endpoint, get_fleet
+    from workers.remote import RayWorkers
 
     settings = get_settings()
 

@@ -13,16 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 
-import slmflow  # noqa: F401  (loopback-only Ray, before `import ray`)
 from evals.adapters import default_data_dir
 from evals.tau2.episode import run_episode
 from evals.tau2.scoring import pass_hat_k
 from evals.tau2.tasks import load_tasks
 from flows.ledger import Ledger
 from flows.ratelimit import ensure_frontier_rate_limit
-from flows.unit import RayWorkers
-from slmflow.settings import get_settings
-from slmflow.stack import ensure_frontier_standin, ensure_prefect_server
+from workers.remote import RayWorkers
+from slmflow.core.settings import get_settings
+from slmflow.cli.stack import ensure_frontier_standin, ensure_prefect_server
 from workers.fleet import frontier_endpoint, get_fleet
 
 

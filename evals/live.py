@@ -20,11 +20,11 @@ from rich.console import Console
 from evals.adapters.base import Adapter, Item
 from evals.progress import progress_bar
 from evals.records import ModelOutput, ReplayRecord, recorded_ids
-from slmflow.records import Draft, GenerationRequest
+from slmflow.core.records import Draft, GenerationRequest
 
 
 class Workers(Protocol):
-    """The part of `flows.unit.Workers` that live evaluation uses."""
+    """The part of `flows.cascade.Workers` that live evaluation uses."""
 
     def small(self, request: GenerationRequest) -> Draft: ...
     def frontier(self, request: GenerationRequest) -> Draft: ...

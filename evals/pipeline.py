@@ -17,7 +17,7 @@ from evals.records import ReplayRecord, read_replay
 from evals.replay import EvalSummary, evaluate, resolve_items, summarize
 from evals.report import write_outputs
 from evals.verify import VerifierLike
-from slmflow.settings import Settings
+from slmflow.core.settings import Settings
 
 CACHE_FILE = "cache.jsonl"
 REPLAY_FILE = "replay.jsonl"

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from evals.errors import EvalError
-from slmflow.records import Draft
+from slmflow.core.records import Draft
 
 MAX_REPORTED_ERRORS = 5
 

@@ -21,7 +21,7 @@ from evals.progress import progress_bar
 from evals.records import ReplayRecord
 from evals.results import ItemResult, Judged, VerifierState
 from evals.verify import Support, VerifierLike, fingerprint, probe_support
-from slmflow.settings import Settings
+from slmflow.core.settings import Settings
 
 PROBE_ITEMS = 3
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from slmflow.records import Verdict, VerifyRequest
+from slmflow.core.records import Verdict, VerifyRequest
 
 GENERIC_KIND = "answer"
 NATIVE_KINDS = ("classify", "extract", "answer")  # the flow's own kinds, always judged natively

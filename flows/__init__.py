@@ -1,1 +1,1 @@
-import slmflow  # noqa: F401 - applies the local Ray environment before anything imports ray
+"""Prefect: the job spec, the DAG, the cascade per unit, the flow, reports and history."""

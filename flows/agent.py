@@ -25,9 +25,9 @@ from flows.ledger import Ledger
 from flows.prompts import build_request
 from flows.spec import AgentLimits, Item, TaskSpec
 from flows.templates import render
-from flows.unit import (INPUT_REJECTED, NEEDS_REVIEW, UnitContext, as_call, cascade, ground,
-                        retry_on_exceptions_only, scope)
-from slmflow.records import AgentStep, CostEntry, Evidence, Observation, Status, TaskResult
+from flows.cascade import (INPUT_REJECTED, NEEDS_REVIEW, UnitContext, as_call, cascade, ground,
+                           retry_on_exceptions_only, scope)
+from slmflow.core.records import AgentStep, CostEntry, Evidence, Observation, Status, TaskResult
 from tools.registry import FINAL_ANSWER
 
 

@@ -4,14 +4,12 @@ load + validate the spec -> find or start the fleet -> ingest the collections ->
 -> run the DAG over every item (ground, draft, verify, escalate, run verified tool calls) ->
 results JSONL + artifacts + summary.
 
-Running the same job again reuses every unit an earlier run already verified (flows.unit.UnitCache),
+Running the same job again reuses every unit an earlier run already verified (flows.cache.UnitCache),
 so a run that crashed or was interrupted resumes where it stopped; `recompute=True` runs them all.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,14 +21,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from flows.budget import Budget
 from flows.ledger import Ledger, RunSummary
-from flows.ratelimit import ensure_frontier_rate_limit
+from flows.ratelimit import RateLimited, ensure_frontier_rate_limit
 from flows.report import append_labels, print_summary, publish_artifacts, write_results
 from flows.scheduler import run_dag
 from flows.spec import Job, load_job
 from flows.tooling import open_tools
-from flows.unit import RayWorkers, UnitCache, UnitContext
-from slmflow.settings import Settings, get_settings
-from workers.fleet import FleetConfig, frontier_endpoint, get_fleet
+from flows.cache import UnitCache, cache_version, unit_cache_dir
+from flows.cascade import UnitContext
+from slmflow.core.settings import Settings, get_settings
+from workers.fleet import frontier_endpoint, get_fleet
+from workers.remote import RayWorkers
 
 _settings = get_settings()
 
@@ -57,7 +57,7 @@ def run_job(spec: str, limit: int | None = None, recompute: bool = False) -> dic
 
     start = time.perf_counter()
     try:
-        ctx = UnitContext(job.spec.name, run_id, RayWorkers(fleet), Ledger(settings, frontier_model),
+        ctx = UnitContext(job.spec.name, run_id, RateLimited(RayWorkers(fleet)), Ledger(settings, frontier_model),
                           Budget(job.spec.budget), cache, tools)
         with _progress() as progress:
             bar = progress.add_task(job.spec.name, total=len(job.items) * len(job.spec.tasks))
@@ -75,30 +75,6 @@ def run_job(spec: str, limit: int | None = None, recompute: bool = False) -> dic
     append_labels(results, Path(settings.results_dir) / "labels.jsonl")
     print_summary(results, summary, frontier_label)
     return summary.model_dump()
-
-
-def unit_cache_dir(settings: Settings) -> Path:
-    """Persisted unit results, next to the results they make up (job names cannot start with a
-    dot, so this cannot collide with a job's folder)."""
-    return Path(settings.results_dir) / ".cache"
-
-
-def cache_version(settings: Settings, job: Job) -> str:
-    """A digest of what, besides a unit's own inputs, decides its result: the small models and the
-    kinds they serve, the frontier, the verifier's settings, the embedder, and the contents of the
-    job's collections (the same per-file sha256 the ingest manifest records). Change any of them
-    and no earlier result is reused."""
-    from retrieval.ingest import read_documents
-
-    parts = {
-        "small": sorted((s.name, s.model, sorted(s.kinds)) for s in FleetConfig.load(settings).small),
-        "frontier": frontier_endpoint(settings)[:2],
-        "verifier": settings.verifier.model_dump(mode="json"),
-        "embedding_model": settings.embedding_model,
-        "collections": {name: read_documents(job.collection_path(name)).files
-                        for name in sorted(job.spec.collections)},
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def prepare_collections(job: Job, fleet, logger) -> None:

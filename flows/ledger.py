@@ -6,8 +6,8 @@ from collections import Counter
 
 from pydantic import BaseModel
 
-from slmflow.records import Attempt, CostEntry, Draft, Status, TaskResult
-from slmflow.settings import Settings
+from slmflow.core.records import Attempt, CostEntry, Draft, Status, TaskResult
+from slmflow.core.settings import Settings
 
 
 class Ledger:

@@ -7,7 +7,7 @@ from typing import Any
 
 from flows.spec import TaskSpec
 from flows.templates import render
-from slmflow.records import Evidence, GenerationRequest, Message
+from slmflow.core.records import Evidence, GenerationRequest, Message
 from tools.registry import Tool, call_schema
 
 _INSTRUCTIONS = {

@@ -4,9 +4,13 @@ decay (Prefect's rate limit), so it holds across every flow run talking to the s
 from __future__ import annotations
 
 from prefect.client.orchestration import get_client
+from prefect.concurrency.sync import rate_limit
 from prefect.exceptions import ObjectAlreadyExists
 
-from flows.unit import FRONTIER_RATE_LIMIT
+from flows.cascade import Workers
+from slmflow.core.records import Draft, GenerationRequest
+
+FRONTIER_RATE_LIMIT = "slmflow-frontier"
 
 
 def ensure_frontier_rate_limit(rpm: int) -> None:
@@ -24,3 +28,18 @@ def ensure_frontier_rate_limit(rpm: int) -> None:
                 # server both create, and the loser sees the winner's limit on its second try.
                 if attempt:
                     raise
+
+
+class RateLimited:
+    """`workers` whose frontier calls first take a slot of the Prefect rate limit, so every
+    concurrent flow on the same Prefect server shares one requests-per-minute budget."""
+
+    def __init__(self, workers: Workers):
+        self._workers = workers
+
+    def frontier(self, request: GenerationRequest) -> Draft:
+        rate_limit(FRONTIER_RATE_LIMIT, strict=True)
+        return self._workers.frontier(request)
+
+    def __getattr__(self, name: str):
+        return getattr(self._workers, name)

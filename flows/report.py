@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flows.ledger import RunSummary
-from slmflow.records import Status, TaskResult
+from slmflow.core.records import Status, TaskResult
 
 LEDGER = "ledger"
 _STYLE = {Status.accepted: "green", Status.escalated: "yellow", Status.needs_review: "red",

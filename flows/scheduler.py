@@ -15,8 +15,9 @@ import queue
 from collections.abc import Callable
 
 from flows.spec import Item, Job
-from flows.unit import UnitContext, run_unit
-from slmflow.records import Status, TaskResult
+from flows.cascade import UnitContext
+from flows.unit import run_unit
+from slmflow.core.records import Status, TaskResult
 
 
 def run_dag(job: Job, ctx: UnitContext, *, retries: int = 2,

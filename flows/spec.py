@@ -7,6 +7,7 @@ DAG of tasks. Every error names the job, the task and the field.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from flows.budget import BudgetSpec
 from flows.dag import Dag, DagError
 from flows.templates import Placeholder, TemplateError, check_template, render
-from slmflow.records import TaskKind
+from slmflow.core.records import TaskKind
 from tools.mcp import MCPServer
-from tools.registry import RESERVED
+from tools.registry import RESERVED, ToolError, ToolRegistry
 
 
 class SpecError(ValueError):
@@ -245,8 +246,6 @@ def build_job(raw: Any, base_dir: Path, source: str = "<spec>", limit: int | Non
     _check_templates_against_items(spec, items)
     job = Job(spec=spec, items=items, base_dir=base_dir.resolve())
     if spec.tools is not None:
-        from flows.tooling import check_python_tools
-
         check_python_tools(job)
     return job
 
@@ -318,3 +317,36 @@ def _check_templates_against_items(spec: JobSpec, items: list[Item]) -> None:
                 except TemplateError as exc:
                     raise SpecError(f"job '{spec.name}', task '{task.id}', field '{field}', "
                                     f"item '{item.id}': {exc}") from None
+
+
+def python_registry(job: Job) -> ToolRegistry:
+    """The spec's Python tools. Module paths resolve against the spec's folder first, so a job's
+    own tool module needs no installing."""
+    base = str(job.base_dir)
+    if base not in sys.path:
+        sys.path.insert(0, base)
+    registry = ToolRegistry()
+    for i, source in enumerate(job.spec.tools.sources):
+        try:
+            if source.module:
+                registry.add_module(source.module)
+            elif source.function:
+                registry.add_function(source.function)
+        except ToolError as exc:
+            raise SpecError(f"job '{job.spec.name}', tools.sources[{i}]: {exc}") from None
+    return registry
+
+
+def check_python_tools(job: Job) -> None:
+    """With no MCP sources, every allowlist can be checked now."""
+    registry = python_registry(job)
+    if not any(s.mcp for s in job.spec.tools.sources):
+        check_allowlists(job, registry)
+
+
+def check_allowlists(job: Job, registry: ToolRegistry) -> None:
+    for task in job.spec.tasks:
+        unknown = [name for name in task.tools or [] if name not in registry]
+        if unknown:
+            raise SpecError(f"job '{job.spec.name}', task '{task.id}', field 'tools': unknown tools "
+                            f"{unknown}; the job's sources provide {registry.names}")

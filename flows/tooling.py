@@ -8,40 +8,14 @@ any model call; their tools are checked then.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from flows.spec import Job, SpecError
-from slmflow.settings import Settings
+from flows.spec import Job, SpecError, check_allowlists, python_registry
+from slmflow.core.settings import Settings
 from tools.effects import EffectLedger
 from tools.executor import ToolExecutor
 from tools.mcp import MCPSource
-from tools.registry import ToolError, ToolRegistry
-
-
-def python_registry(job: Job) -> ToolRegistry:
-    """The spec's Python tools. Module paths resolve against the spec's folder first, so a job's
-    own tool module needs no installing."""
-    base = str(job.base_dir)
-    if base not in sys.path:
-        sys.path.insert(0, base)
-    registry = ToolRegistry()
-    for i, source in enumerate(job.spec.tools.sources):
-        try:
-            if source.module:
-                registry.add_module(source.module)
-            elif source.function:
-                registry.add_function(source.function)
-        except ToolError as exc:
-            raise SpecError(f"job '{job.spec.name}', tools.sources[{i}]: {exc}") from None
-    return registry
-
-
-def check_python_tools(job: Job) -> None:
-    """With no MCP sources, every allowlist can be checked now."""
-    registry = python_registry(job)
-    if not any(s.mcp for s in job.spec.tools.sources):
-        _check_allowlists(job, registry)
+from tools.registry import ToolError
 
 
 def open_tools(job: Job, settings: Settings) -> ToolExecutor | None:
@@ -57,7 +31,7 @@ def open_tools(job: Job, settings: Settings) -> ToolExecutor | None:
                 sources[source.mcp.name] = mcp = MCPSource(source.mcp)
                 for t in mcp.start():
                     registry.add(t)
-        _check_allowlists(job, registry)
+        check_allowlists(job, registry)
     except (ToolError, OSError) as exc:
         for mcp in sources.values():
             mcp.close()
@@ -75,11 +49,3 @@ def tool_workdir(job: Job, settings: Settings) -> Path:
 
 def effects_path(settings: Settings) -> Path:
     return settings.state_dir / "tools" / "effects.sqlite"
-
-
-def _check_allowlists(job: Job, registry: ToolRegistry) -> None:
-    for task in job.spec.tasks:
-        unknown = [name for name in task.tools or [] if name not in registry]
-        if unknown:
-            raise SpecError(f"job '{job.spec.name}', task '{task.id}', field 'tools': unknown tools "
-                            f"{unknown}; the job's sources provide {registry.names}")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from retrieval.errors import EmbedderError
-from slmflow.settings import BUNDLED
+from slmflow.core.settings import BUNDLED
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

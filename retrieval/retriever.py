@@ -15,7 +15,7 @@ from retrieval.embedder import Embedder
 from retrieval.errors import StoreError
 from retrieval.ingest import IngestReport, ingest
 from retrieval.store import VectorStore, is_complete
-from slmflow.records import Evidence
+from slmflow.core.records import Evidence
 
 
 class Retriever:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeGuard, TypeVar
 
 from retrieval.errors import StoreError
-from slmflow.records import Evidence
+from slmflow.core.records import Evidence
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient

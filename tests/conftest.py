@@ -18,7 +18,7 @@ from tests.support.ports import free_ports
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="slmflow-tests-"))
 
 
-# Must happen before anything imports slmflow.settings (it caches the settings object).
+# Must happen before anything imports slmflow.core.settings (it caches the settings object).
 os.environ.update({
     "SLMFLOW_STATE_DIR": str(_SESSION_DIR / "state"),
     "SLMFLOW_QDRANT_DIR": str(_SESSION_DIR / "qdrant"),
@@ -34,10 +34,14 @@ for key in ("SLMFLOW_FRONTIER_BASE_URL", "SLMFLOW_FRONTIER_MODEL", "SLMFLOW_FRON
     if key != "QDRANT_URL":  # a Qdrant server, when given, enables the server-backend tests
         os.environ.pop(key, None)
 
+from slmflow.core.rayenv import apply_local_ray_env  # noqa: E402 - after the environment above
+
+apply_local_ray_env()  # before any test imports Ray
+
 
 @pytest.fixture(scope="session")
 def settings():
-    from slmflow.settings import get_settings
+    from slmflow.core.settings import get_settings
 
     return get_settings()
 
@@ -59,7 +63,7 @@ def prefect_api():
 @pytest.fixture(scope="session")
 def standin(settings):
     """The local stand-in for a frontier model: a real vLLM OpenAI-compatible server."""
-    from slmflow import services, stack
+    from slmflow.cli import services, stack
 
     service = stack.ensure_frontier_standin(settings)
     yield service

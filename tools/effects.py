@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from slmflow.records import Observation, ToolCall
+from slmflow.core.records import Observation, ToolCall
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS effects (
     key TEXT PRIMARY KEY, scope TEXT NOT NULL, tool TEXT NOT NULL, arguments TEXT NOT NULL,
@@ -31,7 +31,7 @@ UNKNOWN_OUTCOME = ("an earlier attempt started this side-effecting call and reco
 
 
 def effect_key(scope: str, call: ToolCall) -> str:
-    """`scope` names the job, item and task (flows.unit.scope)."""
+    """`scope` names the job, item and task (flows.cascade.scope)."""
     canonical = json.dumps({"scope": scope, "tool": call.name, "arguments": call.arguments},
                            sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -16,7 +16,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from slmflow.records import Observation, ToolCall
+from slmflow.core.records import Observation, ToolCall
 from tools.effects import EffectLedger, effect_key
 from tools.host import HostDied, ToolHost
 from tools.registry import Tool, ToolError, ToolRegistry

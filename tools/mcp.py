@@ -39,7 +39,7 @@ from mcp.types import CONNECTION_CLOSED, CallToolResult, TextContent
 from mcp.types import Tool as MCPTool
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from slmflow.records import Observation
+from slmflow.core.records import Observation
 from tools.registry import RESERVED, Tool, ToolError, allowed_name, strip_titles
 
 # A server that pages forever must not hang start().

@@ -14,7 +14,7 @@ from jsonschema.exceptions import SchemaError
 from referencing.exceptions import Unresolvable
 from jsonschema.validators import validator_for
 
-from slmflow.records import CheckResult, VerifyRequest
+from slmflow.core.records import CheckResult, VerifyRequest
 from verification import grounding
 from verification import text as tx
 from verification.grounding import Embedder

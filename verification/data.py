@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slmflow.records import Evidence, VerifyRequest
+from slmflow.core.records import Evidence, VerifyRequest
 from verification import math as vm
 from verification import text as tx
 from verification.paths import DEFAULT_DATA

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 
-from slmflow.records import VerifyRequest
+from slmflow.core.records import VerifyRequest
 from verification import grounding, tool_calls
 from verification import math as worked
 from verification import text as tx

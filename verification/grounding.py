@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from slmflow.records import Evidence
+from slmflow.core.records import Evidence
 from verification import text as tx
 
 _CITATION = re.compile(r"\[([^\[\]\s]{1,80})\]")

@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from slmflow.records import Evidence, VerifyRequest
+from slmflow.core.records import Evidence, VerifyRequest
 from verification.data import Example
 from verification.features import LEARNED_KINDS
 

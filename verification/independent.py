@@ -13,7 +13,8 @@ number, the output did not parse) is *inconclusive*: the check passes with the r
 flaky second opinion never rejects an answer on its own. A disagreement fails the check.
 
 The models are reached through the flow's `Workers` protocol (`small(GenerationRequest)`), so
-tests pass a fake and `slmflow verify --fleet` passes the running fleet (`connect_fleet`).
+tests pass a fake and `slmflow verify --fleet` passes the running fleet
+(`workers.crosscheck.connect_fleet`). Nothing here knows Ray or Prefect.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from slmflow.records import (
+from slmflow.core.records import (
     CheckResult,
     Draft,
     GenerationRequest,
@@ -36,9 +37,6 @@ from verification import math as vm
 from verification import text as tx
 from verification import tool_calls
 from verification.sandbox import Limits, SandboxResult, run_python
-
-if TYPE_CHECKING:
-    from slmflow.settings import Settings
 
 COMPARABLE = frozenset({"math", "classify", "extract", "tool_call"})
 
@@ -55,7 +53,7 @@ TOOL_PROMPT = ("You can call these functions:\n{tools}\n\nReply with the call or
 
 
 class SmallWorker(Protocol):
-    """The part of `flows.unit.Workers` an independent answer needs."""
+    """The part of `flows.cascade.Workers` an independent answer needs."""
 
     def small(self, request: GenerationRequest) -> Draft: ...
 
@@ -342,50 +340,3 @@ def _fmt(value: float) -> str:
 def _short(value: Any, n: int) -> str:
     s = value if isinstance(value, str) else json.dumps(value, default=str)
     return s if len(s) <= n else s[: n - 1] + "…"
-
-
-# ------------------------------------------------------------------ fleet
-
-
-@dataclass
-class FleetCrossCheck:
-    """Workers whose `small()` goes to one named fleet member, and how to let go of the fleet."""
-
-    workers: SmallWorker
-    name: str
-    close: Callable[[], None]
-
-
-class _Pinned:
-    """A view of the fleet in which one member serves every kind."""
-
-    def __init__(self, fleet: Any, actors: list[Any]):
-        import itertools
-
-        self._fleet = fleet
-        self._actors = itertools.cycle(actors)
-
-    def small_for(self, kind: str) -> Any:
-        return next(self._actors)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._fleet, name)
-
-
-def connect_fleet(settings: Settings, name: str | None = None) -> FleetCrossCheck:
-    """The running fleet (`get_fleet`) behind `RayWorkers`, pinned to the member `name` (default:
-    the first small model of the fleet config). Needs Ray; imported only with `--fleet`."""
-    import ray
-
-    from flows.unit import RayWorkers
-    from workers.fleet import FleetConfig, actor_names, close_fleet, get_fleet
-
-    config = FleetConfig.load(settings)
-    members = [s.name for s in config.small]
-    chosen = name or members[0]
-    if chosen not in members:
-        raise ValueError(f"no small model named {chosen!r} in the fleet; it has {members}")
-    fleet = get_fleet(settings)
-    actors = [ray.get_actor(n, namespace=settings.ray_namespace) for n in actor_names(settings)
-              if n.startswith(f"small:{chosen}:")]
-    return FleetCrossCheck(RayWorkers(_Pinned(fleet, actors)), chosen, close_fleet)

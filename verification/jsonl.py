@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from slmflow.records import Evidence, Verdict, VerifyKind, VerifyRequest
+from slmflow.core.records import Evidence, Verdict, VerifyKind, VerifyRequest
 
 
 class InputError(ValueError):

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from slmflow.records import VerifyRequest
+from slmflow.core.records import VerifyRequest
 from verification.features import FEATURE_NAMES, featurise
 from verification.paths import WEIGHTS_DIR
 

@@ -14,7 +14,7 @@ import operator
 import re
 from dataclasses import dataclass, field
 
-from slmflow.records import CheckResult, VerifyRequest
+from slmflow.core.records import CheckResult, VerifyRequest
 from verification import text as tx
 
 # World knowledge a solution may use without it being in the question: unit conversions

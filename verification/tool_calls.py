@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from slmflow.records import CheckResult, VerifyRequest
+from slmflow.core.records import CheckResult, VerifyRequest
 from verification import text as tx
 
 # Verbs every tool description uses; they say nothing about which tool fits.

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from slmflow.records import CheckResult, Verdict, VerifyRequest
-from slmflow.settings import VerifierSettings
+from slmflow.core.records import CheckResult, Verdict, VerifyRequest
+from slmflow.core.settings import VerifierSettings
 from verification import checks, math, tool_calls
 from verification.grounding import Embedder
 

@@ -1,1 +1,1 @@
-import slmflow  # noqa: F401 - applies the local Ray environment before anything imports ray
+"""Ray: the fleet of model engines, the frontier client, the verifier and retrieval as actors."""

@@ -11,7 +11,7 @@ import os
 
 import ray
 
-from slmflow.records import Draft, Evidence, GenerationRequest, Verdict, VerifyRequest
+from slmflow.core.records import Draft, Evidence, GenerationRequest, Verdict, VerifyRequest
 
 
 @ray.remote
@@ -55,7 +55,7 @@ class FrontierWorker:
 @ray.remote
 class VerifierWorker:
     def __init__(self, settings_json: str):
-        from slmflow.settings import VerifierSettings
+        from slmflow.core.settings import VerifierSettings
         from verification.learned import LearnedVerifier
         from verification.verifier import Verifier
 

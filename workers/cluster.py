@@ -1,10 +1,13 @@
-"""Connect to Ray: an existing cluster when RAY_ADDRESS is set, else a private local one."""
+"""Connect to Ray: an existing cluster when RAY_ADDRESS is set, else a private local one.
+
+This is where a process first needs Ray, so it applies the local Ray environment before importing
+it (Ray reads part of it at import; slmflow/core/rayenv.py). Nothing in `workers` imports Ray at
+module level except the actor definitions, which the fleet imports after connecting.
+"""
 
 from __future__ import annotations
 
-import ray
-
-from slmflow.settings import Settings
+from slmflow.core.settings import Settings
 
 # Custom resource that stands for "room for one model engine" on CPU-only nodes, where
 # num_gpus cannot express it. One engine per 2-core machine: each engine pins a core.
@@ -17,11 +20,15 @@ def connect(settings: Settings) -> None:
     The head `up` started requires its token (a file in the state dir); this process switches to
     token auth with it before connecting. Any other cluster's auth comes from the environment
     (RAY_AUTH_MODE, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH). The private cluster runs without
-    auth, on 127.0.0.1 only (slmflow/rayenv.py)."""
+    auth, on 127.0.0.1 only (slmflow/core/rayenv.py)."""
+    from slmflow.core.rayenv import apply_local_ray_env, use_token_auth
+
+    apply_local_ray_env()
+    import ray
+
     if ray.is_initialized():
         return
-    from slmflow.rayenv import use_token_auth
-    from slmflow.stack import own_head_token, recorded_ray_address
+    from slmflow.core.state import own_head_token, recorded_ray_address
 
     address = settings.ray_address or recorded_ray_address(settings)
     if address:

@@ -15,7 +15,8 @@ import time
 import uuid
 from typing import Any, Protocol
 
-from slmflow.records import Draft, GenerationRequest
+from slmflow.core.errors import EngineOutputError
+from slmflow.core.records import Draft, GenerationRequest
 
 
 class Engine(Protocol):
@@ -24,10 +25,6 @@ class Engine(Protocol):
     async def generate(self, request: GenerationRequest) -> Draft: ...
 
     async def shutdown(self) -> None: ...
-
-
-class EngineOutputError(RuntimeError):
-    """The engine answered, but not with something the request can use (e.g. empty choices)."""
 
 
 def parse_output(request: GenerationRequest, text: str) -> Any:
@@ -245,7 +242,7 @@ class NullEngine:
         if delay_s < 0 or load_s < 0:
             raise ValueError(f"{NULL_DELAY_ENV} and {NULL_LOAD_ENV} must be >= 0")
         if max_model_len is None:
-            from slmflow.settings import get_settings
+            from slmflow.core.settings import get_settings
 
             max_model_len = get_settings().vllm.max_model_len
         self.delay_s = delay_s

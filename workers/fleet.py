@@ -11,14 +11,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import ray
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from slmflow.model_prep import resolve_model
-from slmflow.records import TaskKind
-from slmflow.settings import BUNDLED, Settings
-from workers import actors
+from slmflow.core.models import resolve_model
+from slmflow.core.records import TaskKind
+from slmflow.core.settings import BUNDLED, Settings
 from workers.cluster import ENGINE_RESOURCE
 from workers.frontier import STANDIN_LABEL, STANDIN_MODEL
 
@@ -94,6 +92,10 @@ class Fleet:
 
     @classmethod
     def connect(cls, settings: Settings, *, persistent: bool = False) -> "Fleet":
+        import ray
+
+        from workers import actors
+
         config = FleetConfig.load(settings)
         created: list[Any] = []
         lifetime = "detached" if persistent else None
@@ -140,15 +142,21 @@ class Fleet:
 
     def wait_ready(self) -> None:
         """Block until every actor has finished its constructor (model engines take ~30 s)."""
+        import ray
+
         ray.get([a.stats.remote() for a in [*self.small_actors, self.frontier, self.verifier,
                                              self.retrieval]])
 
     def check_frontier(self) -> None:
         """Fail before any model call when the frontier endpoint cannot be reached."""
+        import ray
+
         ray.get(self.frontier.check.remote(), timeout=60)
 
     def shutdown(self) -> None:
         """Stop the actors this process created (a persistent fleet is left to `slmflow down`)."""
+        import ray
+
         for handle in self._created:
             try:
                 if hasattr(handle, "shutdown"):
@@ -197,6 +205,7 @@ def fleet_status(settings: Settings) -> list[dict[str, Any]]:
     in flight = queue depth, served). Needs a Ray connection (`workers.cluster.connect`)."""
     # The public state API needs Ray's dashboard, which the local stack does not run (one less
     # open port); the GCS actor table carries the same state and restart counts.
+    import ray
     from ray._private import state as gcs_state
 
     table = {info["ActorID"]: info for info in gcs_state.actors().values()}

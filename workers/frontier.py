@@ -13,8 +13,9 @@ import openai
 from tenacity import (AsyncRetrying, retry_if_exception_type, stop_after_attempt,
                       wait_exponential_jitter)
 
-from slmflow.records import Draft, GenerationRequest
-from workers.engines import EngineOutputError, OpenAIEngine
+from slmflow.core.records import Draft, GenerationRequest
+from slmflow.core.errors import EngineOutputError, FrontierError
+from workers.engines import OpenAIEngine
 
 STANDIN_MODEL = "frontier-standin"
 STANDIN_LABEL = "local stand-in for a frontier model"
@@ -28,10 +29,6 @@ RETRYABLE = (
     json.JSONDecodeError,
     EngineOutputError,
 )
-
-
-class FrontierError(RuntimeError):
-    """The frontier could not produce an answer after retries."""
 
 
 class FrontierClient:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from slmflow.records import Draft, GenerationRequest
+from slmflow.core.records import Draft, GenerationRequest
 from workers.engines import Engine
 
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from evals.errors import EvalError
 from evals.records import ModelOutput, ReplayRecord
-from slmflow.records import GenerationRequest, Message, TaskKind, VerifyKind, VerifyRequest
+from slmflow.core.records import GenerationRequest, Message, TaskKind, VerifyKind, VerifyRequest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,7 @@ from typing import Any
 from evals.adapters import bfcl_checker
 from evals.adapters.base import Adapter, Grade, Item, read_jsonl
 from evals.errors import EvalError
-from slmflow.records import Message
+from slmflow.core.records import Message
 
 CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
 NO_CALL = "None of the provided functions can be used for this request."

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.adapters.base import Adapter, Grade, Item, read_jsonl
-from slmflow.records import Message
+from slmflow.core.records import Message
 
 SYSTEM = ("Solve the math word problem. Reason step by step, then give the final answer alone "
           "on the last line, formatted as '#### <number>'.")

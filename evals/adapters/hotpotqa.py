@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.adapters.base import Adapter, Grade, Item, read_json
-from slmflow.records import Evidence, Message
+from slmflow.core.records import Evidence, Message
 
 SYSTEM = ("Answer the question using only the numbered context passages. Reply with the answer "
           "alone: the shortest span that answers it (a name, date, number, or yes/no), not a "

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.adapters.base import Adapter, Grade, Item, read_json
-from slmflow.records import Message
+from slmflow.core.records import Message
 
 LABELS = ["yes", "no", "maybe"]
 SYSTEM = ("Answer the biomedical research question using the abstract. "

@@ -21,8 +21,8 @@ from pydantic import BaseModel
 from flows.agent import execute_step, steps_cost
 from flows.ledger import Ledger
 from flows.spec import AgentLimits, EscalationPolicy, Item, TaskSpec
-from flows.unit import UnitContext, Workers
-from slmflow.records import AgentStep, GenerationRequest, Message
+from flows.cascade import UnitContext, Workers
+from slmflow.core.records import AgentStep, GenerationRequest, Message
 from tools.effects import EffectLedger
 from tools.executor import ToolExecutor
 from tools.registry import FINAL_ANSWER, ToolRegistry

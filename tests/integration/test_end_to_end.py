@@ -10,7 +10,7 @@ import ray
 from prefect.client.orchestration import get_client
 
 from flows.job import run_job
-from slmflow.records import Status, TaskResult
+from slmflow.core.records import Status, TaskResult
 from tests.support.openai_server import ScriptedOpenAIServer
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ import jsonschema
 import pytest
 import ray
 
-from slmflow.records import GenerationRequest, Message
+from slmflow.core.records import GenerationRequest, Message
 
 pytestmark = pytest.mark.slow
 

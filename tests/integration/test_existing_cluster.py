@@ -24,9 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 PROBE = """
 import json
-from slmflow.records import GenerationRequest, Message  # slmflow before ray: see slmflow/rayenv.py
+from slmflow.core.records import GenerationRequest, Message  # slmflow before ray: see slmflow/core/rayenv.py
 import ray
-from slmflow.settings import get_settings
+from slmflow.core.settings import get_settings
 from workers.cluster import connect
 from workers.fleet import Fleet
 

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from slmflow.records import GenerationRequest, Message
+from slmflow.core.records import GenerationRequest, Message
 from tests.support.openai_server import ScriptedOpenAIServer
-from workers.frontier import FrontierClient, FrontierError
+from slmflow.core.errors import FrontierError
+from workers.frontier import FrontierClient
 
 KEY = "sk-test-DO-NOT-LEAK-1234567890"
 CLASSIFY = GenerationRequest(kind="classify", choices=["yes", "no"],

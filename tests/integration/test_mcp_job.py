@@ -9,9 +9,10 @@ import pytest
 from flows.ledger import Ledger
 from flows.spec import SpecError, build_job
 from flows.tooling import open_tools
-from flows.unit import UnitContext, execute_unit
-from slmflow.records import Status
-from slmflow.settings import Settings
+from flows.cascade import UnitContext
+from flows.unit import execute_unit
+from slmflow.core.records import Status
+from slmflow.core.settings import Settings
 from tests.unit.test_tool_units import SETTINGS, Scripted, _call
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,8 +12,8 @@ from flows.ledger import Ledger, RunSummary
 from flows.report import publish_artifacts
 from flows.scheduler import run_dag
 from flows.spec import build_job
-from flows.unit import UnitContext
-from slmflow.records import Status
+from flows.cascade import UnitContext
+from slmflow.core.records import Status
 from tests.unit.test_unit import SETTINGS, FakeWorkers, draft
 
 JOB = build_job({
@@ -85,7 +85,7 @@ def test_history_reads_runs_back_and_plots(prefect_api, tmp_path):
     from typer.testing import CliRunner
 
     from flows.history import plot_history, read_history
-    from slmflow.cli import app
+    from slmflow.cli.app import app
 
     before = len(read_history("prefect-states"))
     dag_flow()

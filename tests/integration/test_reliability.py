@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from slmflow.records import Status, TaskResult
+from slmflow.core.records import Status, TaskResult
 from tests.support.openai_server import ScriptedOpenAIServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -469,7 +469,7 @@ def test_runs_starting_together_both_get_the_frontier_rate_limit(prefect_api, mo
     from prefect.exceptions import ObjectAlreadyExists
 
     from flows.ratelimit import ensure_frontier_rate_limit
-    from flows.unit import FRONTIER_RATE_LIMIT
+    from flows.ratelimit import FRONTIER_RATE_LIMIT
 
     real = SyncPrefectClient.upsert_global_concurrency_limit_by_name
     calls = []

@@ -26,7 +26,7 @@ from typing import Any
 
 
 def _small_actor():
-    from slmflow.settings import get_settings
+    from slmflow.core.settings import get_settings
     from workers.fleet import get_fleet
 
     (actor,) = get_fleet(get_settings()).small_actors
@@ -139,7 +139,7 @@ def _run(spec: str, record: dict[str, Any]) -> None:
 
 
 def job(args) -> int:
-    from slmflow.settings import get_settings
+    from slmflow.core.settings import get_settings
     from workers.fleet import fleet_status
 
     started = time.monotonic()
@@ -172,7 +172,7 @@ def job(args) -> int:
 
 def load(args) -> int:
     """Several flow runs at once in this process, sharing one fleet."""
-    from slmflow.settings import get_settings
+    from slmflow.core.settings import get_settings
     from workers.fleet import fleet_status
 
     _small_actor()

@@ -26,8 +26,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.ledger import Ledger
 from flows.scheduler import run_dag
 from flows.spec import build_job
-from flows.unit import UnitContext
-from slmflow.records import Status
+from flows.cascade import UnitContext
+from slmflow.core.records import Status
 from tests.integration.test_prefect_flow import _task_runs
 from tests.support.openai_server import ScriptedOpenAIServer
 from tests.unit.test_unit import SETTINGS, draft

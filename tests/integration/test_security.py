@@ -30,10 +30,11 @@ from pathlib import Path
 
 import pytest
 
-from slmflow.records import GenerationRequest, Message
+from slmflow.core.records import GenerationRequest, Message
 from tests.support.openai_server import ScriptedOpenAIServer
 from tests.support.ports import free_ports, port_block
-from workers.frontier import FrontierClient, FrontierError
+from slmflow.core.errors import FrontierError
+from workers.frontier import FrontierClient
 
 REPO = Path(__file__).resolve().parents[2]
 FRONTIER_KEY = "sk-frontier-DO-NOT-LEAK-7c1e94b2"
@@ -85,7 +86,8 @@ def _assert_no_secret(text: str, *secrets: str) -> None:
 
 RAY_CLIENT = """
 import sys
-import slmflow  # the local Ray environment, as every slmflow process has it
+from slmflow.core.rayenv import apply_local_ray_env
+apply_local_ray_env()  # the local Ray environment, as every slmflow process has it
 import ray
 try:
     ray.init(address=sys.argv[1] if len(sys.argv) > 1 else {address!r}, log_to_driver=False,
@@ -97,9 +99,10 @@ print("CONNECTED", ray.get(ray.remote(lambda: 41 + 1).remote(), timeout=90))
 """
 
 RAY_DRIVER = """
-import slmflow
+from slmflow.core.rayenv import apply_local_ray_env
+apply_local_ray_env()
 import ray
-from slmflow.settings import Settings
+from slmflow.core.settings import Settings
 from workers.cluster import connect
 connect(Settings())
 # A task runs in a worker process the head's raylet starts, as the fleet's actors do.
@@ -117,8 +120,8 @@ def short_tmp():
 
 @pytest.mark.slow
 def test_ray_head_refuses_clients_without_its_token(short_tmp):
-    from slmflow import services, stack
-    from slmflow.settings import Settings
+    from slmflow.cli import services, stack
+    from slmflow.core.settings import Settings
 
     port = port_block(3)
     settings = Settings(state_dir=short_tmp / "state", cache_dir=short_tmp / "cache", ray_port=port,
@@ -171,8 +174,8 @@ def test_ray_head_refuses_clients_without_its_token(short_tmp):
 # --- Prefect API basic auth ------------------------------------------------------------------
 
 PREFECT_UP = """
-from slmflow import stack
-from slmflow.settings import get_settings
+from slmflow.cli import stack
+from slmflow.core.settings import get_settings
 settings = get_settings()
 api = stack.ensure_prefect_server(settings)   # the server, with the auth string
 stack.ensure_work_pool(settings)              # this process as an authenticated client
@@ -189,7 +192,7 @@ def _basic(auth: str) -> dict[str, str]:
 def test_prefect_api_refuses_requests_without_the_auth_string(short_tmp):
     import httpx
 
-    from slmflow import services, stack
+    from slmflow.cli import services, stack
 
     prefect_port, health_port = free_ports(2)
     state = short_tmp / "state"
@@ -263,7 +266,7 @@ def fake_qdrant(status: int = 200):
 @pytest.fixture
 def secret_env(tmp_path, monkeypatch):
     """Every secret set through the environment, state in tmp_path, nothing running."""
-    from slmflow.settings import get_settings
+    from slmflow.core.settings import get_settings
 
     for key, value in {"SLMFLOW_STATE_DIR": str(tmp_path / "state"),
                        "SLMFLOW_QDRANT_DIR": str(tmp_path / "qdrant"),
@@ -283,14 +286,14 @@ def secret_env(tmp_path, monkeypatch):
 def _cli(*args: str):
     from typer.testing import CliRunner
 
-    from slmflow.cli import app
+    from slmflow.cli.app import app
 
     result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
     return result, result.output  # stdout and stderr
 
 
 def test_qdrant_key_is_sent_but_never_printed(secret_env):
-    from slmflow.settings import get_settings
+    from slmflow.core.settings import get_settings
 
     with fake_qdrant() as (url, seen):
         secret_env.setenv("QDRANT_URL", url)
@@ -317,7 +320,7 @@ def test_qdrant_key_is_sent_but_never_printed(secret_env):
 
 
 def test_status_masks_secrets_and_reports_protections(secret_env):
-    from slmflow.settings import get_settings
+    from slmflow.core.settings import get_settings
 
     secret_env.setenv("QDRANT_URL", "http://qdrant-user:qdrant-DO-NOT-LEAK-url@qdrant.example:6333")
     get_settings.cache_clear()
@@ -466,7 +469,7 @@ def test_a_job_run_leaves_the_frontier_key_nowhere(prefect_api, tmp_path, monkey
     from prefect.logging.handlers import APILogHandler
 
     import flows.job as job_module
-    from slmflow.settings import Price, Settings
+    from slmflow.core.settings import Price, Settings
 
     spec = tmp_path / "job.yaml"
     spec.write_text(JOB_SPEC)

@@ -12,7 +12,7 @@ from evals.tau2.scoring import pass_hat_k
 from evals.tau2.tasks import load_tasks
 from flows.ledger import Ledger
 from flows.ratelimit import ensure_frontier_rate_limit
-from flows.unit import RayWorkers
+from workers.remote import RayWorkers
 from workers.fleet import frontier_endpoint
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from flows.job import run_job
 from flows.spec import load_job
 from flows.tooling import effects_path
-from slmflow.records import GenerationRequest, Message, Status, TaskResult
+from slmflow.core.records import GenerationRequest, Message, Status, TaskResult
 from tests.support import sample_tools
 from tools import pseudo_tool
 from tools.registry import NO_TOOL, call_schema, from_callable

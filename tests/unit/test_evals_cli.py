@@ -11,8 +11,8 @@ import typer
 from typer.testing import CliRunner
 
 from evals.errors import EvalError
-from slmflow import eval_cli
-from slmflow.eval_cli import EXIT_INTERRUPTED, eval_command
+from slmflow.cli import evaluate as eval_cli
+from slmflow.cli.evaluate import EXIT_INTERRUPTED, eval_command
 from tests.unit.test_evals_replay import FakeWorkers, write_data, write_synthetic
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)

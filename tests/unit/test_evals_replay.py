@@ -14,8 +14,8 @@ from evals.errors import EvalError
 from evals.pipeline import CACHE_FILE, REPLAY_FILE, run_live, run_replay
 from evals.records import read_replay
 from evals.synthetic import demo_records, write_demo
-from slmflow.records import CheckResult, Draft, GenerationRequest, Verdict, VerifyRequest
-from slmflow.settings import Settings
+from slmflow.core.records import CheckResult, Draft, GenerationRequest, Verdict, VerifyRequest
+from slmflow.core.settings import Settings
 from verification.verifier import Verifier
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

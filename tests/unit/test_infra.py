@@ -4,7 +4,7 @@ ships, compose.yaml against the compose-spec schema that check-jsonschema vendor
 CRD has no packaged schema, so its structure is checked field by field (its pod templates against
 the Kubernetes PodTemplate schema). The environment each piece hands the next is read back through
 the settings objects that consume it, and the GPU worker group is compared with what
-slmflow.infra renders from infra/fleet.gpu.yaml.
+slmflow.cli.infra renders from infra/fleet.gpu.yaml.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import pytest
 import yaml
 from hypothesis import given, settings as hsettings, strategies as st
 
-from slmflow import infra
-from slmflow.settings import Settings
+from slmflow.cli import infra
+from slmflow.core.settings import Settings
 from workers.cluster import ENGINE_RESOURCE
 from workers.fleet import FleetConfig, SmallModelSpec
 
@@ -500,7 +500,7 @@ def test_every_ray_container_uses_token_auth() -> None:
         assert env["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "ray-auth-token", name
 
 
-# --- slmflow.infra -------------------------------------------------------------------------------
+# --- slmflow.cli.infra -------------------------------------------------------------------------------
 
 def _fleet(*specs: dict[str, Any]) -> FleetConfig:
     return FleetConfig(small=[SmallModelSpec(name=f"m{i}", **s) for i, s in enumerate(specs)])

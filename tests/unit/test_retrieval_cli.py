@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from retrieval.embedder import Embedder
 from retrieval.store import EdgeStore
-from slmflow.retrieval_cli import EXIT_INTERRUPTED, collections_command, ingest_command
-from slmflow.settings import get_settings
+from slmflow.cli.ingest import EXIT_INTERRUPTED, collections_command, ingest_command
+from slmflow.core.settings import get_settings
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 app.command("ingest")(ingest_command)

@@ -247,7 +247,7 @@ def test_calculate_is_tau2s_arithmetic_and_nothing_else() -> None:
 def test_tools_run_in_the_sandboxed_tool_host(tmp_path: Path) -> None:
     if not (DATA / "tool_signatures.json").is_file():
         pytest.skip(f"tau2 data not found under {DATA}")
-    from slmflow.records import ToolCall
+    from slmflow.core.records import ToolCall
     from tools.executor import ToolExecutor
     from tools.registry import ToolRegistry
 

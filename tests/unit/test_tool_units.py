@@ -8,9 +8,10 @@ import pytest
 
 from flows.ledger import Ledger
 from flows.spec import build_job
-from flows.unit import UnitContext, execute_unit
-from slmflow.records import Draft, Evidence, Status
-from slmflow.settings import Price, Settings
+from flows.cascade import UnitContext
+from flows.unit import execute_unit
+from slmflow.core.records import Draft, Evidence, Status
+from slmflow.core.settings import Price, Settings
 from tools import ToolRegistry
 from tools.effects import EffectLedger
 from tools.executor import ToolExecutor
@@ -167,7 +168,7 @@ def test_a_pseudo_tool_that_was_not_offered_is_an_unknown_function(run):
 
 
 def test_why_a_step_failed_reaches_the_episode_result(run):
-    from workers.frontier import FrontierError
+    from slmflow.core.errors import FrontierError
 
     w = Scripted([_call("add", a=2, b=9)], [FrontierError("RateLimitError: HTTP 429")])
     r = run(w, kind="agent", tools=["add"])

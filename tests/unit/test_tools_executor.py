@@ -3,7 +3,7 @@ timeouts, errors as observations, the sandbox's rules, and at-most-once side eff
 
 import pytest
 
-from slmflow.records import ToolCall
+from slmflow.core.records import ToolCall
 from tools import ToolRegistry
 from tools.effects import UNKNOWN_OUTCOME, EffectLedger
 from tools.executor import ToolExecutor

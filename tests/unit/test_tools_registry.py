@@ -116,7 +116,7 @@ def test_job_allowlists_are_checked_at_load():
 def test_order_desk_demo_spec_loads():
     job_path = Path(__file__).resolve().parents[2] / "deployments" / "order_desk" / "job.yaml"
     from flows.spec import load_job
-    from flows.tooling import python_registry
+    from flows.spec import python_registry
 
     job = load_job(job_path)
     assert set(python_registry(job).names) == {"lookup_order", "refund_eligibility", "issue_refund"}

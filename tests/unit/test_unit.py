@@ -7,11 +7,12 @@ import pytest
 
 from flows.ledger import Ledger, RunSummary
 from flows.spec import build_job
-from flows.unit import UnitContext, execute_unit
-from slmflow.records import Draft, Evidence, Status
-from slmflow.settings import Price, Settings
+from flows.cascade import UnitContext
+from flows.unit import execute_unit
+from slmflow.core.records import Draft, Evidence, Status
+from slmflow.core.settings import Price, Settings
 from verification.verifier import Verifier
-from workers.frontier import FrontierError
+from slmflow.core.errors import FrontierError
 
 SCHEMA = {"type": "object", "properties": {"order": {"type": "string"}}, "required": ["order"]}
 
@@ -205,7 +206,7 @@ def test_escalations_become_verifier_labels(tmp_path):
 
 
 def test_input_the_engine_rejects_fails_explicitly_without_escalation():
-    from workers.engines import EngineOutputError
+    from slmflow.core.errors import EngineOutputError
 
     class TooLong(FakeWorkers):
         def small(self, request):

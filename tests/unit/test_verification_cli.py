@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from slmflow.verify_cli import calibrate_command, train_command, verify_command
+from slmflow.cli.verify import calibrate_command, train_command, verify_command
 
 app = typer.Typer()
 app.command("verify")(verify_command)
@@ -196,7 +196,7 @@ class _FakeFleet:
         self.kinds: list[str] = []
 
     def small(self, request):
-        from slmflow.records import Draft
+        from slmflow.core.records import Draft
         from verification.independent import PROGRAM_PROMPT
 
         self.kinds.append(request.kind)
@@ -210,12 +210,12 @@ class _FakeFleet:
 
 
 def test_verify_is_model_free_without_fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from verification import independent
+    from workers import crosscheck
 
     def no_fleet(*args, **kwargs):
         raise AssertionError("the fleet must not be touched without --fleet")
 
-    monkeypatch.setattr(independent, "connect_fleet", no_fleet)
+    monkeypatch.setattr(crosscheck, "connect_fleet", no_fleet)
     result = runner.invoke(app, ["verify", "--input", str(write_jsonl(tmp_path / "in.jsonl", [MATH])),
                                  "--output", str(tmp_path / "out.jsonl")])
     assert result.exit_code == 0, result.output
@@ -225,15 +225,15 @@ def test_verify_is_model_free_without_fleet(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_verify_with_fleet_adds_independent_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from verification import independent
+    from workers import crosscheck
 
     fake, asked, closed = _FakeFleet(), [], []
 
     def connect(settings, name):
         asked.append(name)
-        return independent.FleetCrossCheck(fake, name or "fake-small", lambda: closed.append(True))
+        return crosscheck.FleetCrossCheck(fake, name or "fake-small", lambda: closed.append(True))
 
-    monkeypatch.setattr(independent, "connect_fleet", connect)
+    monkeypatch.setattr(crosscheck, "connect_fleet", connect)
     wrong = {**MATH, "id": "m-wrong", "answer": "He has 3 * 4 = 12 apples.\nThen 12 + 2 = 14 are left.\n#### 14"}
     rows = [MATH, wrong, CLASSIFY, ANSWER]
     result = runner.invoke(app, ["verify", "--input", str(write_jsonl(tmp_path / "in.jsonl", rows)),
@@ -252,12 +252,12 @@ def test_verify_with_fleet_adds_independent_answers(tmp_path: Path, monkeypatch:
 
 
 def test_verify_with_fleet_reports_an_unreachable_fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from verification import independent
+    from workers import crosscheck
 
     def down(settings, name):
         raise ConnectionError("no Ray cluster at 127.0.0.1:6390")
 
-    monkeypatch.setattr(independent, "connect_fleet", down)
+    monkeypatch.setattr(crosscheck, "connect_fleet", down)
     result = runner.invoke(app, ["verify", "--input", str(write_jsonl(tmp_path / "in.jsonl", [MATH])),
                                  "--output", str(tmp_path / "out.jsonl"), "--fleet"])
     assert result.exit_code == 1 and "cannot use the fleet" in result.output and "Traceback" not in result.output
@@ -299,7 +299,7 @@ def test_train_from_history_uses_escalation_labels(tmp_path: Path) -> None:
 
 
 def test_train_from_history_defaults_to_the_results_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from slmflow.settings import get_settings
+    from slmflow.core.settings import get_settings
 
     monkeypatch.setenv("SLMFLOW_RESULTS_DIR", str(tmp_path / "runs"))
     get_settings.cache_clear()

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from slmflow.records import Evidence, VerifyRequest
+from slmflow.core.records import Evidence, VerifyRequest
 from verification.learned import LearnedVerifier
 from verification.verifier import Verifier
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from slmflow.records import Evidence, VerifyRequest
+from slmflow.core.records import Evidence, VerifyRequest
 from verification import grounding
 from verification.verifier import Verifier
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flows.report import escalation_labels
-from slmflow.records import Attempt, Draft, Status, TaskResult, Verdict
+from slmflow.core.records import Attempt, Draft, Status, TaskResult, Verdict
 from verification.features import featurise
 from verification.history import load_history, split_context
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from slmflow.records import Draft, GenerationRequest, VerifyRequest
+from slmflow.core.records import Draft, GenerationRequest, VerifyRequest
 from verification.independent import PROGRAM_PROMPT, IndependentChecker, agreement
 from verification.learned import LearnedVerifier
 from verification.sandbox import Limits
@@ -180,7 +180,7 @@ def test_the_verifier_treats_disagreement_as_a_veto() -> None:
 
 
 def test_the_agreement_simulation_is_deterministic() -> None:
-    from verification.agreement_study import SCENARIOS, simulate
+    from benchmarks.agreement_study import SCENARIOS, simulate
     from verification.data import Example
 
     examples = [Example(math_req(RIGHT), i % 2, f"g{i}", "gold") for i in range(400)]
@@ -209,31 +209,3 @@ def test_any_second_opinion_gives_checks_without_raising(kind, text, reply, prin
                         choices=["a", "b"], json_schema={"type": "object"})
     for check in IndependentChecker(FakeWorkers(lambda r: reply), run=fake_run).checks(req):
         assert 0 <= check.score <= 1
-
-
-def test_connect_fleet_pins_the_named_member(tmp_path, monkeypatch) -> None:
-    """The --fleet wiring without Ray: RayWorkers over a view where the chosen member serves every kind."""
-    import ray
-
-    from slmflow.settings import Settings
-    from verification import independent
-    from workers import fleet as fleet_mod
-
-    config = tmp_path / "fleet.yaml"
-    config.write_text("small:\n  - {name: writer, kinds: [answer]}\n  - {name: checker, replicas: 2}\n")
-    settings = Settings(fleet_file=config)
-    closed = []
-    monkeypatch.setattr(fleet_mod, "get_fleet", lambda s: type("F", (), {"frontier": "frontier-actor"})())
-    monkeypatch.setattr(fleet_mod, "close_fleet", lambda: closed.append(True))
-    monkeypatch.setattr(ray, "get_actor", lambda name, namespace=None: f"actor {name}")
-    got = independent.connect_fleet(settings, "checker")
-    assert got.name == "checker"
-    view = got.workers.fleet
-    assert [view.small_for(k) for k in ("classify", "answer", "extract")] == [
-        "actor small:checker:0", "actor small:checker:1", "actor small:checker:0"]
-    assert view.frontier == "frontier-actor"
-    got.close()
-    assert closed == [True]
-    assert independent.connect_fleet(settings, None).name == "writer"
-    with pytest.raises(ValueError, match="no small model named 'nope'"):
-        independent.connect_fleet(settings, "nope")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from slmflow.records import VerifyRequest
+from slmflow.core.records import VerifyRequest
 from verification import math as vm
 from verification.verifier import Verifier
 

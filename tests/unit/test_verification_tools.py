@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from slmflow.records import VerifyRequest
+from slmflow.core.records import VerifyRequest
 from verification import tool_calls as tc
 from verification.verifier import Verifier
 

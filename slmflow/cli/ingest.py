@@ -1,4 +1,4 @@
-"""`slmflow ingest` and `slmflow collections`, as plain functions that slmflow.cli registers.
+"""`slmflow ingest` and `slmflow collections`, as plain functions that slmflow.cli.app registers.
 
 The store comes from settings: a Qdrant server when QDRANT_URL is set, otherwise the embedded store
 under the cache directory (one opener at a time, so these commands fail with a clear message while
@@ -18,8 +18,8 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
                            TimeRemainingColumn)
 from rich.table import Table
 
-from slmflow.cli_support import fail
-from slmflow.settings import get_settings
+from slmflow.cli.support import fail
+from slmflow.core.settings import get_settings
 
 if TYPE_CHECKING:
     from retrieval.ingest import FileProblem

@@ -10,8 +10,8 @@ then place replicas in any order and never strand one (with N pods and N replica
 always empty), which a tighter packing cannot promise. Fractional `num_gpus` therefore still costs
 a whole GPU here; size such a group by hand if you want models to share a GPU.
 
-    python -m slmflow.infra infra/fleet.gpu.yaml                                # print the groups
-    python -m slmflow.infra infra/fleet.gpu.yaml infra/kuberay/raycluster.yaml  # check a manifest
+    python -m slmflow.cli.infra infra/fleet.gpu.yaml                                # print the groups
+    python -m slmflow.cli.infra infra/fleet.gpu.yaml infra/kuberay/raycluster.yaml  # check a manifest
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def load_fleet(path: str | Path) -> FleetConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) not in (1, 2):
-        print("usage: python -m slmflow.infra FLEET_YAML [RAYCLUSTER_YAML]", file=sys.stderr)
+        print("usage: python -m slmflow.cli.infra FLEET_YAML [RAYCLUSTER_YAML]", file=sys.stderr)
         return 2
     fleet = load_fleet(args[0])
     if len(args) == 1:

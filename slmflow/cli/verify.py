@@ -1,6 +1,6 @@
 """`slmflow verify`, `slmflow verifier train` and `slmflow verifier calibrate`.
 
-Plain typer-annotated functions; `slmflow.cli` registers them. Everything runs on the CPU with
+Plain typer-annotated functions; `slmflow.cli` registers them (slmflow.cli.app). Everything runs on the CPU with
 no network: the learned verifier is a few hundred small trees read from JSON.
 """
 
@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from slmflow.cli_support import fail
+from slmflow.cli.support import fail
 from verification.paths import DEFAULT_DATA, WEIGHTS_DIR
 
 console = Console(stderr=True)
@@ -62,11 +62,12 @@ def verify_command(
         raise fail(f"cannot load weights from {weights}: {exc}")
     checker, connection = None, None
     if fleet:
-        from slmflow.settings import get_settings
+        from slmflow.core.settings import get_settings
         from verification import independent, sandbox
+        from workers import crosscheck
 
         try:
-            connection = independent.connect_fleet(get_settings(), cross_check)
+            connection = crosscheck.connect_fleet(get_settings(), cross_check)
         except Exception as exc:  # noqa: BLE001 - Ray and config errors alike: report, no traceback
             raise fail(f"cannot use the fleet: {exc}")
         checker = independent.IndependentChecker(connection.workers, program_of_thought=program_of_thought,
@@ -144,7 +145,7 @@ def train_command(
         if history_path is not None:
             path = history_path
         else:
-            from slmflow.settings import get_settings
+            from slmflow.core.settings import get_settings
 
             path = get_settings().results_dir / "labels.jsonl"
         try:

@@ -13,7 +13,7 @@ For each scenario it compares, on the dev split of the generated data:
   (trained on a simulation of the same scenario);
 - that retrained model deployed with a weaker second solver than it was trained with.
 
-Run: `python -m verification.agreement_study [--data DIR] [--limit N]`. Deterministic.
+Run: `python benchmarks/agreement_study.py [--data DIR] [--limit N]`. Deterministic.
 """
 
 from __future__ import annotations

@@ -8,62 +8,15 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from pydantic import BaseModel
+from slmflow.core.state import Service, group_members, healthy, read
 
 
 class ServiceError(RuntimeError):
     pass
-
-
-class Service(BaseModel):
-    name: str
-    pid: int
-    url: str
-    health_url: str
-    log: str
-
-    @property
-    def alive(self) -> bool:
-        """Any live process left in the service's process group (children outlive leaders)."""
-        return bool(group_members(self.pid))
-
-    @property
-    def healthy(self) -> bool:
-        return self.alive and healthy(self.health_url)
-
-
-def healthy(url: str, timeout: float = 2.0) -> bool:
-    """HTTP 200 from `url`, or for `tcp://host:port` an accepted connection."""
-    if url.startswith("tcp://"):
-        host, port = url.removeprefix("tcp://").rsplit(":", 1)
-        try:
-            with socket.create_connection((host, int(port)), timeout=timeout):
-                return True
-        except OSError:
-            return False
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
-def _state(state_dir: Path, name: str) -> Path:
-    return state_dir / f"{name}.json"
-
-
-def read(state_dir: Path, name: str) -> Service | None:
-    path = _state(state_dir, name)
-    if not path.exists():
-        return None
-    return Service.model_validate_json(path.read_text())
 
 
 def start(state_dir: Path, name: str, cmd: list[str], *, url: str, health_url: str,
@@ -118,22 +71,6 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)  # the service leads its own session, so its group id is its PID
     except ProcessLookupError:
         pass
-
-
-def group_members(pgid: int) -> list[int]:
-    """PIDs in process group `pgid` that are still running (zombies excluded)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        state, group = fields[0], int(fields[2])
-        if group == pgid and state != "Z":
-            members.append(int(entry.name))
-    return members
 
 
 def _reap(pid: int) -> None:

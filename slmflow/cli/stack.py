@@ -19,17 +19,17 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from slmflow import services
-from slmflow.model_prep import resolve_model
-from slmflow.settings import Settings
+from slmflow.cli import services
+from slmflow.core.models import resolve_model
+from slmflow.core.settings import Settings
+from slmflow.core.state import own_head_token, ray_token_path, recorded_ray_address
 from workers.frontier import STANDIN_MODEL
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PREFECT_ENV = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
 # `down` stops these in this order: clients before the servers they talk to.
 SERVICES = ["prefect-worker", "ray-head", "frontier-standin", "prefect-server"]
 WORK_POOL = "local"
-RAY_TOKEN_FILE = "ray-auth-token"
 
 
 def prefect_api_url(settings: Settings) -> str:
@@ -118,10 +118,6 @@ def ensure_frontier_standin(settings: Settings) -> services.Service | None:
     )
 
 
-def ray_token_path(settings: Settings) -> Path:
-    return settings.state_dir / RAY_TOKEN_FILE
-
-
 def ensure_ray_token(settings: Settings) -> Path:
     """The Ray auth token of the head `up` starts: 256 random bits in hex, as Ray's own
     `ray get-auth-token --generate` makes, but kept in the state dir with mode 0600 rather than
@@ -163,7 +159,7 @@ def ensure_ray_head(settings: Settings) -> str:
     RAY_ADDRESS names an existing cluster. Returns the address to connect to."""
     if settings.ray_address:
         return settings.ray_address
-    from slmflow.rayenv import LOCAL_RAY_ENV, token_auth_env
+    from slmflow.core.rayenv import LOCAL_RAY_ENV, token_auth_env
     from workers.cluster import ENGINE_RESOURCE
 
     temp = settings.cache_dir / "ray"
@@ -186,25 +182,6 @@ def ensure_ray_head(settings: Settings) -> str:
             f"the Ray head at {service.url} (started earlier) runs without token auth; stop it "
             "with `slmflow down` and start it again")
     return service.url
-
-
-def recorded_ray_address(settings: Settings) -> str | None:
-    """The address of the Ray head `slmflow up` started, if it is still up."""
-    head = services.read(settings.state_dir, "ray-head")
-    return head.url if head and head.healthy else None
-
-
-def own_head_token(settings: Settings, address: str) -> Path | None:
-    """The token file to connect to `address` with, when it is the head `up` started here (its
-    GCS port, or its Ray client port as ray://)."""
-    head = services.read(settings.state_dir, "ray-head")
-    path = ray_token_path(settings)
-    if head is None or not path.exists():
-        return None
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    head_port = int(head.url.rpartition(":")[2])
-    ours = host in ("127.0.0.1", "localhost") and port in (str(head_port), str(head_port + 1))
-    return path if ours else None
 
 
 def start_fleet(settings: Settings) -> None:
@@ -288,7 +265,7 @@ def _loopback(url: str | None) -> bool:
 def protections(settings: Settings) -> dict[str, dict]:
     """Which protections are on for the stack this process would use, each as
     {"on": True | False | None (unknown), "detail": ...}. Never includes a secret's value."""
-    from slmflow.rayenv import token_auth_enabled
+    from slmflow.core.rayenv import token_auth_enabled
 
     out: dict[str, dict] = {}
     head = services.read(settings.state_dir, "ray-head")

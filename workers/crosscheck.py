@@ -1,0 +1,55 @@
+"""A fleet member as an independent second opinion (`verification.independent`): the running fleet,
+pinned to one small model that answers every kind, behind the plain `small(request)` interface
+the verifier's independent checks take."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slmflow.core.settings import Settings
+from verification.independent import SmallWorker
+from workers.remote import RayWorkers
+
+
+@dataclass
+class FleetCrossCheck:
+    """Workers whose `small()` goes to one named fleet member, and how to let go of the fleet."""
+
+    workers: SmallWorker
+    name: str
+    close: Callable[[], None]
+
+
+class _Pinned:
+    """A view of the fleet in which one member serves every kind."""
+
+    def __init__(self, fleet: Any, actors: list[Any]):
+        self._fleet = fleet
+        self._actors = itertools.cycle(actors)
+
+    def small_for(self, kind: str) -> Any:
+        return next(self._actors)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fleet, name)
+
+
+def connect_fleet(settings: Settings, name: str | None = None) -> FleetCrossCheck:
+    """The running fleet (`get_fleet`) behind `RayWorkers`, pinned to the member `name` (default:
+    the first small model of the fleet config). Needs Ray; imported only with `--fleet`."""
+    import ray
+
+    from workers.fleet import FleetConfig, actor_names, close_fleet, get_fleet
+
+    config = FleetConfig.load(settings)
+    members = [s.name for s in config.small]
+    chosen = name or members[0]
+    if chosen not in members:
+        raise ValueError(f"no small model named {chosen!r} in the fleet; it has {members}")
+    fleet = get_fleet(settings)
+    actors = [ray.get_actor(n, namespace=settings.ray_namespace) for n in actor_names(settings)
+              if n.startswith(f"small:{chosen}:")]
+    return FleetCrossCheck(RayWorkers(_Pinned(fleet, actors)), chosen, close_fleet)

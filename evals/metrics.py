@@ -68,8 +68,9 @@ def policy(name: str, rows: Sequence[Row], escalate: Sequence[bool]) -> Policy:
     correct = sum(r.frontier_correct if e else r.small_correct for r, e in pairs)
     score = sum(r.frontier_score if e else r.small_score for r, e in pairs)
     usd = sum(r.small_usd + (r.frontier_usd if e else 0.0) for r, e in pairs)
-    return Policy(name=name, accuracy=correct / n, score=score / n,
-                  escalation_rate=sum(escalate) / n, usd_per_1k=1000 * usd / n)
+    return Policy(
+        name=name, accuracy=correct / n, score=score / n, escalation_rate=sum(escalate) / n, usd_per_1k=1000 * usd / n
+    )
 
 
 def small_only(rows: Sequence[Row]) -> Policy:
@@ -78,9 +79,13 @@ def small_only(rows: Sequence[Row]) -> Policy:
 
 def frontier_only(rows: Sequence[Row]) -> Policy:
     n = len(rows)
-    return Policy(name="frontier only", accuracy=sum(r.frontier_correct for r in rows) / n,
-                  score=sum(r.frontier_score for r in rows) / n, escalation_rate=1.0,
-                  usd_per_1k=1000 * sum(r.frontier_usd for r in rows) / n)
+    return Policy(
+        name="frontier only",
+        accuracy=sum(r.frontier_correct for r in rows) / n,
+        score=sum(r.frontier_score for r in rows) / n,
+        escalation_rate=1.0,
+        usd_per_1k=1000 * sum(r.frontier_usd for r in rows) / n,
+    )
 
 
 def verified_cascade(rows: Sequence[Row]) -> Policy:
@@ -98,10 +103,16 @@ def threshold_curve(rows: Sequence[Row]) -> list[CurvePoint]:
     points = []
     for t in thresholds:
         p = policy("threshold", rows, [s < t for s in scores])
-        points.append(CurvePoint(threshold=None if math.isinf(t) else t,
-                                 escalation_rate=p.escalation_rate, accuracy=p.accuracy,
-                                 score=p.score, usd_per_1k=p.usd_per_1k,
-                                 pgr=pgr(p.accuracy, s_acc, f_acc)))
+        points.append(
+            CurvePoint(
+                threshold=None if math.isinf(t) else t,
+                escalation_rate=p.escalation_rate,
+                accuracy=p.accuracy,
+                score=p.score,
+                usd_per_1k=p.usd_per_1k,
+                pgr=pgr(p.accuracy, s_acc, f_acc),
+            )
+        )
     return points
 
 
@@ -110,15 +121,16 @@ def pgr(accuracy: float, small_acc: float, frontier_acc: float) -> float | None:
     return None if gap <= 0 else (accuracy - small_acc) / gap
 
 
-def summarize_curve(points: Sequence[CurvePoint],
-                    targets: Sequence[float] = PGR_TARGETS) -> CurveSummary:
+def summarize_curve(points: Sequence[CurvePoint], targets: Sequence[float] = PGR_TARGETS) -> CurveSummary:
     if any(p.pgr is None for p in points):
-        return CurveSummary(apgr=None, escalation_for_pgr={_pct(t): None for t in targets},
-                            note="the frontier is not more accurate than the small model here, "
-                                 "so there is no gap to recover")
-    return CurveSummary(apgr=round(apgr(points), 4),
-                        escalation_for_pgr={_pct(t): _round(escalation_for(points, t))
-                                            for t in targets})
+        return CurveSummary(
+            apgr=None,
+            escalation_for_pgr={_pct(t): None for t in targets},
+            note="the frontier is not more accurate than the small model here, so there is no gap to recover",
+        )
+    return CurveSummary(
+        apgr=round(apgr(points), 4), escalation_for_pgr={_pct(t): _round(escalation_for(points, t)) for t in targets}
+    )
 
 
 def apgr(points: Sequence[CurvePoint]) -> float:
@@ -136,8 +148,7 @@ def escalation_for(points: Sequence[CurvePoint], target: float) -> float | None:
         if pa >= target:
             return a.escalation_rate
         if pb >= target:
-            return a.escalation_rate + (target - pa) / (pb - pa) * (b.escalation_rate
-                                                                    - a.escalation_rate)
+            return a.escalation_rate + (target - pa) / (pb - pa) * (b.escalation_rate - a.escalation_rate)
     return points[-1].escalation_rate if points and (points[-1].pgr or 0.0) >= target else None
 
 

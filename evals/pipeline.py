@@ -30,10 +30,18 @@ class Outcome:
     live: LiveStats | None = None
 
 
-def run_replay(adapter: Adapter, records: Sequence[ReplayRecord], *, data_dir: Path,
-               output_dir: Path, settings: Settings, source: str,
-               verifier: VerifierLike | None = None, fresh: bool = False,
-               console: Console | None = None) -> Outcome:
+def run_replay(
+    adapter: Adapter,
+    records: Sequence[ReplayRecord],
+    *,
+    data_dir: Path,
+    output_dir: Path,
+    settings: Settings,
+    source: str,
+    verifier: VerifierLike | None = None,
+    fresh: bool = False,
+    console: Console | None = None,
+) -> Outcome:
     if not records:
         raise EvalError("no records to evaluate")
     items = resolve_items(adapter, records, _dataset_index(adapter, data_dir))
@@ -47,25 +55,42 @@ def run_replay(adapter: Adapter, records: Sequence[ReplayRecord], *, data_dir: P
     return Outcome(summary, write_outputs(summary, evaluated, output_dir, source))
 
 
-def run_live(adapter: Adapter, workers: Workers, *, data_dir: Path, output_dir: Path,
-             settings: Settings, limit: int | None = None, concurrency: int = 8,
-             verifier: VerifierLike | None = None, fresh: bool = False,
-             console: Console | None = None) -> Outcome:
+def run_live(
+    adapter: Adapter,
+    workers: Workers,
+    *,
+    data_dir: Path,
+    output_dir: Path,
+    settings: Settings,
+    limit: int | None = None,
+    concurrency: int = 8,
+    verifier: VerifierLike | None = None,
+    fresh: bool = False,
+    console: Console | None = None,
+) -> Outcome:
     """Generate answers for the first `limit` items (resuming an earlier run in the same
     folder), then evaluate exactly those items."""
     items = adapter.load(data_dir, limit)
     replay_path = output_dir / REPLAY_FILE
-    stats = generate(adapter, items, workers, replay_path, concurrency=concurrency,
-                     console=console)
+    stats = generate(adapter, items, workers, replay_path, concurrency=concurrency, console=console)
     wanted = {item.id for item in items}
-    records = [r for r in read_replay(replay_path) if r.id in wanted] \
-        if replay_path.is_file() else []
+    records = [r for r in read_replay(replay_path) if r.id in wanted] if replay_path.is_file() else []
     if not records:
-        raise EvalError(f"no item could be generated ({len(stats.failed)} failed); first error: "
-                        f"{stats.failed[0][1] if stats.failed else 'none'}")
-    outcome = run_replay(adapter, records, data_dir=data_dir, output_dir=output_dir,
-                         settings=settings, source=str(replay_path), verifier=verifier,
-                         fresh=fresh, console=console)
+        raise EvalError(
+            f"no item could be generated ({len(stats.failed)} failed); first error: "
+            f"{stats.failed[0][1] if stats.failed else 'none'}"
+        )
+    outcome = run_replay(
+        adapter,
+        records,
+        data_dir=data_dir,
+        output_dir=output_dir,
+        settings=settings,
+        source=str(replay_path),
+        verifier=verifier,
+        fresh=fresh,
+        console=console,
+    )
     outcome.live = stats
     return outcome
 

@@ -36,9 +36,15 @@ class ModelOutput(BaseModel):
 
     @classmethod
     def from_draft(cls, draft: Draft) -> ModelOutput:
-        return cls(model=draft.model, answer=draft.text, tokens_in=draft.tokens_in,
-                   tokens_out=draft.tokens_out, finish_reason=draft.finish_reason,
-                   confidence=draft.confidence, latency_s=round(draft.latency_s, 3))
+        return cls(
+            model=draft.model,
+            answer=draft.text,
+            tokens_in=draft.tokens_in,
+            tokens_out=draft.tokens_out,
+            finish_reason=draft.finish_reason,
+            confidence=draft.confidence,
+            latency_s=round(draft.latency_s, 3),
+        )
 
 
 class ReplayRecord(BaseModel):
@@ -87,8 +93,7 @@ def read_replay(path: Path) -> list[ReplayRecord]:
                 problems.append(f"line {lineno}: {where}: {first['msg']}")
                 continue
             if record.id in seen:
-                problems.append(f"line {lineno}: id {record.id!r} already on line "
-                                f"{seen[record.id]}")
+                problems.append(f"line {lineno}: id {record.id!r} already on line {seen[record.id]}")
                 continue
             seen[record.id] = lineno
             records.append(record)

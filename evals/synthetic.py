@@ -27,8 +27,14 @@ FRONTIER_MODEL = "gpt-4o"
 CHARS_PER_TOKEN = 4  # a rough English average; good enough for synthetic costs
 
 
-def demo_records(adapter: Adapter, items: Sequence[Item], *, small_error_rate: float = 0.35,
-                 frontier_error_rate: float = 0.0, seed: int = 0) -> list[ReplayRecord]:
+def demo_records(
+    adapter: Adapter,
+    items: Sequence[Item],
+    *,
+    small_error_rate: float = 0.35,
+    frontier_error_rate: float = 0.0,
+    seed: int = 0,
+) -> list[ReplayRecord]:
     rng = random.Random(seed)
     records = []
     for i, item in enumerate(items):
@@ -39,13 +45,19 @@ def demo_records(adapter: Adapter, items: Sequence[Item], *, small_error_rate: f
         prompt_tokens = sum(len(m.content) for m in adapter.messages(item)) // CHARS_PER_TOKEN
         # Confidence loosely tracks correctness, so confidence-based checks have a signal.
         confidence = rng.uniform(0.55, 1.0) if small_ok else rng.uniform(0.2, 0.9)
-        records.append(ReplayRecord(
-            id=item.id, kind=adapter.verify_kind, dataset=adapter.name, question=item.question,
-            gold=item.gold, prompt=prompt, synthetic=True,
-            small=_output(SMALL_MODEL, right if small_ok else wrong, prompt_tokens,
-                          round(confidence, 4)),
-            frontier=_output(FRONTIER_MODEL, right if frontier_ok else wrong, prompt_tokens,
-                             None)))
+        records.append(
+            ReplayRecord(
+                id=item.id,
+                kind=adapter.verify_kind,
+                dataset=adapter.name,
+                question=item.question,
+                gold=item.gold,
+                prompt=prompt,
+                synthetic=True,
+                small=_output(SMALL_MODEL, right if small_ok else wrong, prompt_tokens, round(confidence, 4)),
+                frontier=_output(FRONTIER_MODEL, right if frontier_ok else wrong, prompt_tokens, None),
+            )
+        )
     return records
 
 
@@ -55,15 +67,21 @@ def write_demo(path: Path, records: Sequence[ReplayRecord]) -> None:
 
 
 def _output(model: str, answer: str, prompt_tokens: int, confidence: float | None) -> ModelOutput:
-    return ModelOutput(model=model, answer=answer, tokens_in=prompt_tokens,
-                       tokens_out=len(answer) // CHARS_PER_TOKEN + 1, finish_reason="stop",
-                       confidence=confidence)
+    return ModelOutput(
+        model=model,
+        answer=answer,
+        tokens_in=prompt_tokens,
+        tokens_out=len(answer) // CHARS_PER_TOKEN + 1,
+        finish_reason="stop",
+        confidence=confidence,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m evals.synthetic",
-        description="Write a SYNTHETIC replay file (for tests and demos; not a measurement).")
+        description="Write a SYNTHETIC replay file (for tests and demos; not a measurement).",
+    )
     parser.add_argument("dataset", choices=sorted(ADAPTERS))
     parser.add_argument("out", type=Path, help="replay JSONL to write")
     parser.add_argument("--limit", type=int, default=50, help="items (default 50)")
@@ -78,9 +96,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EvalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    write_demo(args.out, demo_records(adapter, items, small_error_rate=args.small_error_rate,
-                                      frontier_error_rate=args.frontier_error_rate,
-                                      seed=args.seed))
+    write_demo(
+        args.out,
+        demo_records(
+            adapter,
+            items,
+            small_error_rate=args.small_error_rate,
+            frontier_error_rate=args.frontier_error_rate,
+            seed=args.seed,
+        ),
+    )
     print(f"wrote {len(items)} SYNTHETIC {args.dataset} lines to {args.out}")
     return 0
 

@@ -38,8 +38,7 @@ def probe_support(verifier: VerifierLike, request: VerifyRequest) -> Support:
     try:
         verdict = verifier.verify(request)
     except Exception as exc:  # noqa: BLE001 - any refusal means "cannot judge this kind"
-        return Support(False, f"the verifier refused kind {request.kind!r}: "
-                              f"{type(exc).__name__}: {exc}")
+        return Support(False, f"the verifier refused kind {request.kind!r}: {type(exc).__name__}: {exc}")
     if request.kind in NATIVE_KINDS:
         return Support(True)
     try:
@@ -48,8 +47,11 @@ def probe_support(verifier: VerifierLike, request: VerifyRequest) -> Support:
         return Support(True)
     names = [c.name for c in verdict.checks]
     if names == [c.name for c in generic.checks]:
-        return Support(False, f"the verifier has no checks for kind {request.kind!r} yet (it "
-                              f"applied the generic {GENERIC_KIND!r} checks: {', '.join(names)})")
+        return Support(
+            False,
+            f"the verifier has no checks for kind {request.kind!r} yet (it "
+            f"applied the generic {GENERIC_KIND!r} checks: {', '.join(names)})",
+        )
     return Support(True)
 
 

@@ -21,12 +21,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 from prefect.transactions import CommitMode, transaction
 
+from flows.cascade import UnitContext, as_call, cascade, ground, scope
 from flows.ledger import Ledger
 from flows.prompts import build_request
 from flows.spec import AgentLimits, Item, TaskSpec
+from flows.states import ESCALATED, INPUT_REJECTED, NEEDS_REVIEW, retry_on_exceptions_only
 from flows.templates import render
-from flows.cascade import (INPUT_REJECTED, NEEDS_REVIEW, UnitContext, as_call, cascade, ground,
-                           retry_on_exceptions_only, scope)
 from slmflow.core.records import AgentStep, CostEntry, Evidence, Observation, Status, TaskResult
 from tools.registry import FINAL_ANSWER
 
@@ -42,8 +42,9 @@ def execute_agent(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[s
         # Committed at once: a step's tool call has happened, so when the episode ends in
         # needs-review (a failed state), Prefect must not show its steps as rolled back.
         with transaction(commit_mode=CommitMode.EAGER):
-            state = agent_step.with_options(task_run_name=name)(ctx, task, item, upstream, evidence, steps,
-                                                                return_state=True)
+            state = agent_step.with_options(task_run_name=name)(
+                ctx, task, item, upstream, evidence, steps, return_state=True
+            )
         step = state.result(raise_on_failure=False)
         if not isinstance(step, AgentStep):  # the step raised, even after its retries
             error = f"step {n}: {type(step).__name__}: {step}"[:1000]
@@ -68,25 +69,45 @@ def execute_agent(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[s
     attempts = [a for s in steps for a in s.attempts]
     last = attempts[-1] if attempts else None
     return TaskResult(
-        job=ctx.job, run_id=ctx.run_id, item_id=item.id, task_id=task.id, kind=task.kind, status=status,
+        job=ctx.job,
+        run_id=ctx.run_id,
+        item_id=item.id,
+        task_id=task.id,
+        kind=task.kind,
+        status=status,
         output={"answer": answer, "steps": len(steps)} if status.verified else None,
         prompt=render(task.prompt, item=item.data, upstream=upstream, evidence=evidence),
-        model=last.draft.model if last else None, score=last.verdict.score if last else None,
+        model=last.draft.model if last else None,
+        score=last.verdict.score if last else None,
         reasons=[f"step {s.n} {a.role}: {r}" for s in steps for a in s.attempts for r in a.verdict.reasons],
-        attempts=attempts, citations=evidence, cost=steps_cost(ctx.ledger, steps),
-        latency_s=time.perf_counter() - start, error=error, steps=steps)
+        attempts=attempts,
+        citations=evidence,
+        cost=steps_cost(ctx.ledger, steps),
+        latency_s=time.perf_counter() - start,
+        error=error,
+        steps=steps,
+    )
 
 
-def execute_step(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str, Any],
-                 evidence: list[Evidence], history: list[AgentStep]) -> AgentStep:
+def execute_step(
+    ctx: UnitContext,
+    task: TaskSpec,
+    item: Item,
+    upstream: dict[str, Any],
+    evidence: list[Evidence],
+    history: list[AgentStep],
+) -> AgentStep:
     """One step: propose, verify, escalate if needed, and run the verified call."""
     n = len(history) + 1
     offered = ctx.offered(task, FINAL_ANSWER)
     request = build_request(task, item.data, upstream, evidence, offered, transcript(history))
     question = render(task.prompt, item=item.data, upstream=upstream, evidence=evidence)
     # What the tools returned is evidence too: a final answer is held to it.
-    seen = [Evidence(chunk_id=f"step-{s.n}", doc_id=s.call.name, text=s.observation.text(), score=1.0,
-                     collection="tools") for s in history if s.observation is not None]
+    seen = [
+        Evidence(chunk_id=f"step-{s.n}", doc_id=s.call.name, text=s.observation.text(), score=1.0, collection="tools")
+        for s in history
+        if s.observation is not None
+    ]
     c = cascade(ctx, task, request, evidence + seen, question=question)
     if not c.status.verified:
         return AgentStep(n=n, status=c.status, attempts=c.attempts, error=c.error)
@@ -94,23 +115,30 @@ def execute_step(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[st
     observation = None
     if call.name != FINAL_ANSWER:
         observation = ctx.tools.call(call, task.tools, scope(ctx, item, task))
-    return AgentStep(n=n, role=c.final.role, status=c.status, call=call, observation=observation,
-                     attempts=c.attempts)
+    return AgentStep(n=n, role=c.final.role, status=c.status, call=call, observation=observation, attempts=c.attempts)
 
 
-@prefect_task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5],
-              retry_condition_fn=retry_on_exceptions_only)
-def agent_step(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str, Any],
-               evidence: list[Evidence], history: list[AgentStep]) -> State:
+@prefect_task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_on_exceptions_only)
+def agent_step(
+    ctx: UnitContext,
+    task: TaskSpec,
+    item: Item,
+    upstream: dict[str, Any],
+    evidence: list[Evidence],
+    history: list[AgentStep],
+) -> State:
     step = execute_step(ctx, task, item, upstream, evidence, history)
     what = step.call.name if step.call else "no verified call"
     if step.status is Status.accepted:
         return Completed(data=step, message=f"small model: {what}")
     if step.status is Status.escalated:
-        return Completed(data=step, name="Escalated", message=f"frontier: {what}")
+        return Completed(data=step, name=ESCALATED, message=f"frontier: {what}")
     reasons = [r for a in step.attempts for r in a.verdict.reasons]
-    return Failed(data=step, name=INPUT_REJECTED if step.status is Status.failed else NEEDS_REVIEW,
-                  message=(step.error or "; ".join(reasons))[:500] or step.status.value)
+    return Failed(
+        data=step,
+        name=INPUT_REJECTED if step.status is Status.failed else NEEDS_REVIEW,
+        message=(step.error or "; ".join(reasons))[:500] or step.status.value,
+    )
 
 
 def transcript(history: list[AgentStep]) -> str:
@@ -125,6 +153,9 @@ def transcript(history: list[AgentStep]) -> str:
 def steps_cost(ledger: Ledger, steps: list[AgentStep]) -> CostEntry:
     """Each step priced on its own: the counterfactual is every step's prompt on the frontier."""
     entries = [ledger.entry(s.attempts) for s in steps]
-    return CostEntry(tokens_in=sum(e.tokens_in for e in entries), tokens_out=sum(e.tokens_out for e in entries),
-                     usd=sum(e.usd for e in entries),
-                     counterfactual_usd=sum(e.counterfactual_usd for e in entries))
+    return CostEntry(
+        tokens_in=sum(e.tokens_in for e in entries),
+        tokens_out=sum(e.tokens_out for e in entries),
+        usd=sum(e.usd for e in entries),
+        counterfactual_usd=sum(e.counterfactual_usd for e in entries),
+    )

@@ -34,8 +34,10 @@ class Budget:
                 return f"budget exhausted: {self.escalations}/{self.spec.max_escalations} escalations used"
             committed = self.spent_usd + self.reserved_usd
             if self.spec.max_usd is not None and committed + estimate_usd > self.spec.max_usd:
-                return (f"budget exhausted: ${committed:.6f} committed + ${estimate_usd:.6f} "
-                        f"estimated > ${self.spec.max_usd:.6f}")
+                return (
+                    f"budget exhausted: ${committed:.6f} committed + ${estimate_usd:.6f} "
+                    f"estimated > ${self.spec.max_usd:.6f}"
+                )
             self.escalations += 1
             self.reserved_usd += estimate_usd
             return None

@@ -40,10 +40,14 @@ class UnitCache:
     refresh: bool = False  # recompute every unit and overwrite what is stored
 
     def task_options(self) -> dict[str, Any]:
-        return {"cache_policy": CacheKeyFnPolicy(cache_key_fn=unit_cache_key),
-                "persist_result": True, "result_storage": self.storage.resolve(),
-                # Readable records that do not depend on pickling this code's classes.
-                "result_serializer": "json", "refresh_cache": self.refresh}
+        return {
+            "cache_policy": CacheKeyFnPolicy(cache_key_fn=unit_cache_key),
+            "persist_result": True,
+            "result_storage": self.storage.resolve(),
+            # Readable records that do not depend on pickling this code's classes.
+            "result_serializer": "json",
+            "refresh_cache": self.refresh,
+        }
 
 
 def unit_cache_key(_task_run_context, parameters: dict[str, Any]) -> str | None:
@@ -56,12 +60,17 @@ def unit_cache_key(_task_run_context, parameters: dict[str, Any]) -> str | None:
     # change in how prompts are built (flows/prompts.py) invalidates results built the old way.
     # Evidence is retrieved inside the unit; the collections' contents are in `version`.
     request = build_request(task, item.data, upstream, [])
-    payload = {"unit": UNIT_CACHE_VERSION, "config": ctx.cache.version, "job": ctx.job,
-               "task": task.model_dump(mode="json", by_alias=True), "item": item.data,
-               "upstream": upstream, "messages": [m.model_dump() for m in request.messages]}
+    payload = {
+        "unit": UNIT_CACHE_VERSION,
+        "config": ctx.cache.version,
+        "job": ctx.job,
+        "task": task.model_dump(mode="json", by_alias=True),
+        "item": item.data,
+        "upstream": upstream,
+        "messages": [m.model_dump() for m in request.messages],
+    }
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
     return f"unit-{digest}"
-
 
 
 def unit_cache_dir(settings: Settings) -> Path:
@@ -82,7 +91,6 @@ def cache_version(settings: Settings, job: Job) -> str:
         "frontier": frontier_endpoint(settings)[:2],
         "verifier": settings.verifier.model_dump(mode="json"),
         "embedding_model": settings.embedding_model,
-        "collections": {name: read_documents(job.collection_path(name)).files
-                        for name in sorted(job.spec.collections)},
+        "collections": {name: read_documents(job.collection_path(name)).files for name in sorted(job.spec.collections)},
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()

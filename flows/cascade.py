@@ -19,14 +19,9 @@ from flows.ledger import Ledger
 from flows.prompts import search_query, with_feedback
 from flows.spec import Item, TaskSpec
 from slmflow.core.errors import EngineOutputError, FrontierError
-from slmflow.core.records import (Attempt, Draft, Evidence, GenerationRequest, Status, ToolCall, Verdict,
-                                  VerifyRequest)
+from slmflow.core.records import Attempt, Draft, Evidence, GenerationRequest, Status, ToolCall, Verdict, VerifyRequest
 from tools.executor import ToolExecutor
 from tools.registry import FINAL_ANSWER, NO_TOOL, RESERVED, Tool, pseudo_tool
-
-# Names of the failed states a unit or agent step ends in (Prefect shows them as badges).
-NEEDS_REVIEW = "NeedsReview"
-INPUT_REJECTED = "InputRejected"
 
 
 class Workers(Protocol):
@@ -39,13 +34,19 @@ class Workers(Protocol):
     def verify(self, request: VerifyRequest) -> Verdict: ...
 
 
-
 class UnitContext:
     """Per-run state shared by every unit of the run (not a Prefect parameter)."""
 
-    def __init__(self, job: str, run_id: str, workers: Workers, ledger: Ledger,
-                 budget: Budget | None = None, cache: UnitCache | None = None,
-                 tools: ToolExecutor | None = None):
+    def __init__(
+        self,
+        job: str,
+        run_id: str,
+        workers: Workers,
+        ledger: Ledger,
+        budget: Budget | None = None,
+        cache: UnitCache | None = None,
+        tools: ToolExecutor | None = None,
+    ):
         self.job = job
         self.run_id = run_id
         self.workers = workers
@@ -64,18 +65,26 @@ class UnitContext:
         return [*self.tools.registry.select(task.tools), pseudo_tool(pseudo)]
 
 
-def verify_request(task: TaskSpec, request: GenerationRequest, draft: Draft,
-                   evidence: list[Evidence], question: str | None = None) -> VerifyRequest:
+def verify_request(
+    task: TaskSpec, request: GenerationRequest, draft: Draft, evidence: list[Evidence], question: str | None = None
+) -> VerifyRequest:
     """`question`: the bare request when the prompt also carries an agent's transcript, so that
     which tool fits is judged on the request and argument values on everything."""
     source = request.messages[-1].content
-    common = dict(source=source, text=draft.text, finish_reason=draft.finish_reason,
-                  confidence=draft.confidence, evidence=evidence,
-                  min_confidence=task.verify.min_confidence, min_grounded=task.verify.min_grounded,
-                  min_support=task.verify.min_support)
+    common = dict(
+        source=source,
+        text=draft.text,
+        finish_reason=draft.finish_reason,
+        confidence=draft.confidence,
+        evidence=evidence,
+        min_confidence=task.verify.min_confidence,
+        min_grounded=task.verify.min_grounded,
+        min_support=task.verify.min_support,
+    )
     if request.tools is None:
-        return VerifyRequest(kind=task.kind, output=draft.output, choices=task.choices,
-                             json_schema=task.schema_, **common)
+        return VerifyRequest(
+            kind=task.kind, output=draft.output, choices=task.choices, json_schema=task.schema_, **common
+        )
     call = as_call(draft.output)
     # A pseudo-tool means something only where it was offered; anywhere else it is an unknown
     # function like any other (the frontier can name tools it was not given).
@@ -86,14 +95,17 @@ def verify_request(task: TaskSpec, request: GenerationRequest, draft: Draft,
         # date and name the answer states must come from them or the request (min_support 0).
         answer = str(call.arguments.get("answer", ""))
         support = task.verify.min_support if task.verify.min_support is not None else 0.0
-        return VerifyRequest(**{**common, "kind": "answer", "text": answer, "output": answer,
-                                "min_support": support})
+        return VerifyRequest(**{**common, "kind": "answer", "text": answer, "output": answer, "min_support": support})
     offered = [t for t in request.tools if t["function"]["name"] not in RESERVED]
     # Declining is an empty call list; a call outside `offered` fails the schema check.
-    output = [] if call is not None and call.name == NO_TOOL and NO_TOOL in names else (
-        call.model_dump() if call is not None else draft.output)
-    return VerifyRequest(kind="tool_call", output=output, tools=offered, grounded_arguments=True,
-                         question=question, **common)
+    output = (
+        []
+        if call is not None and call.name == NO_TOOL and NO_TOOL in names
+        else (call.model_dump() if call is not None else draft.output)
+    )
+    return VerifyRequest(
+        kind="tool_call", output=output, tools=offered, grounded_arguments=True, question=question, **common
+    )
 
 
 def as_call(output: Any) -> ToolCall | None:
@@ -118,9 +130,14 @@ class Cascade:
         return self.attempts[-1] if self.attempts else None
 
 
-def cascade(ctx: UnitContext, task: TaskSpec, request: GenerationRequest, evidence: list[Evidence],
-            reground: Callable[[], tuple[GenerationRequest, list[Evidence]]] | None = None,
-            question: str | None = None) -> Cascade:
+def cascade(
+    ctx: UnitContext,
+    task: TaskSpec,
+    request: GenerationRequest,
+    evidence: list[Evidence],
+    reground: Callable[[], tuple[GenerationRequest, list[Evidence]]] | None = None,
+    question: str | None = None,
+) -> Cascade:
     """Small model first; if its draft fails verification, optionally once more with more evidence
     (`reground`), then the frontier per the task's escalation policy and the run's budget. Each
     draft is verified the same way, whoever wrote it."""
@@ -182,8 +199,3 @@ def ground(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str, Any
 def scope(ctx: UnitContext, item: Item, task: TaskSpec) -> str:
     """What a side-effecting call is keyed by, besides the call itself (tools.effects)."""
     return f"{ctx.job}/{item.id}/{task.id}"
-
-
-def retry_on_exceptions_only(task, task_run, state: State) -> bool:
-    # A verdict or a rejected input is not a fault: retrying would only spend money again.
-    return state.name not in (NEEDS_REVIEW, INPUT_REJECTED)

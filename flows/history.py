@@ -29,13 +29,16 @@ PAGE = 200  # the most the artifacts endpoint returns per request
 
 
 def read_history(job: str | None = None, since: datetime | None = None, limit: int = 2000) -> list[RunRow]:
-    key = ArtifactFilterKey(any_=[artifact_key(job, LEDGER)]) if job else ArtifactFilterKey(
-        like_=f"%-{LEDGER}")
+    key = ArtifactFilterKey(any_=[artifact_key(job, LEDGER)]) if job else ArtifactFilterKey(like_=f"%-{LEDGER}")
     artifacts = []
     with get_client(sync_client=True) as client:
         while len(artifacts) < limit:
-            page = client.read_artifacts(artifact_filter=ArtifactFilter(key=key), sort=ArtifactSort.CREATED_DESC,
-                                         limit=min(PAGE, limit - len(artifacts)), offset=len(artifacts))
+            page = client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=key),
+                sort=ArtifactSort.CREATED_DESC,
+                limit=min(PAGE, limit - len(artifacts)),
+                offset=len(artifacts),
+            )
             artifacts.extend(page)
             if len(page) < PAGE or (since and page[-1].created < since):
                 break
@@ -44,9 +47,13 @@ def read_history(job: str | None = None, since: datetime | None = None, limit: i
         data = json.loads(art.data) if isinstance(art.data, str) else art.data
         if not data or art.flow_run_id is None:
             continue
-        rows.append(RunRow(flow_run_id=str(art.flow_run_id),
-                           started=datetime.fromisoformat(art.created.isoformat()),
-                           summary=from_ledger_row(data[0])))
+        rows.append(
+            RunRow(
+                flow_run_id=str(art.flow_run_id),
+                started=datetime.fromisoformat(art.created.isoformat()),
+                summary=from_ledger_row(data[0]),
+            )
+        )
     if since:
         rows = [r for r in rows if r.started >= since]
     return sorted(rows, key=lambda r: r.started)
@@ -61,15 +68,13 @@ def plot_history(rows: list[RunRow], path: Path) -> Path:
 
     fig, (cost, rate) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
     when = [r.started for r in rows]
-    cost.plot(when, [r.summary.counterfactual_usd for r in rows], "o-", color="tab:red",
-              label="all-frontier")
+    cost.plot(when, [r.summary.counterfactual_usd for r in rows], "o-", color="tab:red", label="all-frontier")
     cost.plot(when, [r.summary.usd for r in rows], "o-", color="tab:green", label="slmflow")
     cost.set_ylabel("USD per run")
     cost.set_title("Cost per run against the all-frontier counterfactual")
     cost.legend()
     rate.plot(when, [r.summary.pct("escalated") for r in rows], "o-", label="escalated")
-    rate.plot(when, [r.summary.pct("needs_review") for r in rows], "o-", color="tab:orange",
-              label="needs review")
+    rate.plot(when, [r.summary.pct("needs_review") for r in rows], "o-", color="tab:orange", label="needs review")
     rate.set_ylabel("% of tasks")
     rate.set_ylim(bottom=0)
     rate.legend()

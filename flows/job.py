@@ -11,7 +11,7 @@ so a run that crashed or was interrupted resumes where it stopped; `recompute=Tr
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -20,23 +20,22 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from flows.budget import Budget
+from flows.cache import UnitCache, cache_version, unit_cache_dir
+from flows.cascade import UnitContext
 from flows.ledger import Ledger, RunSummary
 from flows.ratelimit import RateLimited, ensure_frontier_rate_limit
 from flows.report import append_labels, print_summary, publish_artifacts, write_results
 from flows.scheduler import run_dag
 from flows.spec import Job, load_job
 from flows.tooling import open_tools
-from flows.cache import UnitCache, cache_version, unit_cache_dir
-from flows.cascade import UnitContext
-from slmflow.core.settings import Settings, get_settings
+from slmflow.core.settings import get_settings
 from workers.fleet import frontier_endpoint, get_fleet
 from workers.remote import RayWorkers
 
 _settings = get_settings()
 
 
-@flow(name="slmflow-job", log_prints=True,
-      task_runner=ThreadPoolTaskRunner(max_workers=_settings.task_concurrency))
+@flow(name="slmflow-job", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=_settings.task_concurrency))
 def run_job(spec: str, limit: int | None = None, recompute: bool = False) -> dict:
     """Run an agent job spec end to end. `limit` keeps only the first N items. Units verified by an
     earlier run of the same job, models and settings are reused unless `recompute` is set."""
@@ -50,25 +49,31 @@ def run_job(spec: str, limit: int | None = None, recompute: bool = False) -> dic
     ensure_frontier_rate_limit(settings.frontier_rpm)
     prepare_collections(job, fleet, logger)
 
-    run_id = str(flow_run.get_id() or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S"))
+    run_id = str(flow_run.get_id() or datetime.now(UTC).strftime("%Y%m%dT%H%M%S"))
     _, frontier_model, frontier_label = frontier_endpoint(settings)
     cache = UnitCache(unit_cache_dir(settings), cache_version(settings, job), refresh=recompute)
     tools = open_tools(job, settings)
 
     start = time.perf_counter()
     try:
-        ctx = UnitContext(job.spec.name, run_id, RateLimited(RayWorkers(fleet)), Ledger(settings, frontier_model),
-                          Budget(job.spec.budget), cache, tools)
+        ctx = UnitContext(
+            job.spec.name,
+            run_id,
+            RateLimited(RayWorkers(fleet)),
+            Ledger(settings, frontier_model),
+            Budget(job.spec.budget),
+            cache,
+            tools,
+        )
         with _progress() as progress:
             bar = progress.add_task(job.spec.name, total=len(job.items) * len(job.spec.tasks))
-            results = run_dag(job, ctx, retries=settings.task_retries,
-                              on_result=lambda r: progress.advance(bar))
+            results = run_dag(job, ctx, retries=settings.task_retries, on_result=lambda r: progress.advance(bar))
     finally:
         if tools is not None:
             tools.close()
     summary = RunSummary.of(job.spec.name, run_id, results, time.perf_counter() - start)
 
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = write_results(results, Path(settings.results_dir) / job.spec.name / f"{stamp}-{run_id[:8]}.jsonl")
     summary.results_path = str(path)
     publish_artifacts(results, summary, frontier_label)
@@ -84,12 +89,10 @@ def prepare_collections(job: Job, fleet, logger) -> None:
     for name in job.spec.collections:
         report = ray.get(fleet.retrieval.ensure_ingested.remote(name, str(job.collection_path(name))))
         state = "unchanged" if report.skipped_unchanged else "ingested"
-        logger.info("collection %s: %s, %d documents, %d chunks", name, state, report.documents,
-                    report.chunks)
+        logger.info("collection %s: %s, %d documents, %d chunks", name, state, report.documents, report.chunks)
         for problem in report.problems:
             logger.warning("collection %s: skipped %s: %s", name, problem.path, problem.reason)
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn())
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

@@ -28,12 +28,17 @@ class Ledger:
         counts are the estimate."""
         usd = sum(self.draft_usd(a.draft) for a in attempts)
         basis = next((a.draft for a in attempts if a.role == "frontier"), None) or (
-            attempts[0].draft if attempts else None)
-        counterfactual = (self.settings.price_for(self.frontier_model).usd(basis.tokens_in, basis.tokens_out)
-                          if basis else 0.0)
-        return CostEntry(tokens_in=sum(a.draft.tokens_in for a in attempts),
-                         tokens_out=sum(a.draft.tokens_out for a in attempts),
-                         usd=usd, counterfactual_usd=counterfactual)
+            attempts[0].draft if attempts else None
+        )
+        counterfactual = (
+            self.settings.price_for(self.frontier_model).usd(basis.tokens_in, basis.tokens_out) if basis else 0.0
+        )
+        return CostEntry(
+            tokens_in=sum(a.draft.tokens_in for a in attempts),
+            tokens_out=sum(a.draft.tokens_out for a in attempts),
+            usd=usd,
+            counterfactual_usd=counterfactual,
+        )
 
 
 class RunSummary(BaseModel):
@@ -62,10 +67,14 @@ class RunSummary(BaseModel):
         return self.tasks / self.wall_s if self.wall_s > 0 else 0.0
 
     @classmethod
-    def of(cls, job: str, run_id: str, results: list[TaskResult], wall_s: float) -> "RunSummary":
+    def of(cls, job: str, run_id: str, results: list[TaskResult], wall_s: float) -> RunSummary:
         counts = Counter(r.status.value for r in results)
-        return cls(job=job, run_id=run_id, tasks=len(results),
-                   counts={s.value: counts.get(s.value, 0) for s in Status},
-                   usd=sum(r.cost.usd for r in results),
-                   counterfactual_usd=sum(r.cost.counterfactual_usd for r in results),
-                   wall_s=wall_s)
+        return cls(
+            job=job,
+            run_id=run_id,
+            tasks=len(results),
+            counts={s.value: counts.get(s.value, 0) for s in Status},
+            usd=sum(r.cost.usd for r in results),
+            counterfactual_usd=sum(r.cost.counterfactual_usd for r in results),
+            wall_s=wall_s,
+        )

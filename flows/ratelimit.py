@@ -21,7 +21,8 @@ def ensure_frontier_rate_limit(rpm: int) -> None:
             try:
                 # Burst of at most one second's worth of requests.
                 client.upsert_global_concurrency_limit_by_name(
-                    FRONTIER_RATE_LIMIT, limit=max(1, round(decay)), slot_decay_per_second=decay)
+                    FRONTIER_RATE_LIMIT, limit=max(1, round(decay)), slot_decay_per_second=decay
+                )
                 return
             except ObjectAlreadyExists:
                 # Prefect's upsert reads, then creates: two runs starting together on a fresh

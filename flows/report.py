@@ -14,8 +14,13 @@ from flows.ledger import RunSummary
 from slmflow.core.records import Status, TaskResult
 
 LEDGER = "ledger"
-_STYLE = {Status.accepted: "green", Status.escalated: "yellow", Status.needs_review: "red",
-          Status.failed: "red", Status.blocked: "magenta"}
+_STYLE = {
+    Status.accepted: "green",
+    Status.escalated: "yellow",
+    Status.needs_review: "red",
+    Status.failed: "red",
+    Status.blocked: "magenta",
+}
 
 
 def write_results(results: list[TaskResult], path: Path) -> Path:
@@ -37,12 +42,21 @@ def escalation_labels(results: list[TaskResult]) -> list[dict]:
         big = next((a for a in reversed(r.attempts) if a.role == "frontier"), None)
         if small is None or big is None:
             continue
-        rows.append({
-            "job": r.job, "run_id": r.run_id, "item_id": r.item_id, "task_id": r.task_id,
-            "kind": r.kind, "question": r.prompt, "small_output": small.draft.output, "small_score": small.verdict.score,
-            "frontier_output": big.draft.output, "frontier_accepted": big.verdict.accept,
-            "agree": small.draft.output == big.draft.output,
-        })
+        rows.append(
+            {
+                "job": r.job,
+                "run_id": r.run_id,
+                "item_id": r.item_id,
+                "task_id": r.task_id,
+                "kind": r.kind,
+                "question": r.prompt,
+                "small_output": small.draft.output,
+                "small_score": small.verdict.score,
+                "frontier_output": big.draft.output,
+                "frontier_accepted": big.verdict.accept,
+                "agree": small.draft.output == big.draft.output,
+            }
+        )
     return rows
 
 
@@ -57,15 +71,23 @@ def append_labels(results: list[TaskResult], path: Path) -> int:
 
 
 def table_rows(results: list[TaskResult]) -> list[dict]:
-    return [{
-        "item": r.item_id, "task": r.task_id, "status": r.status.value, "model": r.model or "",
-        "escalated": any(a.role == "frontier" for a in r.attempts),
-        "score": round(r.score, 3) if r.score is not None else None,
-        "tokens_in": r.cost.tokens_in, "tokens_out": r.cost.tokens_out,
-        "latency_s": round(r.latency_s, 2), "cost_usd": round(r.cost.usd, 8),
-        "counterfactual_usd": round(r.cost.counterfactual_usd, 8),
-        "reasons": "; ".join(r.reasons)[:300] or (r.error or ""),
-    } for r in results]
+    return [
+        {
+            "item": r.item_id,
+            "task": r.task_id,
+            "status": r.status.value,
+            "model": r.model or "",
+            "escalated": any(a.role == "frontier" for a in r.attempts),
+            "score": round(r.score, 3) if r.score is not None else None,
+            "tokens_in": r.cost.tokens_in,
+            "tokens_out": r.cost.tokens_out,
+            "latency_s": round(r.latency_s, 2),
+            "cost_usd": round(r.cost.usd, 8),
+            "counterfactual_usd": round(r.cost.counterfactual_usd, 8),
+            "reasons": "; ".join(r.reasons)[:300] or (r.error or ""),
+        }
+        for r in results
+    ]
 
 
 def summary_markdown(s: RunSummary, frontier_label: str) -> str:
@@ -96,45 +118,70 @@ def artifact_key(job: str, what: str) -> str:
 
 
 def ledger_row(s: RunSummary) -> dict:
-    return {"job": s.job, "run_id": s.run_id, "tasks": s.tasks, **s.counts,
-            "cost_usd": s.usd, "counterfactual_usd": s.counterfactual_usd, "wall_s": s.wall_s}
+    return {
+        "job": s.job,
+        "run_id": s.run_id,
+        "tasks": s.tasks,
+        **s.counts,
+        "cost_usd": s.usd,
+        "counterfactual_usd": s.counterfactual_usd,
+        "wall_s": s.wall_s,
+    }
 
 
 def from_ledger_row(row: dict) -> RunSummary:
-    return RunSummary(job=row["job"], run_id=row["run_id"], tasks=row["tasks"],
-                      counts={s.value: row.get(s.value, 0) for s in Status}, usd=row["cost_usd"],
-                      counterfactual_usd=row["counterfactual_usd"], wall_s=row.get("wall_s", 0.0))
+    return RunSummary(
+        job=row["job"],
+        run_id=row["run_id"],
+        tasks=row["tasks"],
+        counts={s.value: row.get(s.value, 0) for s in Status},
+        usd=row["cost_usd"],
+        counterfactual_usd=row["counterfactual_usd"],
+        wall_s=row.get("wall_s", 0.0),
+    )
 
 
 def publish_artifacts(results: list[TaskResult], summary: RunSummary, frontier_label: str) -> None:
     """Three artifacts per run: the per-task table, the markdown summary, and a one-row ledger
     that `slmflow history` reads back (small, so history stays fast at any run size)."""
-    create_table_artifact(key=artifact_key(summary.job, "results"), table=table_rows(results),
-                          description=f"Per-task verdicts and costs, run {summary.run_id}")
-    create_markdown_artifact(key=artifact_key(summary.job, "summary"),
-                             markdown=summary_markdown(summary, frontier_label),
-                             description="Run summary: outcomes and cost against all-frontier")
-    create_table_artifact(key=artifact_key(summary.job, LEDGER), table=[ledger_row(summary)],
-                          description="Run totals: outcomes, cost, all-frontier counterfactual")
+    create_table_artifact(
+        key=artifact_key(summary.job, "results"),
+        table=table_rows(results),
+        description=f"Per-task verdicts and costs, run {summary.run_id}",
+    )
+    create_markdown_artifact(
+        key=artifact_key(summary.job, "summary"),
+        markdown=summary_markdown(summary, frontier_label),
+        description="Run summary: outcomes and cost against all-frontier",
+    )
+    create_table_artifact(
+        key=artifact_key(summary.job, LEDGER),
+        table=[ledger_row(summary)],
+        description="Run totals: outcomes, cost, all-frontier counterfactual",
+    )
 
 
-def print_summary(results: list[TaskResult], summary: RunSummary, frontier_label: str,
-                  console: Console | None = None) -> None:
+def print_summary(
+    results: list[TaskResult], summary: RunSummary, frontier_label: str, console: Console | None = None
+) -> None:
     console = console or Console()
-    table = Table(title=f"{summary.job} — per task", box=box.SIMPLE_HEAD, pad_edge=False,
-                  collapse_padding=True)
+    table = Table(title=f"{summary.job} — per task", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     # "frontier $" is the all-frontier counterfactual; short headers keep it in 80 columns.
-    for col in ("task", "accepted", "escalated", "review", "failed", "blocked", "cost $",
-                "frontier $"):
+    for col in ("task", "accepted", "escalated", "review", "failed", "blocked", "cost $", "frontier $"):
         table.add_column(col, justify="right" if col != "task" else "left", no_wrap=True)
     for task_id in dict.fromkeys(r.task_id for r in results):
         rows = [r for r in results if r.task_id == task_id]
         counts = {s: sum(r.status is s for r in rows) for s in Status}
-        table.add_row(task_id, *(f"[{_STYLE[s]}]{counts[s]}[/]" for s in Status),
-                      f"{sum(r.cost.usd for r in rows):.4f}",
-                      f"{sum(r.cost.counterfactual_usd for r in rows):.4f}")
+        table.add_row(
+            task_id,
+            *(f"[{_STYLE[s]}]{counts[s]}[/]" for s in Status),
+            f"{sum(r.cost.usd for r in rows):.4f}",
+            f"{sum(r.cost.counterfactual_usd for r in rows):.4f}",
+        )
     console.print(table)
     x = f"{summary.savings_x:.1f}x cheaper" if summary.savings_x else ""
-    console.print(f"{summary.tasks} tasks in {summary.wall_s:.1f} s ({summary.tasks_per_s:.2f} tasks/s); "
-                  f"cost ${summary.usd:.6f} vs ${summary.counterfactual_usd:.6f} all-frontier {x}")
+    console.print(
+        f"{summary.tasks} tasks in {summary.wall_s:.1f} s ({summary.tasks_per_s:.2f} tasks/s); "
+        f"cost ${summary.usd:.6f} vs ${summary.counterfactual_usd:.6f} all-frontier {x}"
+    )
     console.print(f"frontier: {frontier_label}")

@@ -14,14 +14,15 @@ from __future__ import annotations
 import queue
 from collections.abc import Callable
 
-from flows.spec import Item, Job
 from flows.cascade import UnitContext
+from flows.spec import Item, Job
 from flows.unit import run_unit
 from slmflow.core.records import Status, TaskResult
 
 
-def run_dag(job: Job, ctx: UnitContext, *, retries: int = 2,
-            on_result: Callable[[TaskResult], None] | None = None) -> list[TaskResult]:
+def run_dag(
+    job: Job, ctx: UnitContext, *, retries: int = 2, on_result: Callable[[TaskResult], None] | None = None
+) -> list[TaskResult]:
     dag = job.spec.dag
     done: dict[tuple[str, str], TaskResult] = {}
     finished: queue.Queue = queue.Queue()
@@ -41,9 +42,15 @@ def run_dag(job: Job, ctx: UnitContext, *, retries: int = 2,
             return outcome
         # The unit raised even after its retries (dead worker, timeout, ...): say so explicitly.
         task = job.spec.task(task_id)
-        return TaskResult(job=ctx.job, run_id=ctx.run_id, item_id=item.id, task_id=task_id,
-                          kind=task.kind, status=Status.failed,
-                          error=f"{type(outcome).__name__}: {outcome}"[:1000])
+        return TaskResult(
+            job=ctx.job,
+            run_id=ctx.run_id,
+            item_id=item.id,
+            task_id=task_id,
+            kind=task.kind,
+            status=Status.failed,
+            error=f"{type(outcome).__name__}: {outcome}"[:1000],
+        )
 
     for item in job.items:
         for task_id in dag.roots:
@@ -70,10 +77,21 @@ def run_dag(job: Job, ctx: UnitContext, *, retries: int = 2,
             unverified = [d for d in deps if not done[(item.id, d)].status.verified]
             if unverified:
                 task = job.spec.task(child)
-                finished.put((item, child, TaskResult(
-                    job=ctx.job, run_id=ctx.run_id, item_id=item.id, task_id=child, kind=task.kind,
-                    status=Status.blocked,
-                    error=f"upstream {unverified} did not produce a verified output")))
+                finished.put(
+                    (
+                        item,
+                        child,
+                        TaskResult(
+                            job=ctx.job,
+                            run_id=ctx.run_id,
+                            item_id=item.id,
+                            task_id=child,
+                            kind=task.kind,
+                            status=Status.blocked,
+                            error=f"upstream {unverified} did not produce a verified output",
+                        ),
+                    )
+                )
             else:
                 submit(item, child)
     return [done[(item.id, t)] for item in job.items for t in dag.order]

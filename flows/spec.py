@@ -50,7 +50,8 @@ class EscalationPolicy(_Strict):
     """What happens when the small model's draft fails verification."""
 
     retry_small_with_more_evidence: bool = Field(
-        False, description="grounded tasks: retry the small model once with twice the evidence")
+        False, description="grounded tasks: retry the small model once with twice the evidence"
+    )
     frontier_attempts: int = Field(1, ge=0, le=3, description="0 = never escalate")
 
 
@@ -77,7 +78,7 @@ class TaskSpec(_Strict):
     agent: AgentLimits | None = None
 
     @model_validator(mode="after")
-    def _kind_fields(self) -> "TaskSpec":
+    def _kind_fields(self) -> TaskSpec:
         if self.kind in ("tool_call", "agent"):
             if not self.tools:
                 raise ValueError(f"field 'tools': {self.kind} tasks need an allowlist of tools")
@@ -108,8 +109,11 @@ class TaskSpec(_Strict):
             raise ValueError(f"field 'schema': only extract tasks take a schema, not {self.kind}")
         if self.kind == "answer" and self.grounding is None:
             raise ValueError("field 'grounding': answer tasks must be grounded on a collection")
-        for field, source in (("prompt", self.prompt), ("system", self.system),
-                              ("grounding.query", self.grounding and self.grounding.query)):
+        for field, source in (
+            ("prompt", self.prompt),
+            ("system", self.system),
+            ("grounding.query", self.grounding and self.grounding.query),
+        ):
             if source:
                 try:
                     check_template(source, self.depends_on)
@@ -126,7 +130,7 @@ class ToolSource(_Strict):
     mcp: MCPServer | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> "ToolSource":
+    def _one(self) -> ToolSource:
         if sum(x is not None for x in (self.module, self.function, self.mcp)) != 1:
             raise ValueError("a tool source is exactly one of 'module', 'function' or 'mcp'")
         return self
@@ -134,8 +138,11 @@ class ToolSource(_Strict):
 
 class ToolsConfig(_Strict):
     sources: list[ToolSource] = Field(min_length=1)
-    workdir: Path | None = Field(None, description="the only directory sandboxed tools may touch, "
-                                 "relative to the spec; default: <state dir>/tools/<job name>")
+    workdir: Path | None = Field(
+        None,
+        description="the only directory sandboxed tools may touch, "
+        "relative to the spec; default: <state dir>/tools/<job name>",
+    )
 
 
 class Inputs(_Strict):
@@ -144,7 +151,7 @@ class Inputs(_Strict):
     id_field: str = "id"
 
     @model_validator(mode="after")
-    def _one_source(self) -> "Inputs":
+    def _one_source(self) -> Inputs:
         if (self.path is None) == (self.items is None):
             raise ValueError("give exactly one of 'path' (JSONL) or 'items' (inline)")
         return self
@@ -174,7 +181,7 @@ class JobSpec(_Strict):
         return tasks
 
     @model_validator(mode="after")
-    def _graph(self) -> "JobSpec":
+    def _graph(self) -> JobSpec:
         try:
             Dag({t.id: t.depends_on for t in self.tasks})
         except DagError as exc:
@@ -182,7 +189,7 @@ class JobSpec(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _tools_declared(self) -> "JobSpec":
+    def _tools_declared(self) -> JobSpec:
         users = [t.id for t in self.tasks if t.tools]
         if users and self.tools is None:
             raise ValueError(f"tasks {users} use tools, but the job declares no 'tools' sources")
@@ -241,8 +248,9 @@ def build_job(raw: Any, base_dir: Path, source: str = "<spec>", limit: int | Non
         items = items[:limit]
     for name, coll in spec.collections.items():
         if not (base_dir / coll.path).exists():
-            raise SpecError(f"job '{spec.name}', collection '{name}', field 'path': "
-                            f"{base_dir / coll.path} does not exist")
+            raise SpecError(
+                f"job '{spec.name}', collection '{name}', field 'path': {base_dir / coll.path} does not exist"
+            )
     _check_templates_against_items(spec, items)
     job = Job(spec=spec, items=items, base_dir=base_dir.resolve())
     if spec.tools is not None:
@@ -258,8 +266,11 @@ def _describe(exc: ValidationError, raw: dict, source: str) -> str:
         where = ""
         if len(loc) >= 2 and loc[0] == "tasks" and isinstance(loc[1], int):
             tasks = raw.get("tasks") or []
-            tid = tasks[loc[1]].get("id", f"#{loc[1]}") if loc[1] < len(tasks) and isinstance(
-                tasks[loc[1]], dict) else f"#{loc[1]}"
+            tid = (
+                tasks[loc[1]].get("id", f"#{loc[1]}")
+                if loc[1] < len(tasks) and isinstance(tasks[loc[1]], dict)
+                else f"#{loc[1]}"
+            )
             where = f"task '{tid}'"
             loc = loc[2:]
         field = ".".join(str(p) for p in loc)
@@ -308,15 +319,19 @@ def _check_templates_against_items(spec: JobSpec, items: list[Item]) -> None:
     upstream = Placeholder()
     for task in spec.tasks:
         for item in items:
-            for field, source in (("prompt", task.prompt), ("system", task.system),
-                                  ("grounding.query", task.grounding and task.grounding.query)):
+            for field, source in (
+                ("prompt", task.prompt),
+                ("system", task.system),
+                ("grounding.query", task.grounding and task.grounding.query),
+            ):
                 if not source:
                     continue
                 try:
                     render(source, item=item.data, upstream=upstream, evidence=[])
                 except TemplateError as exc:
-                    raise SpecError(f"job '{spec.name}', task '{task.id}', field '{field}', "
-                                    f"item '{item.id}': {exc}") from None
+                    raise SpecError(
+                        f"job '{spec.name}', task '{task.id}', field '{field}', item '{item.id}': {exc}"
+                    ) from None
 
 
 def python_registry(job: Job) -> ToolRegistry:
@@ -348,5 +363,7 @@ def check_allowlists(job: Job, registry: ToolRegistry) -> None:
     for task in job.spec.tasks:
         unknown = [name for name in task.tools or [] if name not in registry]
         if unknown:
-            raise SpecError(f"job '{job.spec.name}', task '{task.id}', field 'tools': unknown tools "
-                            f"{unknown}; the job's sources provide {registry.names}")
+            raise SpecError(
+                f"job '{job.spec.name}', task '{task.id}', field 'tools': unknown tools "
+                f"{unknown}; the job's sources provide {registry.names}"
+            )

@@ -36,9 +36,7 @@ def check_template(source: str, depends_on: list[str]) -> None:
     names = {n.name for n in ast.find_all(nodes.Name) if n.ctx == "load"}
     unknown = names - ALLOWED_NAMES - _locally_bound(ast)
     if unknown:
-        raise TemplateError(
-            f"unknown variable(s) {sorted(unknown)}; templates may use {sorted(ALLOWED_NAMES)}"
-        )
+        raise TemplateError(f"unknown variable(s) {sorted(unknown)}; templates may use {sorted(ALLOWED_NAMES)}")
     for ref in _upstream_refs(ast):
         if ref not in depends_on:
             raise TemplateError(f"references upstream.{ref} but '{ref}' is not in depends_on")
@@ -60,11 +58,7 @@ def _upstream_refs(ast: nodes.Template) -> set[str]:
         if isinstance(node.node, nodes.Name) and node.node.name == "upstream":
             refs.add(node.attr)
     for node in ast.find_all(nodes.Getitem):
-        if (
-            isinstance(node.node, nodes.Name)
-            and node.node.name == "upstream"
-            and isinstance(node.arg, nodes.Const)
-        ):
+        if isinstance(node.node, nodes.Name) and node.node.name == "upstream" and isinstance(node.arg, nodes.Const):
             refs.add(str(node.arg.value))
     return refs
 
@@ -79,10 +73,10 @@ def render(source: str, **context: Any) -> str:
 class Placeholder:
     """Stands in for an upstream output while checking templates against items before a run."""
 
-    def __getattr__(self, name: str) -> "Placeholder":
+    def __getattr__(self, name: str) -> Placeholder:
         return self
 
-    def __getitem__(self, key: Any) -> "Placeholder":
+    def __getitem__(self, key: Any) -> Placeholder:
         return self
 
     def __iter__(self):

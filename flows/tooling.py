@@ -36,8 +36,13 @@ def open_tools(job: Job, settings: Settings) -> ToolExecutor | None:
         for mcp in sources.values():
             mcp.close()
         raise SpecError(f"job '{job.spec.name}', tools: {exc}") from None
-    return ToolExecutor(registry, tool_workdir(job, settings), EffectLedger(effects_path(settings)), sources,
-                        hosts_per_pool=settings.tool_hosts)
+    return ToolExecutor(
+        registry,
+        tool_workdir(job, settings),
+        EffectLedger(effects_path(settings)),
+        sources,
+        hosts_per_pool=settings.tool_hosts,
+    )
 
 
 def tool_workdir(job: Job, settings: Settings) -> Path:

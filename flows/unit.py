@@ -16,10 +16,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 
 from flows.agent import execute_agent
-from flows.cascade import (INPUT_REJECTED, NEEDS_REVIEW, UnitContext, as_call, cascade, ground,
-                           retry_on_exceptions_only, scope)
+from flows.cascade import UnitContext, as_call, cascade, ground, scope
 from flows.prompts import build_request
 from flows.spec import Item, TaskSpec
+from flows.states import ESCALATED, INPUT_REJECTED, NEEDS_REVIEW, retry_on_exceptions_only
 from slmflow.core.records import Evidence, GenerationRequest, Status, TaskResult
 from tools.registry import NO_TOOL
 
@@ -50,23 +50,35 @@ def execute_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[st
         if observation is not None and not observation.ok:
             reasons.append(f"tool: {observation.error}")
     return TaskResult(
-        job=ctx.job, run_id=ctx.run_id, item_id=item.id, task_id=task.id, kind=task.kind,
+        job=ctx.job,
+        run_id=ctx.run_id,
+        item_id=item.id,
+        task_id=task.id,
+        kind=task.kind,
         status=c.status,
         # An unverified output is kept in `attempts` for review but never presented as the result.
-        output=output, prompt=c.request.messages[-1].content,
-        model=final.draft.model if final else None, score=final.verdict.score if final else None,
-        reasons=reasons, attempts=c.attempts, citations=c.evidence, cost=ctx.ledger.entry(c.attempts),
-        latency_s=time.perf_counter() - start, error=c.error)
+        output=output,
+        prompt=c.request.messages[-1].content,
+        model=final.draft.model if final else None,
+        score=final.verdict.score if final else None,
+        reasons=reasons,
+        attempts=c.attempts,
+        citations=c.evidence,
+        cost=ctx.ledger.entry(c.attempts),
+        latency_s=time.perf_counter() - start,
+        error=c.error,
+    )
 
 
-
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5],
-      retry_condition_fn=retry_on_exceptions_only)
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_on_exceptions_only)
 def run_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str, Any]) -> State:
     result = execute_unit(ctx, task, item, upstream)
     if result.status is Status.accepted:
         return Completed(data=result, message=f"score {result.score:.2f}")
     if result.status is Status.escalated:
-        return Completed(data=result, name="Escalated", message="; ".join(result.reasons)[:500])
-    return Failed(data=result, name=INPUT_REJECTED if result.status is Status.failed else NEEDS_REVIEW,
-                  message=(result.error or "; ".join(result.reasons))[:500])
+        return Completed(data=result, name=ESCALATED, message="; ".join(result.reasons)[:500])
+    return Failed(
+        data=result,
+        name=INPUT_REJECTED if result.status is Status.failed else NEEDS_REVIEW,
+        message=(result.error or "; ".join(result.reasons))[:500],
+    )

@@ -82,6 +82,7 @@ class Embedder:
     def embed(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
-        vectors = _load(self.model_ref).encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                               show_progress_bar=False, convert_to_numpy=True)
+        vectors = _load(self.model_ref).encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
+        )
         return vectors.tolist()

@@ -20,7 +20,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +106,9 @@ def _read_text(file: Path) -> tuple[str, str]:
     """The file's text and the sha256 of its bytes."""
     suffix = file.suffix.lower()
     if suffix not in SUFFIXES:
-        raise _Unusable(UNSUPPORTED.get(suffix, f"unsupported file type '{suffix or file.name}' "
-                                                "(use .md, .txt or .jsonl)"))
+        raise _Unusable(
+            UNSUPPORTED.get(suffix, f"unsupported file type '{suffix or file.name}' (use .md, .txt or .jsonl)")
+        )
     try:
         size = file.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -190,13 +191,21 @@ def _current_manifest(store: VectorStore, collection: str) -> dict[str, Any] | N
     if manifest is None and store.shared and store.count(collection) > 0:
         raise IngestError(
             f"collection '{collection}' on {store.location} has points but no slmflow manifest, so "
-            "it was not made by `slmflow ingest` and will not be overwritten; choose another name")
+            "it was not made by `slmflow ingest` and will not be overwritten; choose another name"
+        )
     return manifest
 
 
-def ingest(path: Path, collection: str, store: VectorStore, embedder: Embedder, *,
-           chunk_size: int = 600, overlap: int = 100,
-           progress: Callable[[int, int], None] | None = None) -> IngestReport:
+def ingest(
+    path: Path,
+    collection: str,
+    store: VectorStore,
+    embedder: Embedder,
+    *,
+    chunk_size: int = 600,
+    overlap: int = 100,
+    progress: Callable[[int, int], None] | None = None,
+) -> IngestReport:
     """Bring `collection` in line with the documents under `path`. `progress(done, total)` is
     called in chunks embedded, first with done=0; an exception it raises aborts the ingest and
     leaves the collection incomplete (and resumable)."""
@@ -220,12 +229,14 @@ def ingest(path: Path, collection: str, store: VectorStore, embedder: Embedder, 
         "overlap": overlap,
         "source": str(Path(path).resolve()),
         "inputs_sha256": hashlib.sha256(
-            "".join(f"{h}  {f}\n" for f, h in sorted(corpus.files.items())).encode()).hexdigest(),
+            "".join(f"{h}  {f}\n" for f, h in sorted(corpus.files.items())).encode()
+        ).hexdigest(),
         "files": corpus.files,
         "documents": hashes,
     }
-    report = IngestReport(collection=collection, documents=len(hashes), problems=corpus.problems,
-                          ignored_files=corpus.ignored)
+    report = IngestReport(
+        collection=collection, documents=len(hashes), problems=corpus.problems, ignored_files=corpus.ignored
+    )
     current = _current_manifest(store, collection)
     if is_complete(current) and all(current.get(k) == target[k] for k in _BUILD_KEYS + _INPUT_KEYS):
         report.skipped_unchanged = True
@@ -244,24 +255,29 @@ def ingest(path: Path, collection: str, store: VectorStore, embedder: Embedder, 
         stale = (set(previous) | set(current.get("pending", []))) - set(stored)
         report.removed_documents = len(set(previous) - set(hashes))
     todo = [d for d in hashes if d not in stored]
-    checkpoint = {**target, "status": BUILDING, "documents": dict(stored),
-                  "pending": sorted(stale | set(todo))}
+    checkpoint = {**target, "status": BUILDING, "documents": dict(stored), "pending": sorted(stale | set(todo))}
     store.write_manifest(collection, checkpoint)
     if stale:
         store.delete_docs(collection, stale)
 
-    pieces = [(doc_id, n, text) for doc_id in todo
-              for n, text in enumerate(chunk_text(corpus.documents[doc_id], chunk_size, overlap))]
+    pieces = [
+        (doc_id, n, text)
+        for doc_id in todo
+        for n, text in enumerate(chunk_text(corpus.documents[doc_id], chunk_size, overlap))
+    ]
     unwritten = Counter(doc_id for doc_id, _, _ in pieces)
     if progress:
         progress(0, len(pieces))
     for start in range(0, len(pieces), embedder.batch_size):
-        batch = pieces[start:start + embedder.batch_size]
+        batch = pieces[start : start + embedder.batch_size]
         vectors = embedder.embed([text for _, _, text in batch])
-        store.upsert(collection, [
-            Chunk(chunk_id=f"{doc_id}#{n}", doc_id=doc_id, text=text, vector=vector,
-                  doc_sha256=hashes[doc_id])
-            for (doc_id, n, text), vector in zip(batch, vectors)])
+        store.upsert(
+            collection,
+            [
+                Chunk(chunk_id=f"{doc_id}#{n}", doc_id=doc_id, text=text, vector=vector, doc_sha256=hashes[doc_id])
+                for (doc_id, n, text), vector in zip(batch, vectors)
+            ],
+        )
         unwritten.subtract(doc_id for doc_id, _, _ in batch)
         finished = [d for d in dict.fromkeys(doc_id for doc_id, _, _ in batch) if unwritten[d] == 0]
         if finished:
@@ -274,6 +290,7 @@ def ingest(path: Path, collection: str, store: VectorStore, embedder: Embedder, 
     report.embedded_documents = len(todo)
     report.embedded_chunks = len(pieces)
     report.chunks = store.count(collection)
-    store.write_manifest(collection, {**target, "chunks": report.chunks,
-                                      "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    store.write_manifest(
+        collection, {**target, "chunks": report.chunks, "updated_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    )
     return report

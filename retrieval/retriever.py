@@ -32,13 +32,26 @@ class Retriever:
         with self._locks_guard:
             return self._locks.setdefault(collection, threading.Lock())
 
-    def ensure_ingested(self, collection: str, path: str | Path, *, chunk_size: int = 600,
-                        overlap: int = 100, progress: Callable[[int, int], None] | None = None
-                        ) -> IngestReport:
+    def ensure_ingested(
+        self,
+        collection: str,
+        path: str | Path,
+        *,
+        chunk_size: int = 600,
+        overlap: int = 100,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> IngestReport:
         with self._lock(collection):
             self._ready.discard(collection)
-            report = ingest(Path(path), collection, self.store, self.embedder,
-                            chunk_size=chunk_size, overlap=overlap, progress=progress)
+            report = ingest(
+                Path(path),
+                collection,
+                self.store,
+                self.embedder,
+                chunk_size=chunk_size,
+                overlap=overlap,
+                progress=progress,
+            )
             self._ready.add(collection)
         return report
 
@@ -48,21 +61,22 @@ class Retriever:
                 return
             manifest = self.store.read_manifest(collection) if self.store.exists(collection) else None
             if manifest is None:
-                raise StoreError(f"collection '{collection}' does not exist on {self.store.location}; "
-                                 "ingest it first")
+                raise StoreError(f"collection '{collection}' does not exist on {self.store.location}; ingest it first")
             if not is_complete(manifest):
-                raise StoreError(f"collection '{collection}' is incomplete: its last ingest was "
-                                 "interrupted or is still running; run the ingest again to finish it")
+                raise StoreError(
+                    f"collection '{collection}' is incomplete: its last ingest was "
+                    "interrupted or is still running; run the ingest again to finish it"
+                )
             built_with = (manifest.get("embedding_model"), manifest.get("dim"))
             if built_with != (self.embedder.name, self.embedder.dim):
                 raise StoreError(
                     f"collection '{collection}' was embedded with {manifest.get('embedding_model')} "
                     f"({manifest.get('dim')}-d) but queries use {self.embedder.name} "
-                    f"({self.embedder.dim}-d); ingest it again with this model")
+                    f"({self.embedder.dim}-d); ingest it again with this model"
+                )
             self._ready.add(collection)
 
-    def search(self, collection: str, query: str, k: int = 3,
-               doc_ids: Collection[str] | None = None) -> list[Evidence]:
+    def search(self, collection: str, query: str, k: int = 3, doc_ids: Collection[str] | None = None) -> list[Evidence]:
         """The k chunks nearest to `query`, best first; `doc_ids` restricts them to those documents."""
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")

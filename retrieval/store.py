@@ -53,8 +53,9 @@ def point_id(chunk_id: str) -> str:
 def check_collection_name(name: str) -> str:
     """Collection names become directory names, so they are kept to a portable alphabet."""
     if not _COLLECTION_NAME.fullmatch(name):
-        raise StoreError(f"invalid collection name {name!r}: use 1-64 letters, digits, '_' or '-', "
-                         "starting with a letter or digit")
+        raise StoreError(
+            f"invalid collection name {name!r}: use 1-64 letters, digits, '_' or '-', starting with a letter or digit"
+        )
     return name
 
 
@@ -83,8 +84,9 @@ class VectorStore(Protocol):
     def upsert(self, collection: str, chunks: Sequence[Chunk]) -> None: ...
     def delete_docs(self, collection: str, doc_ids: Collection[str]) -> None: ...
     def optimize(self, collection: str) -> None: ...
-    def search(self, collection: str, vector: Sequence[float], k: int,
-               doc_ids: Collection[str] | None = None) -> list[Evidence]:
+    def search(
+        self, collection: str, vector: Sequence[float], k: int, doc_ids: Collection[str] | None = None
+    ) -> list[Evidence]:
         """The k nearest chunks, best first; `doc_ids` keeps only those documents' chunks.
 
         A filtered search is exact over the chunks the payload index selects. Qdrant's filtered
@@ -92,6 +94,7 @@ class VectorStore(Protocol):
         results (recall@5 0.004): the filter cut the graph into pieces. Exact costs ~2 ms per 10k
         matching chunks, and a document filter usually keeps far fewer."""
         ...
+
     def count(self, collection: str) -> int: ...
     def read_manifest(self, collection: str) -> dict[str, Any] | None: ...
     def write_manifest(self, collection: str, manifest: dict[str, Any]) -> None: ...
@@ -104,13 +107,18 @@ def _payload(c: Chunk) -> dict[str, Any]:
 
 
 def _evidence(collection: str, payload: dict[str, Any], score: float) -> Evidence:
-    return Evidence(chunk_id=payload["chunk_id"], doc_id=payload["doc_id"], text=payload["text"],
-                    score=float(score), collection=collection)
+    return Evidence(
+        chunk_id=payload["chunk_id"],
+        doc_id=payload["doc_id"],
+        text=payload["text"],
+        score=float(score),
+        collection=collection,
+    )
 
 
 def _batches(items: Collection[str], size: int) -> list[list[str]]:
     ordered = sorted(items)
-    return [ordered[i:i + size] for i in range(0, len(ordered), size)]
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
 def _lock_directory(root: Path) -> IO[str]:
@@ -186,12 +194,12 @@ class EdgeStore:
         return (self._dir(collection) / "shard").is_dir()
 
     def collections(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir()
-                      if _COLLECTION_NAME.fullmatch(p.name) and (p / "shard").is_dir())
+        return sorted(
+            p.name for p in self.root.iterdir() if _COLLECTION_NAME.fullmatch(p.name) and (p / "shard").is_dir()
+        )
 
     def create(self, collection: str, dim: int) -> None:
-        from qdrant_edge import (Distance, EdgeConfig, EdgeShard, EdgeVectorParams, PayloadSchemaType,
-                                 UpdateOperation)
+        from qdrant_edge import Distance, EdgeConfig, EdgeShard, EdgeVectorParams, PayloadSchemaType, UpdateOperation
 
         config = EdgeConfig(vectors={self.VECTOR: EdgeVectorParams(size=dim, distance=Distance.Cosine)})
         with self._mutex:
@@ -233,17 +241,27 @@ class EdgeStore:
         shard.optimize()
         shard.flush()
 
-    def search(self, collection: str, vector: Sequence[float], k: int,
-               doc_ids: Collection[str] | None = None) -> list[Evidence]:
+    def search(
+        self, collection: str, vector: Sequence[float], k: int, doc_ids: Collection[str] | None = None
+    ) -> list[Evidence]:
         from qdrant_edge import FieldCondition, Filter, MatchAny, Query, QueryRequest, SearchParams
 
         if doc_ids is not None and not doc_ids:
             return []
-        flt = None if doc_ids is None else Filter(
-            must=[FieldCondition(key="doc_id", match=MatchAny(any=sorted(doc_ids)))])
-        hits = self._shard(collection).query(QueryRequest(
-            query=Query.Nearest(list(vector), using=self.VECTOR), limit=k, filter=flt,
-            with_payload=_PAYLOAD_FIELDS, params=SearchParams(hnsw_ef=self.hnsw_ef, exact=flt is not None)))
+        flt = (
+            None
+            if doc_ids is None
+            else Filter(must=[FieldCondition(key="doc_id", match=MatchAny(any=sorted(doc_ids)))])
+        )
+        hits = self._shard(collection).query(
+            QueryRequest(
+                query=Query.Nearest(list(vector), using=self.VECTOR),
+                limit=k,
+                filter=flt,
+                with_payload=_PAYLOAD_FIELDS,
+                params=SearchParams(hnsw_ef=self.hnsw_ef, exact=flt is not None),
+            )
+        )
         return [_evidence(collection, h.payload, h.score) for h in hits]
 
     def count(self, collection: str) -> int:
@@ -285,8 +303,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _server_call(
-        method: Callable[Concatenate[ServerStore, P], R]) -> Callable[Concatenate[ServerStore, P], R]:
+def _server_call(method: Callable[Concatenate[ServerStore, P], R]) -> Callable[Concatenate[ServerStore, P], R]:
     """Network and API failures become StoreError naming the server, so callers handle one type."""
 
     @wraps(method)
@@ -344,8 +361,8 @@ class ServerStore:
         from qdrant_client import models
 
         self._client.create_collection(
-            self._name(collection),
-            vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE))
+            self._name(collection), vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE)
+        )
         with warnings.catch_warnings():  # local mode has no payload indexes and says so
             warnings.filterwarnings("ignore", message="Payload indexes have no effect in the local Qdrant")
             self._client.create_payload_index(collection, "doc_id", models.PayloadSchemaType.KEYWORD)
@@ -360,36 +377,54 @@ class ServerStore:
     def upsert(self, collection: str, chunks: Sequence[Chunk]) -> None:
         from qdrant_client import models
 
-        self._client.upsert(self._name(collection), wait=True, points=[
-            models.PointStruct(id=point_id(c.chunk_id), vector=list(c.vector), payload=_payload(c))
-            for c in chunks])
+        self._client.upsert(
+            self._name(collection),
+            wait=True,
+            points=[
+                models.PointStruct(id=point_id(c.chunk_id), vector=list(c.vector), payload=_payload(c)) for c in chunks
+            ],
+        )
 
     @_server_call
     def delete_docs(self, collection: str, doc_ids: Collection[str]) -> None:
         from qdrant_client import models
 
         for batch in _batches(doc_ids, _DELETE_BATCH):
-            self._client.delete(self._name(collection), wait=True, points_selector=models.Filter(must=[
-                models.FieldCondition(key="doc_id", match=models.MatchAny(any=batch))]))
+            self._client.delete(
+                self._name(collection),
+                wait=True,
+                points_selector=models.Filter(
+                    must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=batch))]
+                ),
+            )
 
     def optimize(self, collection: str) -> None:
         """A server indexes in the background and searches unindexed segments exactly meanwhile."""
 
     @_server_call
-    def search(self, collection: str, vector: Sequence[float], k: int,
-               doc_ids: Collection[str] | None = None) -> list[Evidence]:
+    def search(
+        self, collection: str, vector: Sequence[float], k: int, doc_ids: Collection[str] | None = None
+    ) -> list[Evidence]:
         from qdrant_client import models
 
         if doc_ids is not None and not doc_ids:
             return []
-        flt = None if doc_ids is None else models.Filter(must=[
-            models.FieldCondition(key="doc_id", match=models.MatchAny(any=sorted(doc_ids)))])
+        flt = (
+            None
+            if doc_ids is None
+            else models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=sorted(doc_ids)))])
+        )
         params = models.SearchParams(hnsw_ef=self.hnsw_ef, exact=flt is not None)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Local mode performs exact")
             hits = self._client.query_points(
-                self._name(collection), query=list(vector), limit=k, query_filter=flt,
-                with_payload=_PAYLOAD_FIELDS, search_params=params).points
+                self._name(collection),
+                query=list(vector),
+                limit=k,
+                query_filter=flt,
+                with_payload=_PAYLOAD_FIELDS,
+                search_params=params,
+            ).points
         return [_evidence(collection, h.payload or {}, h.score) for h in hits]
 
     @_server_call
@@ -400,8 +435,7 @@ class ServerStore:
     def read_manifest(self, collection: str) -> dict[str, Any] | None:
         if not self._client.collection_exists(self.MANIFESTS):
             return None
-        found = self._client.retrieve(self.MANIFESTS, ids=[point_id(self._name(collection))],
-                                      with_payload=True)
+        found = self._client.retrieve(self.MANIFESTS, ids=[point_id(self._name(collection))], with_payload=True)
         return json.loads(found[0].payload["manifest"]) if found and found[0].payload else None
 
     @_server_call
@@ -410,8 +444,15 @@ class ServerStore:
 
         if not self._client.collection_exists(self.MANIFESTS):
             self._client.create_collection(self.MANIFESTS, vectors_config={})
-        self._client.upsert(self.MANIFESTS, wait=True, points=[models.PointStruct(
-            id=point_id(self._name(collection)), vector={}, payload={"manifest": json.dumps(manifest)})])
+        self._client.upsert(
+            self.MANIFESTS,
+            wait=True,
+            points=[
+                models.PointStruct(
+                    id=point_id(self._name(collection)), vector={}, payload={"manifest": json.dumps(manifest)}
+                )
+            ],
+        )
 
     def close(self) -> None:
         self._client.close()

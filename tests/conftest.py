@@ -19,18 +19,25 @@ _SESSION_DIR = Path(tempfile.mkdtemp(prefix="slmflow-tests-"))
 
 
 # Must happen before anything imports slmflow.core.settings (it caches the settings object).
-os.environ.update({
-    "SLMFLOW_STATE_DIR": str(_SESSION_DIR / "state"),
-    "SLMFLOW_QDRANT_DIR": str(_SESSION_DIR / "qdrant"),
-    "SLMFLOW_RESULTS_DIR": str(_SESSION_DIR / "runs"),
-    "SLMFLOW_STANDIN_PORT": str(free_ports(1)[0]),
-    "SLMFLOW_TASK_CONCURRENCY": "16",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "DO_NOT_TRACK": "1",
-})
+os.environ.update(
+    {
+        "SLMFLOW_STATE_DIR": str(_SESSION_DIR / "state"),
+        "SLMFLOW_QDRANT_DIR": str(_SESSION_DIR / "qdrant"),
+        "SLMFLOW_RESULTS_DIR": str(_SESSION_DIR / "runs"),
+        "SLMFLOW_STANDIN_PORT": str(free_ports(1)[0]),
+        "SLMFLOW_TASK_CONCURRENCY": "16",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
+)
 os.environ.pop("PREFECT_API_URL", None)
-for key in ("SLMFLOW_FRONTIER_BASE_URL", "SLMFLOW_FRONTIER_MODEL", "SLMFLOW_FRONTIER_API_KEY",
-            "RAY_ADDRESS", "QDRANT_URL"):
+for key in (
+    "SLMFLOW_FRONTIER_BASE_URL",
+    "SLMFLOW_FRONTIER_MODEL",
+    "SLMFLOW_FRONTIER_API_KEY",
+    "RAY_ADDRESS",
+    "QDRANT_URL",
+):
     if key != "QDRANT_URL":  # a Qdrant server, when given, enables the server-backend tests
         os.environ.pop(key, None)
 

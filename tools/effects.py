@@ -26,14 +26,20 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS effects (
     key TEXT PRIMARY KEY, scope TEXT NOT NULL, tool TEXT NOT NULL, arguments TEXT NOT NULL,
     state TEXT NOT NULL, observation TEXT, started_at REAL NOT NULL, finished_at REAL)"""
 
-UNKNOWN_OUTCOME = ("an earlier attempt started this side-effecting call and recorded no outcome "
-                   "(its process died or the call timed out); not running it again: review needed")
+UNKNOWN_OUTCOME = (
+    "an earlier attempt started this side-effecting call and recorded no outcome "
+    "(its process died or the call timed out); not running it again: review needed"
+)
 
 
 def effect_key(scope: str, call: ToolCall) -> str:
     """`scope` names the job, item and task (flows.cascade.scope)."""
-    canonical = json.dumps({"scope": scope, "tool": call.name, "arguments": call.arguments},
-                           sort_keys=True, separators=(",", ":"), default=str)
+    canonical = json.dumps(
+        {"scope": scope, "tool": call.name, "arguments": call.arguments},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -51,26 +57,34 @@ class EffectLedger:
         instead of running it: the recorded one (replayed), or an unknown-outcome error."""
         with self._lock:
             try:
-                self._db.execute("INSERT INTO effects (key, scope, tool, arguments, state, started_at) "
-                                 "VALUES (?, ?, ?, ?, 'started', ?)",
-                                 (key, scope, call.name, json.dumps(call.arguments, sort_keys=True), time.time()))
+                self._db.execute(
+                    "INSERT INTO effects (key, scope, tool, arguments, state, started_at) "
+                    "VALUES (?, ?, ?, ?, 'started', ?)",
+                    (key, scope, call.name, json.dumps(call.arguments, sort_keys=True), time.time()),
+                )
                 return None
             except sqlite3.IntegrityError:
                 state, observation = self._db.execute(
-                    "SELECT state, observation FROM effects WHERE key = ?", (key,)).fetchone()
+                    "SELECT state, observation FROM effects WHERE key = ?", (key,)
+                ).fetchone()
         if state == "done":
             return Observation.model_validate_json(observation).model_copy(update={"replayed": True})
         return Observation(tool=call.name, ok=False, error=UNKNOWN_OUTCOME)
 
     def finish(self, key: str, observation: Observation) -> None:
         with self._lock:
-            self._db.execute("UPDATE effects SET state = 'done', observation = ?, finished_at = ? WHERE key = ?",
-                             (observation.model_dump_json(), time.time(), key))
+            self._db.execute(
+                "UPDATE effects SET state = 'done', observation = ?, finished_at = ? WHERE key = ?",
+                (observation.model_dump_json(), time.time(), key),
+            )
 
     def rows(self, scope_prefix: str = "") -> list[dict[str, Any]]:
         with self._lock:
-            cursor = self._db.execute("SELECT key, scope, tool, arguments, state, observation FROM effects "
-                                      "WHERE scope LIKE ? ORDER BY started_at", (scope_prefix + "%",))
+            cursor = self._db.execute(
+                "SELECT key, scope, tool, arguments, state, observation FROM effects "
+                "WHERE scope LIKE ? ORDER BY started_at",
+                (scope_prefix + "%",),
+            )
             names = [c[0] for c in cursor.description]
             return [dict(zip(names, row)) for row in cursor.fetchall()]
 

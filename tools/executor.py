@@ -40,9 +40,15 @@ def _code_roots(registry: ToolRegistry) -> set[str]:
 
 
 class ToolExecutor:
-    def __init__(self, registry: ToolRegistry, workdir: Path, effects: EffectLedger | None = None,
-                 mcp: dict[str, MCPSource] | None = None, hosts_per_pool: int = 2,
-                 sys_path: list[str] | None = None):
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        workdir: Path,
+        effects: EffectLedger | None = None,
+        mcp: dict[str, MCPSource] | None = None,
+        hosts_per_pool: int = 2,
+        sys_path: list[str] | None = None,
+    ):
         self.registry = registry
         self.workdir = workdir.resolve()
         self.effects = effects
@@ -60,8 +66,11 @@ class ToolExecutor:
     def call(self, call: ToolCall, allowed: Collection[str], scope: str) -> Observation:
         """Run `call` if `allowed` lists it. `scope` (job/item/task) keys side effects."""
         if call.name not in allowed:
-            return Observation(tool=call.name, ok=False,
-                               error=f"tool {call.name!r} is not allowed for this task; allowed: {sorted(allowed)}")
+            return Observation(
+                tool=call.name,
+                ok=False,
+                error=f"tool {call.name!r} is not allowed for this task; allowed: {sorted(allowed)}",
+            )
         try:
             tool = self.registry.get(call.name)
             arguments = tool.validate(call.arguments)
@@ -100,8 +109,13 @@ class ToolExecutor:
             answer = {"ok": False, "error": str(exc)}
         finally:
             self._release(tool.privileges, host, healthy)
-        return Observation(tool=tool.name, ok=answer["ok"], content=answer.get("result"),
-                           error=answer.get("error"), duration_s=time.perf_counter() - start), healthy
+        return Observation(
+            tool=tool.name,
+            ok=answer["ok"],
+            content=answer.get("result"),
+            error=answer.get("error"),
+            duration_s=time.perf_counter() - start,
+        ), healthy
 
     def _acquire(self, privileges: tuple[bool, bool, bool]) -> ToolHost:
         with self._cond:

@@ -38,7 +38,7 @@ from typing import Any
 _MAX_LINE = 8 * 1024 * 1024
 
 # Runs as `python -I -B -c PRELUDE`; the first stdin line is the setup.
-_PRELUDE = r'''
+_PRELUDE = r"""
 import json, os, sys
 _setup = json.loads(sys.stdin.readline())
 sys.path[:0] = _setup["sys_path"]
@@ -118,7 +118,7 @@ del _install, _p
 
 from tools.host import serve
 serve(sys.stdin, _out)
-'''
+"""
 
 
 def serve(stdin, out) -> None:
@@ -160,8 +160,9 @@ class HostDied(RuntimeError):
 class ToolHost:
     """The parent's handle on one host process. Not thread-safe: the executor pools them."""
 
-    def __init__(self, workdir: Path, privileges: tuple[bool, bool, bool], sys_path: list[str],
-                 code_roots: list[str] = ()):
+    def __init__(
+        self, workdir: Path, privileges: tuple[bool, bool, bool], sys_path: list[str], code_roots: list[str] = ()
+    ):
         """`code_roots`: folders whose Python files the host may read besides `sys_path`
         (packages an editable install maps by a finder rather than a path entry)."""
         self.workdir = workdir.resolve()
@@ -169,17 +170,27 @@ class ToolHost:
         filesystem, shell, network = privileges
         stdlib = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix)}
         site = {os.path.realpath(p) for p in sys.path if "site-packages" in p or "dist-packages" in p}
-        setup = {"sys_path": sys_path, "workdir": str(self.workdir),
-                 "read_roots": sorted(stdlib | site), "code_roots": sorted({os.path.realpath(p) for p in [*sys_path, *code_roots] if p}),
-                 "privileges": {"filesystem": filesystem, "shell": shell, "network": network}}
+        setup = {
+            "sys_path": sys_path,
+            "workdir": str(self.workdir),
+            "read_roots": sorted(stdlib | site),
+            "code_roots": sorted({os.path.realpath(p) for p in [*sys_path, *code_roots] if p}),
+            "privileges": {"filesystem": filesystem, "shell": shell, "network": network},
+        }
         # No parent environment: it holds the frontier key and other secrets.
         env = {"PATH": os.defpath, "HOME": str(self.workdir), "LANG": "C.UTF-8", "PYTHONUTF8": "1"}
         # stderr (the tools' prints, and the host's traceback if it dies) goes to a file outside
         # the tool directory, read back when the host dies.
         self._stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([sys.executable, "-I", "-B", "-c", _PRELUDE], cwd=self.workdir, env=env,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-B", "-c", _PRELUDE],
+            cwd=self.workdir,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            start_new_session=True,
+        )
         self._buffer = b""
         self._send(setup)
 

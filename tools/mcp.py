@@ -68,15 +68,17 @@ class MCPServer(BaseModel):
     @model_validator(mode="after")
     def _one_transport(self) -> MCPServer:
         if (self.command is None) == (self.url is None):
-            raise ValueError(f"MCP server {self.name!r}: give exactly one of `command` (a stdio "
-                             f"server to run) or `url` (a streamable HTTP endpoint)")
+            raise ValueError(
+                f"MCP server {self.name!r}: give exactly one of `command` (a stdio "
+                f"server to run) or `url` (a streamable HTTP endpoint)"
+            )
         if self.url is not None:
             if not self.url.startswith(("http://", "https://")):
-                raise ValueError(f"MCP server {self.name!r}: url must be http:// or https://, "
-                                 f"got {self.url!r}")
+                raise ValueError(f"MCP server {self.name!r}: url must be http:// or https://, got {self.url!r}")
             if self.env or self.cwd is not None:
-                raise ValueError(f"MCP server {self.name!r}: env and cwd apply only to a stdio "
-                                 f"server (`command`), not to a url")
+                raise ValueError(
+                    f"MCP server {self.name!r}: env and cwd apply only to a stdio server (`command`), not to a url"
+                )
         return self
 
 
@@ -108,8 +110,7 @@ class MCPSource:
             if self._closed or self._loop is not None:
                 raise ToolError(f"{self.source}: a source starts once")
             self._loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                             name=f"mcp-{self.server.name}")
+            self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name=f"mcp-{self.server.name}")
             self._thread.start()
         listed: Future[list[MCPTool]] = Future()
         self._session = asyncio.run_coroutine_threadsafe(self._hold(listed), self._loop)
@@ -121,8 +122,10 @@ class MCPSource:
         bad = [t.name for t in found if not allowed_name(t.name)]
         if bad:
             self.close()
-            raise ToolError(f"{self.source}: tool names {bad} are not allowed (letters, digits, _ "
-                            f"and -, up to 64; reserved: {sorted(RESERVED)})")
+            raise ToolError(
+                f"{self.source}: tool names {bad} are not allowed (letters, digits, _ "
+                f"and -, up to 64; reserved: {sorted(RESERVED)})"
+            )
         self.tools = [self._tool(t) for t in found]
         return self.tools
 
@@ -219,8 +222,7 @@ class MCPSource:
             command[0] = sys.executable  # the flow's venv, not whatever python is first on PATH
         # The SDK adds HOME, LOGNAME, PATH, SHELL, TERM and USER to whatever env it is given.
         env = {k: os.environ[k] for k in ("LANG", "LC_ALL") if k in os.environ} | self.server.env
-        params = StdioServerParameters(command=command[0], args=command[1:], env=env,
-                                       cwd=self.server.cwd)
+        params = StdioServerParameters(command=command[0], args=command[1:], env=env, cwd=self.server.cwd)
         # The server's log lines go to the process's real stderr: the SDK's default is the
         # sys.stderr of import time, and a replaced one (pytest's capsys, a logging shim) may
         # have no file descriptor for the child to inherit.
@@ -229,11 +231,15 @@ class MCPSource:
     def _tool(self, listed: MCPTool) -> Tool:
         annotations = listed.annotations
         read_only = annotations is not None and annotations.read_only_hint is True
-        return Tool(name=listed.name,
-                    description=listed.description or listed.title or listed.name.replace("_", " "),
-                    parameters=strip_titles(listed.input_schema),
-                    # The spec's default for readOnlyHint is false: unknown means side effects.
-                    side_effects=not read_only, source=self.source, args_model=None)
+        return Tool(
+            name=listed.name,
+            description=listed.description or listed.title or listed.name.replace("_", " "),
+            parameters=strip_titles(listed.input_schema),
+            # The spec's default for readOnlyHint is false: unknown means side effects.
+            side_effects=not read_only,
+            source=self.source,
+            args_model=None,
+        )
 
 
 async def _list_tools(client: Client) -> list[MCPTool]:
@@ -256,8 +262,9 @@ async def _call(client: Client, name: str, arguments: dict[str, Any], timeout_s:
 
 
 def _text(result: CallToolResult) -> str:
-    return "\n".join(block.text if isinstance(block, TextContent) else f"[{block.type} content omitted]"
-                     for block in result.content)
+    return "\n".join(
+        block.text if isinstance(block, TextContent) else f"[{block.type} content omitted]" for block in result.content
+    )
 
 
 def _content(result: CallToolResult) -> Any:

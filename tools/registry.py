@@ -66,8 +66,10 @@ class Tool:
 
     def openai(self) -> dict[str, Any]:
         """The tool as the OpenAI `tools` API (and vLLM's server) takes it."""
-        return {"type": "function", "function": {"name": self.name, "description": self.description,
-                                                 "parameters": self.parameters}}
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
 
     def validate(self, arguments: dict[str, Any]) -> dict[str, Any]:
         """The arguments coerced to the signature's types; ToolError says which are wrong."""
@@ -76,8 +78,9 @@ class Tool:
         try:
             return self.args_model.model_validate(arguments).model_dump(mode="json")
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(arguments)'}: {e['msg']}"
-                                 for e in exc.errors()[:3])
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or '(arguments)'}: {e['msg']}" for e in exc.errors()[:3]
+            )
             raise ToolError(f"{self.name}: invalid arguments: {problems}") from None
 
     @property
@@ -85,16 +88,32 @@ class Tool:
         return (self.allow_filesystem, self.allow_shell, self.allow_network)
 
 
-def tool(fn: Callable | None = None, *, name: str | None = None, side_effects: bool = False,
-         timeout_s: float = 10.0, allow_filesystem: bool = False, allow_shell: bool = False,
-         allow_network: bool = False):
+def tool(
+    fn: Callable | None = None,
+    *,
+    name: str | None = None,
+    side_effects: bool = False,
+    timeout_s: float = 10.0,
+    allow_filesystem: bool = False,
+    allow_shell: bool = False,
+    allow_network: bool = False,
+):
     """Mark a function as a tool. The function itself is returned unchanged, so it stays a plain
     callable that tests and other code can call directly."""
 
     def mark(f: Callable) -> Callable:
-        setattr(f, _MARK, dict(name=name, side_effects=side_effects, timeout_s=timeout_s,
-                               allow_filesystem=allow_filesystem, allow_shell=allow_shell,
-                               allow_network=allow_network))
+        setattr(
+            f,
+            _MARK,
+            dict(
+                name=name,
+                side_effects=side_effects,
+                timeout_s=timeout_s,
+                allow_filesystem=allow_filesystem,
+                allow_shell=allow_shell,
+                allow_network=allow_network,
+            ),
+        )
         return f
 
     return mark(fn) if fn is not None else mark
@@ -106,8 +125,7 @@ def from_callable(fn: Callable, **options: Any) -> Tool:
     options = {**getattr(fn, _MARK, {}), **options}
     name = options.pop("name", None) or fn.__name__
     if not allowed_name(name):
-        raise ToolError(f"tool name {name!r} is not allowed (letters, digits, _ and -; reserved: "
-                        f"{sorted(RESERVED)})")
+        raise ToolError(f"tool name {name!r} is not allowed (letters, digits, _ and -; reserved: {sorted(RESERVED)})")
     summary, arg_docs = _docstring(fn)
     try:
         hints = typing.get_type_hints(fn)
@@ -124,8 +142,14 @@ def from_callable(fn: Callable, **options: Any) -> Tool:
     model = create_model(f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
     schema = strip_titles(model.model_json_schema())
     module = getattr(fn, "__module__", "?")
-    return Tool(name=name, description=summary or name.replace("_", " "), parameters=schema,
-                source=f"python:{module}:{fn.__qualname__}", args_model=model, **options)
+    return Tool(
+        name=name,
+        description=summary or name.replace("_", " "),
+        parameters=schema,
+        source=f"python:{module}:{fn.__qualname__}",
+        args_model=model,
+        **options,
+    )
 
 
 class ToolRegistry:
@@ -145,8 +169,11 @@ class ToolRegistry:
     def add_module(self, path: str) -> list[Tool]:
         """Every `@tool` function defined in the module at import path `path`."""
         module = _import(path)
-        found = [self.add(from_callable(obj)) for obj in vars(module).values()
-                 if callable(obj) and hasattr(obj, _MARK) and getattr(obj, "__module__", None) == module.__name__]
+        found = [
+            self.add(from_callable(obj))
+            for obj in vars(module).values()
+            if callable(obj) and hasattr(obj, _MARK) and getattr(obj, "__module__", None) == module.__name__
+        ]
         if not found:
             raise ToolError(f"module {path!r} defines no @tool functions")
         return found
@@ -193,23 +220,34 @@ class ToolRegistry:
 def pseudo_tool(name: str) -> Tool:
     """`no_suitable_tool(reason)` or `final_answer(answer)`: offered like tools, never executed."""
     if name == NO_TOOL:
-        return Tool(name=NO_TOOL, description="Call this when none of the other tools can do what is asked.",
-                    parameters={"type": "object", "properties": {"reason": {"type": "string"}},
-                                "required": ["reason"]})
+        return Tool(
+            name=NO_TOOL,
+            description="Call this when none of the other tools can do what is asked.",
+            parameters={"type": "object", "properties": {"reason": {"type": "string"}}, "required": ["reason"]},
+        )
     if name == FINAL_ANSWER:
-        return Tool(name=FINAL_ANSWER, description="Finish: give the final answer to the request, "
-                    "using what the tools returned.",
-                    parameters={"type": "object", "properties": {"answer": {"type": "string"}},
-                                "required": ["answer"]})
+        return Tool(
+            name=FINAL_ANSWER,
+            description="Finish: give the final answer to the request, using what the tools returned.",
+            parameters={"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]},
+        )
     raise ToolError(f"{name!r} is not a pseudo-tool")
 
 
 def call_schema(tools: Iterable[Tool]) -> dict[str, Any]:
     """JSON schema for exactly one call {"name", "arguments"} to one of `tools`: what a small
     model's structured output is held to, so it cannot name a tool outside the list."""
-    return {"anyOf": [{"type": "object", "additionalProperties": False, "required": ["name", "arguments"],
-                       "properties": {"name": {"const": t.name}, "arguments": t.parameters}}
-                      for t in tools]}
+    return {
+        "anyOf": [
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "arguments"],
+                "properties": {"name": {"const": t.name}, "arguments": t.parameters},
+            }
+            for t in tools
+        ]
+    }
 
 
 def _import(path: str):
@@ -240,8 +278,7 @@ def _docstring(fn: Callable) -> tuple[str, dict[str, str]]:
 def strip_titles(schema: Any) -> Any:
     """pydantic titles every field; they add tokens to every prompt and say nothing new."""
     if isinstance(schema, dict):
-        return {k: strip_titles(v) for k, v in schema.items()
-                if not (k == "title" and isinstance(v, str))}
+        return {k: strip_titles(v) for k, v in schema.items() if not (k == "title" and isinstance(v, str))}
     if isinstance(schema, list):
         return [strip_titles(v) for v in schema]
     return schema

@@ -28,8 +28,9 @@ class Operating:
     feasible: bool  # False: no threshold meets the target, so everything escalates
 
 
-def choose_threshold(scores: np.ndarray, labels: np.ndarray, target_error: float,
-                     wrong_share: float | None = None) -> tuple[float, float, float, bool]:
+def choose_threshold(
+    scores: np.ndarray, labels: np.ndarray, target_error: float, wrong_share: float | None = None
+) -> tuple[float, float, float, bool]:
     """(threshold, error among accepted, escalation rate, feasible).
 
     `wrong_share` reweights the data to a production share of wrong answers: generated data has
@@ -51,8 +52,13 @@ def choose_threshold(scores: np.ndarray, labels: np.ndarray, target_error: float
     return float(s[k]), float(errors[k]), float(1 - accepted[k] / accepted[-1]), True
 
 
-def calibrate(examples: list[Example], target_error: float, weights: Path = WEIGHTS_DIR,
-              wrong_share: float | None = None, save: bool = True) -> list[Operating]:
+def calibrate(
+    examples: list[Example],
+    target_error: float,
+    weights: Path = WEIGHTS_DIR,
+    wrong_share: float | None = None,
+    save: bool = True,
+) -> list[Operating]:
     """Set thresholds from labelled examples the model was not trained on (use the calib split)."""
     learned = LearnedVerifier.load(weights)
     verifier = Verifier(learned=learned)
@@ -65,9 +71,13 @@ def calibrate(examples: list[Example], target_error: float, weights: Path = WEIG
         labels = np.asarray([e.label for e in rows])
         threshold, error, escalation, feasible = choose_threshold(scores, labels, target_error, wrong_share)
         model.threshold = threshold
-        model.meta["calibrated"] = {"target_error": target_error, "wrong_share": wrong_share,
-                                    "error": round(error, 4),
-                                    "escalation": round(escalation, 4), "n": len(rows)}
+        model.meta["calibrated"] = {
+            "target_error": target_error,
+            "wrong_share": wrong_share,
+            "error": round(error, 4),
+            "escalation": round(escalation, 4),
+            "n": len(rows),
+        }
         if save:
             model.save(weights / f"{kind}.json")
         out.append(Operating(kind, threshold, error, escalation, len(rows), feasible))

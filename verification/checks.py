@@ -11,8 +11,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from referencing.exceptions import Unresolvable
 from jsonschema.validators import validator_for
+from referencing.exceptions import Unresolvable
 
 from slmflow.core.records import CheckResult, VerifyRequest
 from verification import grounding
@@ -23,8 +23,7 @@ from verification.grounding import Embedder
 def finished(req: VerifyRequest) -> CheckResult:
     """A generation cut off by the token limit is unfinished, whatever it says."""
     if req.finish_reason == "length":
-        return CheckResult(name="finished", passed=False, score=0.0,
-                           reason="output was truncated at the token limit")
+        return CheckResult(name="finished", passed=False, score=0.0, reason="output was truncated at the token limit")
     if not req.text.strip():
         return CheckResult(name="finished", passed=False, score=0.0, reason="empty output")
     return CheckResult(name="finished", passed=True, score=1.0)
@@ -34,38 +33,41 @@ def valid_choice(req: VerifyRequest) -> CheckResult:
     choices = req.choices or []
     if isinstance(req.output, str) and req.output in choices:
         return CheckResult(name="valid_choice", passed=True, score=1.0)
-    return CheckResult(name="valid_choice", passed=False, score=0.0,
-                       reason=f"{_short(req.output)!r} is not one of {choices}")
+    return CheckResult(
+        name="valid_choice", passed=False, score=0.0, reason=f"{_short(req.output)!r} is not one of {choices}"
+    )
 
 
 def confident(req: VerifyRequest, threshold: float) -> CheckResult:
     """The model's own token probability. Not self-critique: it is read off the forward pass,
     and a classifier that hesitates between labels is the case worth a second opinion."""
     if req.confidence is None:
-        return CheckResult(name="confidence", passed=True, score=1.0,
-                           reason="engine reported no log-probabilities")
+        return CheckResult(name="confidence", passed=True, score=1.0, reason="engine reported no log-probabilities")
     passed = req.confidence >= threshold
-    return CheckResult(name="confidence", passed=passed, score=round(req.confidence, 4),
-                       reason="" if passed else f"{req.confidence:.2f} < {threshold:.2f}")
+    return CheckResult(
+        name="confidence",
+        passed=passed,
+        score=round(req.confidence, 4),
+        reason="" if passed else f"{req.confidence:.2f} < {threshold:.2f}",
+    )
 
 
 def matches_schema(req: VerifyRequest) -> CheckResult:
     if req.output is None:
-        return CheckResult(name="schema", passed=False, score=0.0,
-                           reason=f"output is not JSON: {_short(req.text)!r}")
+        return CheckResult(name="schema", passed=False, score=0.0, reason=f"output is not JSON: {_short(req.text)!r}")
     schema = req.json_schema or {}
     try:
         cls = validator_for(schema, default=Draft202012Validator)
         cls.check_schema(schema)
         errors = sorted(cls(schema).iter_errors(req.output), key=lambda e: list(e.path))
     except (SchemaError, Unresolvable, TypeError, ValueError) as exc:
-        return CheckResult(name="schema", passed=False, score=0.0,
-                           reason=f"the task's schema is invalid: {_short(str(exc), 80)}")
+        return CheckResult(
+            name="schema", passed=False, score=0.0, reason=f"the task's schema is invalid: {_short(str(exc), 80)}"
+        )
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.path) or "(root)"
-        return CheckResult(name="schema", passed=False, score=0.0,
-                           reason=f"{where}: {first.message}")
+        return CheckResult(name="schema", passed=False, score=0.0, reason=f"{where}: {first.message}")
     return CheckResult(name="schema", passed=True, score=1.0)
 
 
@@ -83,8 +85,9 @@ def values_grounded(req: VerifyRequest, threshold: float) -> CheckResult:
     return CheckResult(name="grounded_values", passed=passed, score=round(score, 4), reason=reason)
 
 
-def supported_by_evidence(req: VerifyRequest, threshold: float, embedder: Embedder | None = None,
-                          min_semantic: float = 0.35) -> CheckResult:
+def supported_by_evidence(
+    req: VerifyRequest, threshold: float, embedder: Embedder | None = None, min_semantic: float = 0.35
+) -> CheckResult:
     """Each claim sentence must be covered by the evidence, with its numbers, dates and names found
     there verbatim; cited chunks must exist. The reason names the first sentences that fail."""
     if not req.evidence:
@@ -97,8 +100,7 @@ def supported_by_evidence(req: VerifyRequest, threshold: float, embedder: Embedd
     found = grounding.problems(a, threshold, min_semantic)
     per_sentence = [0.0 if s.problem(threshold, min_semantic) else s.coverage for s in a.sentences]
     score = sum(per_sentence) / len(per_sentence)
-    return CheckResult(name="grounding", passed=not found, score=round(score, 4),
-                       reason="; ".join(found[:3]))
+    return CheckResult(name="grounding", passed=not found, score=round(score, 4), reason="; ".join(found[:3]))
 
 
 def _free_values(value: Any, schema: dict[str, Any]):

@@ -73,10 +73,23 @@ class _Line:
     shown: bool = True  # the solution wrote the expression out, not only in the annotation
 
 
-_ANNOTATED = re.compile(r"^(?P<words>.*?)(?P<vis>[\d$.,()\s+\-*/x×%]*=\s*\$?)?<<(?P<expr>[^<>=]+)=(?P<res>[^<>]+)>>"
-                        r"(?P<resvis>-?[\d.,]+)?(?P<rest>.*)$")
-_MATH_PERTURBATIONS = ("arith", "arith_local", "wrong_op", "wrong_number", "swap_number", "stop_early",
-                       "drop_term", "wrong_final", "copy_final", "truncate", "no_result")
+_ANNOTATED = re.compile(
+    r"^(?P<words>.*?)(?P<vis>[\d$.,()\s+\-*/x×%]*=\s*\$?)?<<(?P<expr>[^<>=]+)=(?P<res>[^<>]+)>>"
+    r"(?P<resvis>-?[\d.,]+)?(?P<rest>.*)$"
+)
+_MATH_PERTURBATIONS = (
+    "arith",
+    "arith_local",
+    "wrong_op",
+    "wrong_number",
+    "swap_number",
+    "stop_early",
+    "drop_term",
+    "wrong_final",
+    "copy_final",
+    "truncate",
+    "no_result",
+)
 
 
 def math_examples(rows: list[dict[str, Any]], seed: int) -> Iterator[Example]:
@@ -101,8 +114,9 @@ def math_examples(rows: list[dict[str, Any]], seed: int) -> Iterator[Example]:
 
 
 def _math_example(question: str, text: str, label: int, group: str, name: str) -> Example:
-    return Example(VerifyRequest(kind="math", source=question, question=question, text=text, output=text),
-                   label, group, name)
+    return Example(
+        VerifyRequest(kind="math", source=question, question=question, text=text, output=text), label, group, name
+    )
 
 
 def _parse_solution(answer: str) -> tuple[list[_Line] | None, float | None]:
@@ -120,8 +134,15 @@ def _parse_solution(answer: str) -> tuple[list[_Line] | None, float | None]:
                 return None, None  # a gold solution with a broken step teaches nothing
             vis = m["vis"] or ""
             words = m["words"].rstrip() + ("$" if "$" in vis else "")
-            lines.append(_Line(words, vm.normalise_expression(m["expr"]).replace(" ", ""), result, m["rest"],
-                               shown=bool(re.search(r"\d", vis))))
+            lines.append(
+                _Line(
+                    words,
+                    vm.normalise_expression(m["expr"]).replace(" ", ""),
+                    result,
+                    m["rest"],
+                    shown=bool(re.search(r"\d", vis)),
+                )
+            )
         else:
             lines.append(_Line(raw, None, None, ""))
     if not any(ln.expr for ln in lines):
@@ -152,14 +173,21 @@ def _render(lines: list[_Line], final: float | None, style: str, ending: str, rn
         out = [" ".join(ln if ln.rstrip().endswith((".", "!", "?", ":")) else f"{ln.rstrip()}." for ln in out)]
     if final is not None:
         f = _fmt(final)
-        out.append({"####": f"#### {f}", "answer_is": f"The answer is {f}.", "a_colon": f"A: {f}",
-                    "boxed": f"The final answer is \\boxed{{{f}}}.",
-                    "plain": f"So the final result is {f}."}[ending])
+        out.append(
+            {
+                "####": f"#### {f}",
+                "answer_is": f"The answer is {f}.",
+                "a_colon": f"A: {f}",
+                "boxed": f"The final answer is \\boxed{{{f}}}.",
+                "plain": f"So the final result is {f}.",
+            }[ending]
+        )
     return "\n".join(out)
 
 
-def _perturb_math(name: str, lines: list[_Line], final: float, style: str, ending: str,
-                  rng: random.Random) -> tuple[list[_Line], float | None, str | None] | None:
+def _perturb_math(
+    name: str, lines: list[_Line], final: float, style: str, ending: str, rng: random.Random
+) -> tuple[list[_Line], float | None, str | None] | None:
     """(lines, final, text or None to render); None when the perturbation does not apply or would
     leave the final answer right."""
     steps = [i for i, ln in enumerate(lines) if ln.expr]
@@ -169,9 +197,21 @@ def _perturb_math(name: str, lines: list[_Line], final: float, style: str, endin
         return lines, None, text[:cut]
     if name == "no_result":
         kept = lines[: steps[-1]] if len(steps) > 1 else lines[:1]
-        kept = [*kept, _Line(rng.choice(("Now we add these together to get the total.",
-                                         "We can use this to find the answer.",
-                                         "Putting it together gives the result.")), None, None, "")]
+        kept = [
+            *kept,
+            _Line(
+                rng.choice(
+                    (
+                        "Now we add these together to get the total.",
+                        "We can use this to find the answer.",
+                        "Putting it together gives the result.",
+                    )
+                ),
+                None,
+                None,
+                "",
+            ),
+        ]
         return kept, None, _render(kept, None, style, ending, rng)
     if name == "wrong_final":
         results = {abs(ln.result) for ln in lines if ln.result is not None}
@@ -197,7 +237,7 @@ def _perturb_math(name: str, lines: list[_Line], final: float, style: str, endin
             return None
         k = rng.choice(ops)
         swap = {"+": "-*", "-": "+/", "*": "/+", "/": "*-"}[expr[k]]
-        new_expr = expr[:k] + rng.choice(swap) + expr[k + 1:]
+        new_expr = expr[:k] + rng.choice(swap) + expr[k + 1 :]
     elif name in ("wrong_number", "swap_number"):
         nums = list(re.finditer(r"\d+(?:\.\d+)?", expr))
         if not nums:
@@ -207,26 +247,31 @@ def _perturb_math(name: str, lines: list[_Line], final: float, style: str, endin
         if name == "wrong_number":
             new = _nearby(value, rng, avoid={value})
         else:
-            pool = [v for v in {abs(x) for x in tx.number_values(" ".join(ln.words for ln in lines))} |
-                    {abs(ln.result) for ln in lines[:i] if ln.result is not None} if not tx.same_number(v, value)]
+            pool = [
+                v
+                for v in {abs(x) for x in tx.number_values(" ".join(ln.words for ln in lines))}
+                | {abs(ln.result) for ln in lines[:i] if ln.result is not None}
+                if not tx.same_number(v, value)
+            ]
             if not pool:
                 return None
             new = rng.choice(sorted(pool))
-        new_expr = expr[: n.start()] + _fmt(new) + expr[n.end():]
+        new_expr = expr[: n.start()] + _fmt(new) + expr[n.end() :]
     elif name == "drop_term":
         terms = list(re.finditer(r"[+-]\d+(?:\.\d+)?(?=[+-]|$)", expr))
         if not terms:
             return None
         t = rng.choice(terms)
-        new_expr = expr[: t.start()] + expr[t.end():]
+        new_expr = expr[: t.start()] + expr[t.end() :]
     new_lines, new_final = _reexecute(lines, i, new_expr, forced, final, propagate=name != "arith_local")
     if new_lines is None or new_final is None or tx.same_number(new_final, final, 1e-6):
         return None
     return new_lines, new_final, None
 
 
-def _reexecute(lines: list[_Line], i: int, new_expr: str, forced: float | None, final: float,
-               propagate: bool) -> tuple[list[_Line] | None, float | None]:
+def _reexecute(
+    lines: list[_Line], i: int, new_expr: str, forced: float | None, final: float, propagate: bool
+) -> tuple[list[_Line] | None, float | None]:
     """Apply a change at line i and carry its new value through every later step that used it."""
     value = forced if forced is not None else vm.evaluate(new_expr)
     if value is None or abs(value) > 1e12:
@@ -234,7 +279,7 @@ def _reexecute(lines: list[_Line], i: int, new_expr: str, forced: float | None, 
     value = round(value, 4)
     changed = {lines[i].result: value}
     out = list(lines[:i]) + [_Line(lines[i].words, new_expr, value, lines[i].rest)]
-    for ln in lines[i + 1:]:
+    for ln in lines[i + 1 :]:
         if ln.expr is None or not propagate:
             out.append(ln)
             continue
@@ -264,8 +309,13 @@ def _swap_numbers(text: str, changed: dict[float, float]) -> str:
 
 def _nearby(value: float, rng: random.Random, avoid: set[float]) -> float:
     for _ in range(20):
-        candidate = rng.choice((value + rng.choice((-1, 1)) * rng.choice((1, 2, 3, 5, 10)),
-                                value * rng.choice((2, 10, 0.5)), value + rng.randint(1, 9) * 10))
+        candidate = rng.choice(
+            (
+                value + rng.choice((-1, 1)) * rng.choice((1, 2, 3, 5, 10)),
+                value * rng.choice((2, 10, 0.5)),
+                value + rng.randint(1, 9) * 10,
+            )
+        )
         candidate = round(candidate, 2)
         if abs(candidate) not in avoid and candidate != value:
             return candidate
@@ -280,25 +330,37 @@ def _fmt(value: float) -> str:
 
 
 _BFCL_CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple")
-_TOOL_PERTURBATIONS = ("wrong_function", "missing_required", "unknown_param", "wrong_type",
-                       "wrong_value", "drop_call", "abstain")
-_DECLINES = ("None of the available functions can answer this question.",
-             "I cannot help with that using the provided tools.", "[]",
-             "The given functions are not relevant to this request.")
+_TOOL_PERTURBATIONS = (
+    "wrong_function",
+    "missing_required",
+    "unknown_param",
+    "wrong_type",
+    "wrong_value",
+    "drop_call",
+    "abstain",
+)
+_DECLINES = (
+    "None of the available functions can answer this question.",
+    "I cannot help with that using the provided tools.",
+    "[]",
+    "The given functions are not relevant to this request.",
+)
 
 
 def tool_examples(bfcl_dir: Path, seed: int, limit: int | None = None) -> Iterator[Example]:
     for category in _BFCL_CATEGORIES:
-        answers = {a["id"]: a["ground_truth"] for a in
-                   _jsonl(bfcl_dir / "possible_answer" / f"BFCL_v4_{category}.json")}
+        answers = {
+            a["id"]: a["ground_truth"] for a in _jsonl(bfcl_dir / "possible_answer" / f"BFCL_v4_{category}.json")
+        }
         for item in _jsonl(bfcl_dir / f"BFCL_v4_{category}.json", limit):
             rng = random.Random(f"{seed}:tool:{item['id']}")
             truth = answers.get(item["id"])
             question = _bfcl_question(item)
             if truth is None or question is None:
                 continue
-            gold = [{"name": name, "arguments": _pick_values(args, rng)}
-                    for call in truth for name, args in call.items()]
+            gold = [
+                {"name": name, "arguments": _pick_values(args, rng)} for call in truth for name, args in call.items()
+            ]
             fmt = rng.choice(("json", "openai", "python"))
             yield _tool_example(item, question, _render_calls(gold, fmt), 1, "gold")
             for name in rng.sample(_TOOL_PERTURBATIONS, 4):
@@ -315,8 +377,9 @@ def tool_examples(bfcl_dir: Path, seed: int, limit: int | None = None) -> Iterat
             continue
         yield _tool_example(item, question, rng.choice(_DECLINES), 1, "irrelevance_decline")
         call = _invent_call(item["function"][0], question, rng)
-        yield _tool_example(item, question, _render_calls([call], rng.choice(("json", "openai", "python"))),
-                            0, "irrelevance_call")
+        yield _tool_example(
+            item, question, _render_calls([call], rng.choice(("json", "openai", "python"))), 0, "irrelevance_call"
+        )
 
 
 def _bfcl_question(item: dict[str, Any]) -> str | None:
@@ -328,8 +391,14 @@ def _bfcl_question(item: dict[str, Any]) -> str | None:
 
 
 def _tool_example(item: dict[str, Any], question: str, text: str, label: int, name: str) -> Example:
-    return Example(VerifyRequest(kind="tool_call", source=question, question=question, text=text,
-                                 output=None, tools=item["function"]), label, f"bfcl:{item['id']}", name)
+    return Example(
+        VerifyRequest(
+            kind="tool_call", source=question, question=question, text=text, output=None, tools=item["function"]
+        ),
+        label,
+        f"bfcl:{item['id']}",
+        name,
+    )
 
 
 def _pick_values(args: dict[str, list[Any]], rng: random.Random) -> dict[str, Any]:
@@ -344,16 +413,28 @@ def _pick_values(args: dict[str, list[Any]], rng: random.Random) -> dict[str, An
 
 def _render_calls(calls: list[dict[str, Any]], fmt: str) -> str:
     if fmt == "openai":
-        return json.dumps({"tool_calls": [{"type": "function", "function": {
-            "name": c["name"], "arguments": json.dumps(c["arguments"])}} for c in calls]})
+        return json.dumps(
+            {
+                "tool_calls": [
+                    {"type": "function", "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+                    for c in calls
+                ]
+            }
+        )
     if fmt == "python":
-        return "[" + ", ".join(f"{c['name']}(" + ", ".join(f"{k}={v!r}" for k, v in c["arguments"].items()) + ")"
-                               for c in calls) + "]"
+        return (
+            "["
+            + ", ".join(
+                f"{c['name']}(" + ", ".join(f"{k}={v!r}" for k, v in c["arguments"].items()) + ")" for c in calls
+            )
+            + "]"
+        )
     return json.dumps(calls if len(calls) > 1 else calls[0])
 
 
-def _perturb_calls(name: str, gold: list[dict[str, Any]], functions: list[dict[str, Any]], question: str,
-                   rng: random.Random) -> list[dict[str, Any]] | str | None:
+def _perturb_calls(
+    name: str, gold: list[dict[str, Any]], functions: list[dict[str, Any]], question: str, rng: random.Random
+) -> list[dict[str, Any]] | str | None:
     if name == "abstain":
         return "abstain"
     calls = json.loads(json.dumps(gold))
@@ -373,8 +454,9 @@ def _perturb_calls(name: str, gold: list[dict[str, Any]], functions: list[dict[s
         if not c["arguments"]:
             return None
         k = rng.choice(sorted(c["arguments"]))
-        new_key = rng.choice((f"{k}_value", k.rstrip("s") + "s" if not k.endswith("s") else k[:-1],
-                              k.replace("_", ""), "options"))
+        new_key = rng.choice(
+            (f"{k}_value", k.rstrip("s") + "s" if not k.endswith("s") else k[:-1], k.replace("_", ""), "options")
+        )
         if new_key in props or new_key == k:
             return None
         c["arguments"][new_key] = c["arguments"].pop(k)
@@ -383,8 +465,11 @@ def _perturb_calls(name: str, gold: list[dict[str, Any]], functions: list[dict[s
             return None
         k = rng.choice(sorted(c["arguments"]))
         v = c["arguments"][k]
-        c["arguments"][k] = (str(v) if isinstance(v, (int, float, bool)) else
-                             ([v] if isinstance(v, str) else (v[0] if isinstance(v, list) and v else 0)))
+        c["arguments"][k] = (
+            str(v)
+            if isinstance(v, (int, float, bool))
+            else ([v] if isinstance(v, str) else (v[0] if isinstance(v, list) and v else 0))
+        )
     elif name == "wrong_value":
         if not c["arguments"]:
             return None
@@ -442,8 +527,9 @@ def _invent_call(function: dict[str, Any], question: str, rng: random.Random) ->
     return {"name": function["name"], "arguments": args}
 
 
-def bfcl_match(calls: list[dict[str, Any]], truth: list[dict[str, dict[str, list[Any]]]],
-               functions: list[dict[str, Any]]) -> bool:
+def bfcl_match(
+    calls: list[dict[str, Any]], truth: list[dict[str, dict[str, list[Any]]]], functions: list[dict[str, Any]]
+) -> bool:
     """BFCL's AST rule: same number of calls, each matching one ground-truth call (any order):
     same function, every given value in the allowed list, every param without "" given."""
     if len(calls) != len(truth):
@@ -458,7 +544,7 @@ def bfcl_match(calls: list[dict[str, Any]], truth: list[dict[str, dict[str, list
 
 
 def _call_matches(call: dict[str, Any], truth: dict[str, dict[str, list[Any]]]) -> bool:
-    (name, allowed), = truth.items()
+    ((name, allowed),) = truth.items()
     if call["name"] != name:
         return False
     args = call["arguments"]
@@ -492,12 +578,14 @@ _GROUND_PERTURBATIONS = ("other_doc", "number", "entity", "negation", "antonym")
 def grounding_examples(data_dir: Path, seed: int, limit: int | None = None) -> Iterator[Example]:
     for group, question, passages, claims, foreign in _grounding_sources(data_dir, limit):
         rng = random.Random(f"{seed}:ground:{group}")
-        evidence = [Evidence(chunk_id=f"{group}#{k}", doc_id=group, text=p, score=1.0, collection="dev")
-                    for k, p in enumerate(passages, 1)]
+        evidence = [
+            Evidence(chunk_id=f"{group}#{k}", doc_id=group, text=p, score=1.0, collection="dev")
+            for k, p in enumerate(passages, 1)
+        ]
         claim_pool = [c for c in claims if len(c.split()) >= 5]
         if not claim_pool:
             continue
-        for n in range(2):
+        for _ in range(2):
             picked = rng.sample(claim_pool, min(len(claim_pool), rng.choice((1, 2))))
             cites = rng.random() < 0.5
             positive = " ".join(_cite(_trim(c, rng), len(evidence), rng, cites) for c in picked)
@@ -506,8 +594,12 @@ def grounding_examples(data_dir: Path, seed: int, limit: int | None = None) -> I
             bad = _perturb_claim(name, picked[-1], foreign, rng)
             if bad is None:
                 continue
-            text = " ".join([*(_cite(_trim(c, rng), len(evidence), rng, cites) for c in picked[:-1]),
-                             _cite(bad, len(evidence), rng, cites)])
+            text = " ".join(
+                [
+                    *(_cite(_trim(c, rng), len(evidence), rng, cites) for c in picked[:-1]),
+                    _cite(bad, len(evidence), rng, cites),
+                ]
+            )
             yield _answer_example(question, text, evidence, 0, group, name)
 
 
@@ -535,11 +627,14 @@ def _grounding_sources(data_dir: Path, limit: int | None):
             yield f"hotpotqa:{r['_id']}", r["question"], passages, claims, foreign
 
 
-def _answer_example(question: str, text: str, evidence: list[Evidence], label: int, group: str,
-                    name: str) -> Example:
+def _answer_example(question: str, text: str, evidence: list[Evidence], label: int, group: str, name: str) -> Example:
     source = "Context:\n" + "\n".join(f"[{k}] {e.text}" for k, e in enumerate(evidence, 1)) + f"\n\n{question}"
-    return Example(VerifyRequest(kind="answer", source=source, question=question, text=text, output=text,
-                                 evidence=evidence), label, group, name)
+    return Example(
+        VerifyRequest(kind="answer", source=source, question=question, text=text, output=text, evidence=evidence),
+        label,
+        group,
+        name,
+    )
 
 
 def _trim(sentence: str, rng: random.Random) -> str:
@@ -566,7 +661,7 @@ def _perturb_claim(name: str, sentence: str, foreign: list[str], rng: random.Ran
             return None
         m = rng.choice(nums)
         value = float(m.group())
-        return sentence[: m.start()] + _fmt(_nearby(value, rng, avoid={value})) + sentence[m.end():]
+        return sentence[: m.start()] + _fmt(_nearby(value, rng, avoid={value})) + sentence[m.end() :]
     if name == "entity":
         mine = tx.name_spans(sentence)
         theirs = [n for s in foreign for n in tx.name_spans(s) if n not in sentence]
@@ -574,8 +669,9 @@ def _perturb_claim(name: str, sentence: str, foreign: list[str], rng: random.Ran
             return None
         return sentence.replace(rng.choice(mine), rng.choice(theirs), 1)
     if name == "negation":
-        swapped = re.sub(r"\b(is|was|are|were|did|does|can|could|has|had|have)\b",
-                         lambda m: f"{m.group(1)} not", sentence, count=1)
+        swapped = re.sub(
+            r"\b(is|was|are|were|did|does|can|could|has|had|have)\b", lambda m: f"{m.group(1)} not", sentence, count=1
+        )
         return swapped if swapped != sentence else None
     words = [w for w in re.findall(r"[a-z]+", sentence) if w in tx.ANTONYMS]
     if not words:

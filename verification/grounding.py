@@ -20,8 +20,11 @@ from verification import text as tx
 _CITATION = re.compile(r"\[([^\[\]\s]{1,80})\]")
 _NEGATION = re.compile(r"\b(?:not|no|never|none|neither|nor|without|cannot|n't)\b|n't\b", re.I)
 # "I could not find this in the context" is an honest non-answer, not an unsupported claim.
-_ABSTAIN = re.compile(r"\b(?:context|passages?|evidence|documents?)\b.*\b(?:not|no|doesn't|does not)\b"
-                      r"|\b(?:not|no)\b.*\b(?:context|passages?|evidence|information)\b", re.I)
+_ABSTAIN = re.compile(
+    r"\b(?:context|passages?|evidence|documents?)\b.*\b(?:not|no|doesn't|does not)\b"
+    r"|\b(?:not|no)\b.*\b(?:context|passages?|evidence|information)\b",
+    re.I,
+)
 
 
 class Embedder(Protocol):
@@ -65,8 +68,9 @@ class GroundingAnalysis:
     abstained: bool
 
 
-def analyse(answer: str, evidence: list[Evidence], source: str = "",
-            embedder: Embedder | None = None) -> GroundingAnalysis:
+def analyse(
+    answer: str, evidence: list[Evidence], source: str = "", embedder: Embedder | None = None
+) -> GroundingAnalysis:
     text = answer if isinstance(answer, str) else ""
     ids = {e.chunk_id for e in evidence}
     bad = sorted({c for c in _CITATION.findall(text) if not _citation_ok(c, ids, len(evidence))})
@@ -90,20 +94,23 @@ def analyse(answer: str, evidence: list[Evidence], source: str = "",
         hits = {s for s in stems if s in support_stems or (len(s) >= 5 and s[:5] in prefixes)}
         best = max(ev_stems, key=lambda e: len(stems & e)) if ev_stems else set()
         best_sentence = ev_sentences[ev_stems.index(best)] if ev_stems else ""
-        out.append(SentenceSupport(
-            index=i, sentence=sent,
-            coverage=len(hits) / len(stems) if stems else 1.0,
-            best_overlap=len(stems & best) / len(stems) if stems else 1.0,
-            missing_numbers=sorted(_bare_numbers(sent) - support_numbers),
-            missing_dates=sorted(d for d in tx.dates(sent)
-                                 if not any(s.startswith(d) for s in support_dates)),
-            missing_names=[n for n in tx.name_spans(sent) if not _name_found(n, support_lower, support_words)],
-            negation_mismatch=bool(_NEGATION.search(sent)) != bool(_NEGATION.search(best_sentence)),
-            contradiction=_contradiction(sent, best_sentence),
-            semantic=None if sims is None else float(sims[i - 1]),
-        ))
-    return GroundingAnalysis(sentences=out, bad_citations=bad, n_evidence=len(evidence),
-                             abstained=len(claims) < len(all_sentences))
+        out.append(
+            SentenceSupport(
+                index=i,
+                sentence=sent,
+                coverage=len(hits) / len(stems) if stems else 1.0,
+                best_overlap=len(stems & best) / len(stems) if stems else 1.0,
+                missing_numbers=sorted(_bare_numbers(sent) - support_numbers),
+                missing_dates=sorted(d for d in tx.dates(sent) if not any(s.startswith(d) for s in support_dates)),
+                missing_names=[n for n in tx.name_spans(sent) if not _name_found(n, support_lower, support_words)],
+                negation_mismatch=bool(_NEGATION.search(sent)) != bool(_NEGATION.search(best_sentence)),
+                contradiction=_contradiction(sent, best_sentence),
+                semantic=None if sims is None else float(sims[i - 1]),
+            )
+        )
+    return GroundingAnalysis(
+        sentences=out, bad_citations=bad, n_evidence=len(evidence), abstained=len(claims) < len(all_sentences)
+    )
 
 
 def problems(a: GroundingAnalysis, min_coverage: float, min_semantic: float) -> list[str]:
@@ -116,8 +123,7 @@ def problems(a: GroundingAnalysis, min_coverage: float, min_semantic: float) -> 
 def _contradiction(sentence: str, passage: str) -> str:
     mine = set(re.findall(r"[a-z]+", sentence.lower()))
     theirs = set(re.findall(r"[a-z]+", passage.lower()))
-    return next((w for w in sorted(mine) if w in tx.ANTONYMS and w not in theirs
-                 and tx.ANTONYMS[w] in theirs), "")
+    return next((w for w in sorted(mine) if w in tx.ANTONYMS and w not in theirs and tx.ANTONYMS[w] in theirs), "")
 
 
 def _name_found(name: str, support_lower: str, support_words: set[str]) -> bool:
@@ -141,7 +147,7 @@ def _similarities(claims: list[str], ev_sentences: list[str], embedder: Embedder
     if embedder is None:
         return None
     vectors = np.asarray(embedder.embed(claims + ev_sentences), dtype=np.float32)
-    c, e = vectors[: len(claims)], vectors[len(claims):]
+    c, e = vectors[: len(claims)], vectors[len(claims) :]
     return (c @ e.T).max(axis=1)
 
 

@@ -147,8 +147,9 @@ def _request(row: dict[str, Any]) -> tuple[VerifyRequest | None, str]:
         evidence, question = split_context(prompt)
         if not evidence:
             return None, "answer: no numbered context passages in the recorded prompt"
-        return VerifyRequest(kind="answer", source=prompt, question=question, text=output, output=output,
-                             evidence=evidence), ""
+        return VerifyRequest(
+            kind="answer", source=prompt, question=question, text=output, output=output, evidence=evidence
+        ), ""
     if kind == "math":
         if not isinstance(output, str):
             return None, "math: small output is not text"
@@ -158,8 +159,14 @@ def _request(row: dict[str, Any]) -> tuple[VerifyRequest | None, str]:
     if not isinstance(tools, list) or not tools:
         return None, "tool_call: no 'tools' recorded"
     text = output if isinstance(output, str) else json.dumps(output)
-    return VerifyRequest(kind="tool_call", source=prompt, question=prompt, text=text,
-                         output=None if isinstance(output, str) else output, tools=tools), ""
+    return VerifyRequest(
+        kind="tool_call",
+        source=prompt,
+        question=prompt,
+        text=text,
+        output=None if isinstance(output, str) else output,
+        tools=tools,
+    ), ""
 
 
 def split_context(prompt: str) -> tuple[list[Evidence], str]:
@@ -167,7 +174,7 @@ def split_context(prompt: str) -> tuple[list[Evidence], str]:
     'Context:\\n[1] ...\\n[2] ...\\n\\n<question>'. A passage may run over several lines."""
     if not prompt.startswith("Context:\n"):
         return [], prompt
-    block, sep, question = prompt[len("Context:\n"):].partition("\n\n")
+    block, sep, question = prompt[len("Context:\n") :].partition("\n\n")
     passages: list[list[str]] = []
     for line in block.splitlines():
         m = _PASSAGE.match(line)
@@ -177,6 +184,8 @@ def split_context(prompt: str) -> tuple[list[Evidence], str]:
             passages[-1].append(line)
         else:
             return [], prompt
-    evidence = [Evidence(chunk_id=str(i), doc_id="history", text="\n".join(p).strip(), score=1.0,
-                         collection="history") for i, p in enumerate(passages, 1)]
+    evidence = [
+        Evidence(chunk_id=str(i), doc_id="history", text="\n".join(p).strip(), score=1.0, collection="history")
+        for i, p in enumerate(passages, 1)
+    ]
     return evidence, question.strip() if sep else ""

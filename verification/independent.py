@@ -40,16 +40,23 @@ from verification.sandbox import Limits, SandboxResult, run_python
 
 COMPARABLE = frozenset({"math", "classify", "extract", "tool_call"})
 
-PROGRAM_PROMPT = ("Write a short Python 3 program that computes the answer to the problem and prints only "
-                  "the final number. Use only the standard library (math and fractions are available); no "
-                  "input, files or network. Reply with the program alone in one ```python code block.")
-SOLVE_PROMPT = ("Solve the problem. Show the arithmetic briefly, then end with a last line "
-                "'The answer is N', where N is a number.")
+PROGRAM_PROMPT = (
+    "Write a short Python 3 program that computes the answer to the problem and prints only "
+    "the final number. Use only the standard library (math and fractions are available); no "
+    "input, files or network. Reply with the program alone in one ```python code block."
+)
+SOLVE_PROMPT = (
+    "Solve the problem. Show the arithmetic briefly, then end with a last line 'The answer is N', where N is a number."
+)
 CLASSIFY_PROMPT = "Classify the request. Reply with exactly one of: {choices}."
-EXTRACT_PROMPT = ("Extract the requested fields as JSON matching this schema, copying values verbatim from "
-                  "the text; use null when a value is absent.\nSchema: {schema}")
-TOOL_PROMPT = ("You can call these functions:\n{tools}\n\nReply with the call or calls for the request as "
-               "a JSON list [{{\"name\": ..., \"arguments\": {{...}}}}], or with [] if no function fits.")
+EXTRACT_PROMPT = (
+    "Extract the requested fields as JSON matching this schema, copying values verbatim from "
+    "the text; use null when a value is absent.\nSchema: {schema}"
+)
+TOOL_PROMPT = (
+    "You can call these functions:\n{tools}\n\nReply with the call or calls for the request as "
+    'a JSON list [{{"name": ..., "arguments": {{...}}}}], or with [] if no function fits.'
+)
 
 
 class SmallWorker(Protocol):
@@ -72,8 +79,7 @@ class Outcome:
             return CheckResult(name=self.name, passed=True, score=1.0, reason=f"inconclusive: {self.detail}")
         if self.agree:
             return CheckResult(name=self.name, passed=True, score=1.0, reason=self.detail)
-        return CheckResult(name=self.name, passed=False, score=round(min(self.score, 1.0), 4),
-                           reason=self.detail)
+        return CheckResult(name=self.name, passed=False, score=round(min(self.score, 1.0), 4), reason=self.detail)
 
 
 def agreement(outcomes: list[Outcome]) -> tuple[float, float]:
@@ -86,9 +92,16 @@ def agreement(outcomes: list[Outcome]) -> tuple[float, float]:
 
 
 class IndependentChecker:
-    def __init__(self, workers: SmallWorker, *, program_of_thought: bool = True, cross_model: bool = True,
-                 limits: Limits = Limits(), max_tokens: int = 512,
-                 run: Callable[[str, Limits], SandboxResult] = run_python):
+    def __init__(
+        self,
+        workers: SmallWorker,
+        *,
+        program_of_thought: bool = True,
+        cross_model: bool = True,
+        limits: Limits = Limits(),
+        max_tokens: int = 512,
+        run: Callable[[str, Limits], SandboxResult] = run_python,
+    ):
         self.workers = workers
         self.program_of_thought = program_of_thought
         self.cross_model = cross_model
@@ -116,9 +129,15 @@ class IndependentChecker:
             return Outcome(name, None, f"no independent answer ({type(exc).__name__}: {_short(str(exc), 80)})")
 
     def _ask(self, kind: TaskKind, system: str, user: str, **extra: Any) -> Draft:
-        return self.workers.small(GenerationRequest(
-            kind=kind, messages=[Message(role="system", content=system), Message(role="user", content=user)],
-            max_tokens=self.max_tokens, temperature=0.0, **extra))
+        return self.workers.small(
+            GenerationRequest(
+                kind=kind,
+                messages=[Message(role="system", content=system), Message(role="user", content=user)],
+                max_tokens=self.max_tokens,
+                temperature=0.0,
+                **extra,
+            )
+        )
 
     # ------------------------------------------------------------------ math
 
@@ -139,13 +158,20 @@ class IndependentChecker:
             return Outcome(name, None, f"the program printed no number ({_short(result.stdout.strip(), 40)!r})")
         percent = bool(re.search(r"%|percent", req.question or req.source, re.I))
         agree = same_result(value, stated) or (percent and same_result(100 * value, stated))
-        return Outcome(name, agree, "" if agree else
-                       f"a program written independently prints {_fmt(value)}; the answer states {_fmt(stated)}",
-                       score=0.0)
+        return Outcome(
+            name,
+            agree,
+            "" if agree else f"a program written independently prints {_fmt(value)}; the answer states {_fmt(stated)}",
+            score=0.0,
+        )
 
     def _cross(self, req: VerifyRequest) -> Outcome:
-        return {"math": self._cross_math, "classify": self._cross_classify, "extract": self._cross_extract,
-                "tool_call": self._cross_tool}[req.kind](req)
+        return {
+            "math": self._cross_math,
+            "classify": self._cross_classify,
+            "extract": self._cross_extract,
+            "tool_call": self._cross_tool,
+        }[req.kind](req)
 
     def _cross_math(self, req: VerifyRequest) -> Outcome:
         stated = _stated_number(req)
@@ -159,24 +185,33 @@ class IndependentChecker:
         if other is None:
             return Outcome("cross_model", None, f"{draft.model} stated no number")
         agree = same_result(other, stated) or same_result(stated, other)
-        return Outcome("cross_model", agree, "" if agree else
-                       f"{draft.model} answers {_fmt(other)} independently; the answer states {_fmt(stated)}",
-                       score=0.0)
+        return Outcome(
+            "cross_model",
+            agree,
+            "" if agree else f"{draft.model} answers {_fmt(other)} independently; the answer states {_fmt(stated)}",
+            score=0.0,
+        )
 
     # ------------------------------------------------------------- classify
 
     def _cross_classify(self, req: VerifyRequest) -> Outcome:
         choices = req.choices or []
         stated = req.output if isinstance(req.output, str) else req.text
-        draft = self._ask("classify", CLASSIFY_PROMPT.format(choices=", ".join(choices)), req.source,
-                          choices=choices or None)
+        draft = self._ask(
+            "classify", CLASSIFY_PROMPT.format(choices=", ".join(choices)), req.source, choices=choices or None
+        )
         other = draft.output if isinstance(draft.output, str) else draft.text
         if choices and _label(other) not in {_label(c) for c in choices}:
             return Outcome("cross_model", None, f"{draft.model} answered {_short(other, 30)!r}, not a choice")
         agree = _label(other) == _label(stated)
-        return Outcome("cross_model", agree, "" if agree else
-                       f"{draft.model} classifies it as {_short(other, 30)!r} independently, not "
-                       f"{_short(stated, 30)!r}", score=0.0)
+        return Outcome(
+            "cross_model",
+            agree,
+            ""
+            if agree
+            else f"{draft.model} classifies it as {_short(other, 30)!r} independently, not {_short(stated, 30)!r}",
+            score=0.0,
+        )
 
     # -------------------------------------------------------------- extract
 
@@ -184,8 +219,9 @@ class IndependentChecker:
         if req.output is None:
             return Outcome("cross_model", None, "the answer is not JSON")
         schema = req.json_schema or {}
-        draft = self._ask("extract", EXTRACT_PROMPT.format(schema=json.dumps(schema)), req.source,
-                          json_schema=req.json_schema)
+        draft = self._ask(
+            "extract", EXTRACT_PROMPT.format(schema=json.dumps(schema)), req.source, json_schema=req.json_schema
+        )
         other = draft.output
         if other is None:
             try:
@@ -198,8 +234,9 @@ class IndependentChecker:
         share = 1 - len(differ) / len(paths) if paths else 1.0
         if not differ:
             return Outcome("cross_model", True, "", 1.0)
-        shown = ", ".join(f"{p or '(root)'}: {_short(theirs.get(p), 20)!r} vs {_short(mine.get(p), 20)!r}"
-                          for p in differ[:3])
+        shown = ", ".join(
+            f"{p or '(root)'}: {_short(theirs.get(p), 20)!r} vs {_short(mine.get(p), 20)!r}" for p in differ[:3]
+        )
         return Outcome("cross_model", False, f"{draft.model} extracts differently ({shown})", share)
 
     # ------------------------------------------------------------ tool_call
@@ -210,10 +247,8 @@ class IndependentChecker:
         stated, _ = tool_calls.parse_calls(req.output if req.output is not None else req.text, names)
         if stated is None:
             return Outcome("cross_model", None, "the answer's call does not parse")
-        draft = self._ask("answer", TOOL_PROMPT.format(tools=json.dumps(req.tools or [])),
-                          req.question or req.source)
-        other, _ = tool_calls.parse_calls(draft.output if isinstance(draft.output, (dict, list)) else draft.text,
-                                          names)
+        draft = self._ask("answer", TOOL_PROMPT.format(tools=json.dumps(req.tools or [])), req.question or req.source)
+        other, _ = tool_calls.parse_calls(draft.output if isinstance(draft.output, (dict, list)) else draft.text, names)
         if other is None:
             return Outcome("cross_model", None, f"{draft.model}'s call does not parse")
         agree = same_calls(stated, other, specs)
@@ -222,8 +257,9 @@ class IndependentChecker:
         theirs = ", ".join(c.name for c in other) or "no call"
         mine = ", ".join(c.name for c in stated) or "no call"
         what = "calls" if theirs != mine else "arguments"
-        return Outcome("cross_model", False,
-                       f"{draft.model} makes different {what} independently ({theirs} vs {mine})", score=0.0)
+        return Outcome(
+            "cross_model", False, f"{draft.model} makes different {what} independently ({theirs} vs {mine})", score=0.0
+        )
 
 
 # ---------------------------------------------------------------- helpers
@@ -244,8 +280,7 @@ def program_from(text: str) -> str:
     else:
         return ""
     if "print(" not in code:
-        fn = next((f for f in ("solution", "solve", "main", "answer") if re.search(rf"\bdef {f}\(\s*\)", code)),
-                  None)
+        fn = next((f for f in ("solution", "solve", "main", "answer") if re.search(rf"\bdef {f}\(\s*\)", code)), None)
         if fn:
             code += f"\n\nprint({fn}())"
     return code
@@ -279,8 +314,9 @@ def same_calls(stated: list[tool_calls.Call], other: list[tool_calls.Call], spec
     left = list(other)
     for call in stated:
         required = set(specs.get(call.name, {}).get("required", []))
-        match = next((c for c in left if c.name == call.name and _same_arguments(call.arguments, c.arguments,
-                                                                                  required)), None)
+        match = next(
+            (c for c in left if c.name == call.name and _same_arguments(call.arguments, c.arguments, required)), None
+        )
         if match is None:
             return False
         left.remove(match)

@@ -33,15 +33,25 @@ class VerifyInput(BaseModel):
     label: bool | None = None
 
     def request(self) -> VerifyRequest:
-        evidence = [Evidence(chunk_id=str(i), doc_id=self.id, text=t, score=1.0, collection="input")
-                    for i, t in enumerate(self.evidence, 1)]
+        evidence = [
+            Evidence(chunk_id=str(i), doc_id=self.id, text=t, score=1.0, collection="input")
+            for i, t in enumerate(self.evidence, 1)
+        ]
         source = self.question
         if evidence:
             context = "\n".join(f"[{e.chunk_id}] {e.text}" for e in evidence)
             source = f"Context:\n{context}\n\n{self.question}"
-        return VerifyRequest(kind=self.kind, source=source, question=self.question, text=self.answer,
-                             output=_output(self.kind, self.answer), evidence=evidence, choices=self.choices,
-                             json_schema=self.json_schema, tools=self.tools)
+        return VerifyRequest(
+            kind=self.kind,
+            source=source,
+            question=self.question,
+            text=self.answer,
+            output=_output(self.kind, self.answer),
+            evidence=evidence,
+            choices=self.choices,
+            json_schema=self.json_schema,
+            tools=self.tools,
+        )
 
 
 def parse_line(number: int, raw: str) -> VerifyInput:
@@ -65,8 +75,9 @@ def read_lines(text: str) -> list[VerifyInput]:
 
 
 def output_line(item: VerifyInput, verdict: Verdict) -> str:
-    return json.dumps({"id": item.id, "accept": verdict.accept, "score": round(verdict.score, 4),
-                       "reasons": verdict.reasons})
+    return json.dumps(
+        {"id": item.id, "accept": verdict.accept, "score": round(verdict.score, 4), "reasons": verdict.reasons}
+    )
 
 
 def _output(kind: str, answer: str) -> Any:

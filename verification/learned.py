@@ -19,7 +19,6 @@ from verification.features import FEATURE_NAMES, featurise
 from verification.paths import WEIGHTS_DIR
 
 
-
 @dataclass
 class TreeModel:
     kind: str
@@ -37,15 +36,29 @@ class TreeModel:
         d = json.loads(path.read_text())
         if d["features"] != FEATURE_NAMES[d["kind"]]:
             raise ValueError(f"{path} was trained on other features; retrain with `slmflow verifier train`")
-        return cls(kind=d["kind"], features=d["features"], init=d["init"], learning_rate=d["learning_rate"],
-                   trees=d["trees"], calibration_x=d["calibration"]["x"], calibration_y=d["calibration"]["y"],
-                   threshold=d["threshold"], meta=d.get("meta", {}))
+        return cls(
+            kind=d["kind"],
+            features=d["features"],
+            init=d["init"],
+            learning_rate=d["learning_rate"],
+            trees=d["trees"],
+            calibration_x=d["calibration"]["x"],
+            calibration_y=d["calibration"]["y"],
+            threshold=d["threshold"],
+            meta=d.get("meta", {}),
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "features": self.features, "init": self.init,
-                "learning_rate": self.learning_rate, "trees": self.trees,
-                "calibration": {"x": self.calibration_x, "y": self.calibration_y},
-                "threshold": self.threshold, "meta": self.meta}
+        return {
+            "kind": self.kind,
+            "features": self.features,
+            "init": self.init,
+            "learning_rate": self.learning_rate,
+            "trees": self.trees,
+            "calibration": {"x": self.calibration_x, "y": self.calibration_y},
+            "threshold": self.threshold,
+            "meta": self.meta,
+        }
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,8 +90,7 @@ class LearnedVerifier:
 
     @classmethod
     def load(cls, directory: Path = WEIGHTS_DIR) -> LearnedVerifier:
-        return cls({p.stem: TreeModel.load(p) for p in sorted(directory.glob("*.json"))
-                    if p.stem in FEATURE_NAMES})
+        return cls({p.stem: TreeModel.load(p) for p in sorted(directory.glob("*.json")) if p.stem in FEATURE_NAMES})
 
     def covers(self, kind: str) -> bool:
         return kind in self.models

@@ -19,8 +19,9 @@ from verification import text as tx
 
 # World knowledge a solution may use without it being in the question: unit conversions
 # (7 days, 12 months, 24 hours, 60 minutes, 52 weeks, 365 days, 100 cents or percent, ...).
-CONSTANTS = frozenset({0.0, 1.0, 2.0, 10.0, 100.0, 1000.0, 7.0, 12.0, 24.0, 30.0, 31.0, 52.0,
-                       60.0, 365.0, 0.5, 0.1, 0.01, 3600.0})
+CONSTANTS = frozenset(
+    {0.0, 1.0, 2.0, 10.0, 100.0, 1000.0, 7.0, 12.0, 24.0, 30.0, 31.0, 52.0, 60.0, 365.0, 0.5, 0.1, 0.01, 3600.0}
+)
 
 _NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?|\.\d+%?"
 # Atomic groups and possessive runs: free text has long runs of spaces, and a backtracking
@@ -31,9 +32,21 @@ _CHAIN = re.compile(rf"(?<![\w.]){_EXPR}(?:={_EXPR})++")
 _MIXED_FRACTION = re.compile(r"(?<![\d./])(\d+)\s+(\d+)/(\d+)(?![\d.])")
 _SYMBOLIC_BEFORE = re.compile(r"[A-Za-z]\s*\)*\s*[-+*/^(]\s*$")
 _FRAC = re.compile(r"\\[dt]?frac\{([^{}]+)\}\{([^{}]+)\}")
-_LATEX = [("\\times", "*"), ("\\cdot", "*"), ("\\div", "/"), ("\\$", "$"), ("\\%", "%"),
-          ("\\(", ""), ("\\)", ""), ("\\[", ""), ("\\]", ""), ("\\,", ""), ("\\!", ""),
-          ("\\left", ""), ("\\right", "")]
+_LATEX = [
+    ("\\times", "*"),
+    ("\\cdot", "*"),
+    ("\\div", "/"),
+    ("\\$", "$"),
+    ("\\%", "%"),
+    ("\\(", ""),
+    ("\\)", ""),
+    ("\\[", ""),
+    ("\\]", ""),
+    ("\\,", ""),
+    ("\\!", ""),
+    ("\\left", ""),
+    ("\\right", ""),
+]
 _IMPLICIT_TIMES = re.compile(r"(?<=[\d)])\s*(?=\()|(?<=\))\s*(?=[\d(])")
 _ANNOTATION = re.compile(r"<<([^<>]*)>>")
 _TIMES = re.compile(r"(?<=[\d)%])\s*(?:[xX×∗·]|\btimes\b)\s*(?=[\d(.$])")
@@ -47,13 +60,19 @@ _FINAL_MARKERS = [
     re.compile(rf"(?:^|\n)\s*(?:A|Answer|Final answer)\s*:\s*\$?\s*(-?(?:{_NUM}))", re.I),
     re.compile(rf"answer\s+(?:is|=|would be|will be)\s*:?\s*\$?\s*(-?(?:{_NUM}))", re.I),
 ]
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-        ast.Div: operator.truediv, ast.Pow: operator.pow}
+_OPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+}
 # Words that, in a line of worked arithmetic, ask for one operation. Deliberately few and
 # unambiguous: "each" and "per" go either way, so they are not here.
 _CUES = {
-    "-": frozenset("left remaining remains remain fewer spent lost minus subtract difference "
-                   "change loses gave".split()),
+    "-": frozenset(
+        "left remaining remains remain fewer spent lost minus subtract difference change loses gave".split()
+    ),
     "+": frozenset("total altogether combined sum together plus add added".split()),
     "*": frozenset("times twice double triple product multiply multiplied".split()),
     "/": frozenset("half divide divided split average quarter shared".split()),
@@ -136,20 +155,30 @@ def analyse(question: str, solution: str, finish_reason: str | None = None) -> M
     asked = _cued_operators(ask)
     ask_conflict = bool(asked and steps) and not (asked & set(steps[-1].expression))
     ask_words = tx.stems(ask) - _ASK_WORDS
-    final_step = next((s for s in reversed(steps) if final is not None and tx.same_number(s.claimed, final, 1e-4)),
-                      None)
+    final_step = next(
+        (s for s in reversed(steps) if final is not None and tx.same_number(s.claimed, final, 1e-4)), None
+    )
 
     def ask_share(step: Step | None) -> float:
         if step is None or not ask_words:
             return 0.0
         return len(ask_words & tx.stems(body_lines[step.line - 1])) / len(ask_words)
 
-    return MathAnalysis(steps=steps, final=final, final_explicit=explicit, final_in_work=final_in_work,
-                        ask_conflict=ask_conflict, ask_in_last_step=ask_share(steps[-1] if steps else None),
-                        ask_in_final_step=ask_share(final_step),
-                        final_is_last_result=final_is_last, truncated=_truncation(text, finish_reason, final, explicit),
-                        question_numbers=q_numbers, question_numbers_used=used,
-                        lines=len([ln for ln in text.splitlines() if ln.strip()]), chars=len(text))
+    return MathAnalysis(
+        steps=steps,
+        final=final,
+        final_explicit=explicit,
+        final_in_work=final_in_work,
+        ask_conflict=ask_conflict,
+        ask_in_last_step=ask_share(steps[-1] if steps else None),
+        ask_in_final_step=ask_share(final_step),
+        final_is_last_result=final_is_last,
+        truncated=_truncation(text, finish_reason, final, explicit),
+        question_numbers=q_numbers,
+        question_numbers_used=used,
+        lines=len([ln for ln in text.splitlines() if ln.strip()]),
+        chars=len(text),
+    )
 
 
 def checks(req: VerifyRequest) -> list[CheckResult]:
@@ -164,33 +193,55 @@ def checks_from(a: MathAnalysis) -> list[CheckResult]:
     else:
         out.append(CheckResult(name="finished", passed=True, score=1.0))
     if a.final is None:
-        out.append(CheckResult(name="result_stated", passed=False, score=0.0,
-                               reason="the answer never states a numeric result"))
+        out.append(
+            CheckResult(
+                name="result_stated", passed=False, score=0.0, reason="the answer never states a numeric result"
+            )
+        )
     else:
         out.append(CheckResult(name="result_stated", passed=True, score=1.0))
     wrong = a.wrong_steps
     if wrong:
         s = wrong[0]
         got = "cannot be evaluated" if s.computed is None else f"is {_fmt(s.computed)}"
-        out.append(CheckResult(name="arithmetic", passed=False,
-                               score=round(1 - len(wrong) / len(a.steps), 4),
-                               reason=f"line {s.line}: {s.expression} = {_fmt(s.claimed)}, but it {got}"))
+        out.append(
+            CheckResult(
+                name="arithmetic",
+                passed=False,
+                score=round(1 - len(wrong) / len(a.steps), 4),
+                reason=f"line {s.line}: {s.expression} = {_fmt(s.claimed)}, but it {got}",
+            )
+        )
     else:
-        out.append(CheckResult(name="arithmetic", passed=True, score=1.0,
-                               reason="" if a.steps else "no arithmetic steps to check"))
+        out.append(
+            CheckResult(
+                name="arithmetic", passed=True, score=1.0, reason="" if a.steps else "no arithmetic steps to check"
+            )
+        )
     loose = a.ungrounded_steps
     if loose:
         s = loose[0]
-        out.append(CheckResult(name="numbers_grounded", passed=False,
-                               score=round(1 - len(loose) / len(a.steps), 4),
-                               reason=f"line {s.line}: {s.expression} uses {', '.join(map(_fmt, s.ungrounded))}, "
-                                      "found neither in the question nor in earlier steps"))
+        out.append(
+            CheckResult(
+                name="numbers_grounded",
+                passed=False,
+                score=round(1 - len(loose) / len(a.steps), 4),
+                reason=f"line {s.line}: {s.expression} uses {', '.join(map(_fmt, s.ungrounded))}, "
+                "found neither in the question nor in earlier steps",
+            )
+        )
     else:
         out.append(CheckResult(name="numbers_grounded", passed=True, score=1.0))
     if a.final is not None and (a.steps or a.lines > 1) and not a.final_in_work:
         last = f" (last result {_fmt(a.steps[-1].claimed)})" if a.steps else ""
-        out.append(CheckResult(name="answer_follows", passed=False, score=0.0,
-                               reason=f"final answer {_fmt(a.final)} does not follow from the steps{last}"))
+        out.append(
+            CheckResult(
+                name="answer_follows",
+                passed=False,
+                score=0.0,
+                reason=f"final answer {_fmt(a.final)} does not follow from the steps{last}",
+            )
+        )
     else:
         out.append(CheckResult(name="answer_follows", passed=True, score=1.0))
     return out
@@ -275,8 +326,9 @@ def _chain_step(line_no: int, chain: str) -> Step | None:
     claimed = evaluate(parts[-1])
     if claimed is None:
         return None
-    return Step(line=line_no, expression=parts[0], claimed=claimed, computed=computed,
-                operands=operands, correct=correct)
+    return Step(
+        line=line_no, expression=parts[0], claimed=claimed, computed=computed, operands=operands, correct=correct
+    )
 
 
 def _plain(text: str) -> str:
@@ -322,8 +374,7 @@ def evaluate(expr: str) -> float | None:
 
 
 def _eval_node(node: ast.AST) -> float:
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
-            and not isinstance(node.value, bool):
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
         return float(node.value)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         v = _eval_node(node.operand)
@@ -341,7 +392,7 @@ def close_enough(computed: float, claimed: float) -> bool:
     if tx.same_number(computed, claimed, 1e-4):
         return True
     decimals = _decimals(claimed)
-    return decimals > 0 and abs(computed - claimed) <= 0.5 * 10 ** -decimals + 1e-9
+    return decimals > 0 and abs(computed - claimed) <= 0.5 * 10**-decimals + 1e-9
 
 
 def _decimals(value: float) -> int:

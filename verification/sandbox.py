@@ -36,21 +36,94 @@ from dataclasses import dataclass
 
 # Modules a program-of-thought may use. All are imported before the program runs: the audit hook
 # refuses every import after that, so nothing else can be loaded.
-ALLOWED_MODULES = ("math", "cmath", "fractions", "decimal", "statistics", "itertools", "functools",
-                   "collections", "operator", "re", "datetime", "numbers", "heapq", "bisect", "string")
+ALLOWED_MODULES = (
+    "math",
+    "cmath",
+    "fractions",
+    "decimal",
+    "statistics",
+    "itertools",
+    "functools",
+    "collections",
+    "operator",
+    "re",
+    "datetime",
+    "numbers",
+    "heapq",
+    "bisect",
+    "string",
+)
 
 # Audit events refused outright (exact names, or prefixes ending in ".").
-_DENIED = ("import", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
-           "os.kill", "os.killpg", "os.listdir", "os.scandir", "os.chdir", "os.chmod", "os.chown",
-           "os.chflags", "os.link", "os.symlink", "os.rename", "os.remove", "os.rmdir", "os.mkdir",
-           "os.truncate", "os.utime", "os.setxattr", "os.removexattr", "os.listxattr", "os.getxattr",
-           "os.putenv", "os.unsetenv", "os.startfile", "os.add_dll_directory", "os.walk", "os.fwalk",
-           "socket.", "subprocess.", "ctypes.", "mmap.", "pty.", "fcntl.", "resource.", "shutil.",
-           "tempfile.", "glob.", "sqlite3.", "urllib.", "http.", "ftplib.", "smtplib.", "poplib.",
-           "imaplib.", "nntplib.", "telnetlib.", "webbrowser.", "winreg.", "_winapi.", "msvcrt.",
-           "object.__getattr__", "object.__setattr__", "object.__delattr__", "sys._getframe",
-           "sys._current_frames", "sys._current_exceptions", "sys.settrace", "sys.setprofile",
-           "_thread.start_new_thread", "signal.pthread_kill", "gc.")
+_DENIED = (
+    "import",
+    "os.system",
+    "os.exec",
+    "os.posix_spawn",
+    "os.spawn",
+    "os.fork",
+    "os.forkpty",
+    "os.kill",
+    "os.killpg",
+    "os.listdir",
+    "os.scandir",
+    "os.chdir",
+    "os.chmod",
+    "os.chown",
+    "os.chflags",
+    "os.link",
+    "os.symlink",
+    "os.rename",
+    "os.remove",
+    "os.rmdir",
+    "os.mkdir",
+    "os.truncate",
+    "os.utime",
+    "os.setxattr",
+    "os.removexattr",
+    "os.listxattr",
+    "os.getxattr",
+    "os.putenv",
+    "os.unsetenv",
+    "os.startfile",
+    "os.add_dll_directory",
+    "os.walk",
+    "os.fwalk",
+    "socket.",
+    "subprocess.",
+    "ctypes.",
+    "mmap.",
+    "pty.",
+    "fcntl.",
+    "resource.",
+    "shutil.",
+    "tempfile.",
+    "glob.",
+    "sqlite3.",
+    "urllib.",
+    "http.",
+    "ftplib.",
+    "smtplib.",
+    "poplib.",
+    "imaplib.",
+    "nntplib.",
+    "telnetlib.",
+    "webbrowser.",
+    "winreg.",
+    "_winapi.",
+    "msvcrt.",
+    "object.__getattr__",
+    "object.__setattr__",
+    "object.__delattr__",
+    "sys._getframe",
+    "sys._current_frames",
+    "sys._current_exceptions",
+    "sys.settrace",
+    "sys.setprofile",
+    "_thread.start_new_thread",
+    "signal.pthread_kill",
+    "gc.",
+)
 MAX_FILES_WRITTEN = 8
 _OUTPUT_CAP = 64 * 1024
 
@@ -59,7 +132,7 @@ _OUTPUT_CAP = 64 * 1024
 # (`slmflow verify --fleet` verifies items in threads); the hook then refuses `resource.*`. The
 # hook's settings are literals in its code, so the program has no variable to change; the prelude
 # deletes its own names before the program runs in `__main__`.
-_PRELUDE = r'''
+_PRELUDE = r"""
 import resource
 for _limit, _value in __LIMITS__:
     resource.setrlimit(_limit, _value)
@@ -108,7 +181,7 @@ for _name in [n for n in globals() if n not in ("__name__", "__doc__", "__builti
     del globals()[_name]
 del _name
 exec(globals().pop("_code"), globals())
-'''
+"""
 
 
 @dataclass(frozen=True)
@@ -133,13 +206,21 @@ def prelude(root: str, limits: Limits = Limits()) -> str:
     exact = tuple(e for e in _DENIED if not e.endswith("."))
     prefixes = tuple(e for e in _DENIED if e.endswith("."))
     mem, size = limits.memory_mb * 1024 * 1024, limits.file_mb * 1024 * 1024
-    rlimits = ((resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1)), (resource.RLIMIT_AS, (mem, mem)),
-               (resource.RLIMIT_FSIZE, (size, size)), (resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files)),
-               (resource.RLIMIT_CORE, (0, 0)))
-    return (_PRELUDE.replace("__LIMITS__", repr(rlimits)).replace("__ALLOWED__", repr(ALLOWED_MODULES))
-            .replace("__ROOT__", repr(root))
-            .replace("__MAX_FILES__", str(MAX_FILES_WRITTEN)).replace("__DENIED__", repr(frozenset(exact)))
-            .replace("__PREFIXES__", repr(prefixes)))
+    rlimits = (
+        (resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1)),
+        (resource.RLIMIT_AS, (mem, mem)),
+        (resource.RLIMIT_FSIZE, (size, size)),
+        (resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files)),
+        (resource.RLIMIT_CORE, (0, 0)),
+    )
+    return (
+        _PRELUDE.replace("__LIMITS__", repr(rlimits))
+        .replace("__ALLOWED__", repr(ALLOWED_MODULES))
+        .replace("__ROOT__", repr(root))
+        .replace("__MAX_FILES__", str(MAX_FILES_WRITTEN))
+        .replace("__DENIED__", repr(frozenset(exact)))
+        .replace("__PREFIXES__", repr(prefixes))
+    )
 
 
 @dataclass(frozen=True)
@@ -156,7 +237,7 @@ def _isolation() -> _Isolation:
     """The strongest setup that works here, found once by starting a trivial interpreter."""
     unshare = shutil.which("unshare")
     candidates = []
-    for uid in ((NOBODY, None) if os.geteuid() == 0 else (None,)):
+    for uid in (NOBODY, None) if os.geteuid() == 0 else (None,):
         if unshare:
             candidates.append(_Isolation((unshare, "-rn"), uid))
         candidates.append(_Isolation((), uid))
@@ -165,8 +246,15 @@ def _isolation() -> _Isolation:
         try:
             if iso.drop_to is not None:
                 os.chown(root, iso.drop_to, -1)
-            proc = subprocess.run([*iso.unshare, sys.executable, "-I", "-S", "-c", "print(6 * 7)"], cwd=root,
-                                  env={}, capture_output=True, timeout=20, check=False, **_spawn(iso))
+            proc = subprocess.run(
+                [*iso.unshare, sys.executable, "-I", "-S", "-c", "print(6 * 7)"],
+                cwd=root,
+                env={},
+                capture_output=True,
+                timeout=20,
+                check=False,
+                **_spawn(iso),
+            )
             if proc.returncode == 0 and proc.stdout.strip() == b"42":
                 return iso
         except (OSError, subprocess.SubprocessError):
@@ -204,9 +292,15 @@ def run_python(code: str, limits: Limits = Limits()) -> SandboxResult:
             os.chown(root, iso.drop_to, -1)
         out_path, err_path = os.path.join(root, ".stdout"), os.path.join(root, ".stderr")
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.Popen([*iso.unshare, sys.executable, "-I", "-S", "-B", "-X", "utf8",
-                                     "-c", prelude(root, limits)],
-                                    cwd=root, env={}, stdin=subprocess.PIPE, stdout=out, stderr=err, **_spawn(iso))
+            proc = subprocess.Popen(
+                [*iso.unshare, sys.executable, "-I", "-S", "-B", "-X", "utf8", "-c", prelude(root, limits)],
+                cwd=root,
+                env={},
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=err,
+                **_spawn(iso),
+            )
             timed_out = False
             try:
                 proc.communicate(code.encode("utf-8", "surrogatepass"), timeout=limits.timeout_s)
@@ -215,11 +309,17 @@ def run_python(code: str, limits: Limits = Limits()) -> SandboxResult:
                 _kill(proc)
                 proc.wait()
         stdout, stderr = _read(out_path), _read(err_path)
-        return SandboxResult(ok=proc.returncode == 0 and not timed_out, stdout=stdout, stderr=stderr,
-                             error=_why(proc.returncode, timed_out, stderr, limits), returncode=proc.returncode)
+        return SandboxResult(
+            ok=proc.returncode == 0 and not timed_out,
+            stdout=stdout,
+            stderr=stderr,
+            error=_why(proc.returncode, timed_out, stderr, limits),
+            returncode=proc.returncode,
+        )
     except OSError as exc:
-        return SandboxResult(ok=False, stdout="", stderr="", error=f"could not start: {exc.strerror or exc}",
-                             returncode=None)
+        return SandboxResult(
+            ok=False, stdout="", stderr="", error=f"could not start: {exc.strerror or exc}", returncode=None
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

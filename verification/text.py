@@ -8,7 +8,8 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]+|\d+(?:[.,]\d+)*")
 _NUMBER = re.compile(r"(?<![A-Za-z])[-+]?\$?\d[\d,]*(?:\.\d+)?%?")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 a about above after again all also am an and any are as at be because been before being below
 between both but by can could did do does doing down during each few for from further had has
 have having he her here hers him his how i if in into is it its itself just me more most my no
@@ -16,7 +17,8 @@ nor not now of off on once only or other our ours out over own same she should s
 that the their theirs them then there these they this those through to too under until up very
 was we were what when where which while who whom why will with would you your yours yes please
 thanks thank hi hello dear regards sorry let know help need get got us
-""".split())
+""".split()
+)
 
 
 def sentences(text: str) -> list[str]:
@@ -24,8 +26,11 @@ def sentences(text: str) -> list[str]:
 
 
 def content_tokens(text: str) -> set[str]:
-    return {t for t in (w.lower().strip("'-") for w in _WORD.findall(text))
-            if len(t) > 2 and t not in STOPWORDS and not t[0].isdigit()}
+    return {
+        t
+        for t in (w.lower().strip("'-") for w in _WORD.findall(text))
+        if len(t) > 2 and t not in STOPWORDS and not t[0].isdigit()
+    }
 
 
 def numbers(text: str) -> set[str]:
@@ -46,42 +51,156 @@ def normalise(value: str) -> str:
 
 
 # Opposites that flip a claim while leaving its words almost unchanged.
-ANTONYMS = {"increased": "decreased", "decreased": "increased", "higher": "lower", "lower": "higher",
-            "more": "less", "less": "more", "larger": "smaller", "smaller": "larger",
-            "positive": "negative", "negative": "positive", "improved": "worsened", "before": "after",
-            "after": "before", "significant": "insignificant", "older": "younger", "younger": "older",
-            "first": "last", "largest": "smallest", "smallest": "largest", "north": "south",
-            "increase": "decrease", "decrease": "increase", "better": "worse", "worse": "better",
-            "maximum": "minimum", "minimum": "maximum", "early": "late", "late": "early"}
+ANTONYMS = {
+    "increased": "decreased",
+    "decreased": "increased",
+    "higher": "lower",
+    "lower": "higher",
+    "more": "less",
+    "less": "more",
+    "larger": "smaller",
+    "smaller": "larger",
+    "positive": "negative",
+    "negative": "positive",
+    "improved": "worsened",
+    "before": "after",
+    "after": "before",
+    "significant": "insignificant",
+    "older": "younger",
+    "younger": "older",
+    "first": "last",
+    "largest": "smallest",
+    "smallest": "largest",
+    "north": "south",
+    "increase": "decrease",
+    "decrease": "increase",
+    "better": "worse",
+    "worse": "better",
+    "maximum": "minimum",
+    "minimum": "maximum",
+    "early": "late",
+    "late": "early",
+}
 
 _WORD_NUMBERS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
-    "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20,
-    "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
-    "ninety": 90, "hundred": 100, "thousand": 1000, "million": 1_000_000, "billion": 1_000_000_000,
-    "dozen": 12, "score": 20,
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+    "hundred": 100,
+    "thousand": 1000,
+    "million": 1_000_000,
+    "billion": 1_000_000_000,
+    "dozen": 12,
+    "score": 20,
 }
 # Words that imply a number without writing it: "half as many" is a division by 2.
 _IMPLIED_NUMBERS = {
-    "half": (2, 0.5), "halves": (2, 0.5), "twice": (2,), "double": (2,), "doubles": (2,),
-    "triple": (3,), "triples": (3,), "thrice": (3,), "quadruple": (4,), "third": (3,),
-    "thirds": (3,), "quarter": (4, 0.25, 25), "quarters": (4, 0.25, 25), "fourth": (4,), "fifth": (5,),
-    "percent": (100,), "percentage": (100,), "pair": (2,), "pairs": (2,), "dozens": (12,),
-    "both": (2,), "each": (1,), "per": (1,), "hundreds": (100,), "thousands": (1000,),
-    "sixth": (6,), "sixths": (6,), "seventh": (7,), "sevenths": (7,), "eighth": (8,),
-    "eighths": (8,), "ninth": (9,), "ninths": (9,), "tenth": (10,), "tenths": (10,),
-    "fourths": (4,), "fifths": (5,), "weekday": (5,), "weekdays": (5,), "weekend": (2,),
-    "weekends": (2,), "dime": (10,), "dimes": (10,), "nickel": (5,), "nickels": (5,),
-    "penny": (1,), "pennies": (1,), "decade": (10,), "decades": (10,), "century": (100,),
-    "fortnight": (14,), "hour": (60,), "hours": (60,), "minute": (60,), "minutes": (60,),
-    "feet": (12,), "foot": (12,), "yard": (3, 36), "yards": (3, 36), "pound": (16,),
-    "pounds": (16,), "gallon": (4, 128), "gallons": (4, 128), "quart": (4,), "quarts": (4,),
-    "mile": (5280,), "miles": (5280,), "week": (7,), "weeks": (7,), "month": (12, 30),
-    "months": (12, 30), "year": (12, 365, 52), "years": (12, 365, 52), "leap": (366,),
+    "half": (2, 0.5),
+    "halves": (2, 0.5),
+    "twice": (2,),
+    "double": (2,),
+    "doubles": (2,),
+    "triple": (3,),
+    "triples": (3,),
+    "thrice": (3,),
+    "quadruple": (4,),
+    "third": (3,),
+    "thirds": (3,),
+    "quarter": (4, 0.25, 25),
+    "quarters": (4, 0.25, 25),
+    "fourth": (4,),
+    "fifth": (5,),
+    "percent": (100,),
+    "percentage": (100,),
+    "pair": (2,),
+    "pairs": (2,),
+    "dozens": (12,),
+    "both": (2,),
+    "each": (1,),
+    "per": (1,),
+    "hundreds": (100,),
+    "thousands": (1000,),
+    "sixth": (6,),
+    "sixths": (6,),
+    "seventh": (7,),
+    "sevenths": (7,),
+    "eighth": (8,),
+    "eighths": (8,),
+    "ninth": (9,),
+    "ninths": (9,),
+    "tenth": (10,),
+    "tenths": (10,),
+    "fourths": (4,),
+    "fifths": (5,),
+    "weekday": (5,),
+    "weekdays": (5,),
+    "weekend": (2,),
+    "weekends": (2,),
+    "dime": (10,),
+    "dimes": (10,),
+    "nickel": (5,),
+    "nickels": (5,),
+    "penny": (1,),
+    "pennies": (1,),
+    "decade": (10,),
+    "decades": (10,),
+    "century": (100,),
+    "fortnight": (14,),
+    "hour": (60,),
+    "hours": (60,),
+    "minute": (60,),
+    "minutes": (60,),
+    "feet": (12,),
+    "foot": (12,),
+    "yard": (3, 36),
+    "yards": (3, 36),
+    "pound": (16,),
+    "pounds": (16,),
+    "gallon": (4, 128),
+    "gallons": (4, 128),
+    "quart": (4,),
+    "quarts": (4,),
+    "mile": (5280,),
+    "miles": (5280,),
+    "week": (7,),
+    "weeks": (7,),
+    "month": (12, 30),
+    "months": (12, 30),
+    "year": (12, 365, 52),
+    "years": (12, 365, 52),
+    "leap": (366,),
 }
-_MONTHS = {m: i for i, m in enumerate(
-    "january february march april may june july august september october november december".split(), 1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        "january february march april may june july august september october november december".split(), 1
+    )
+}
 _MONTHS.update({m[:3]: i for m, i in list(_MONTHS.items())})
 _MONTHS["sept"] = 9
 _MONTH_RE = "|".join(sorted(_MONTHS, key=len, reverse=True))
@@ -90,8 +209,7 @@ _DATE_MDY = re.compile(rf"\b({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(
 _DATE_MY = re.compile(rf"\b({_MONTH_RE})\.?,?\s+(\d{{4}})\b", re.I)
 _DATE_ISO = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 _NAME_SPAN = re.compile(r"(?<![\w'\-])[A-Z][\w'\-]*(?:\s+(?:of|de|von|van|the|and|da|di|del|la|le)?\s*[A-Z][\w'\-]*)*")
-_SUFFIXES = ("ations", "ation", "ments", "ment", "ingly", "ings", "ing", "edly", "ies", "ied",
-             "ed", "es", "ly", "s")
+_SUFFIXES = ("ations", "ation", "ments", "ment", "ingly", "ings", "ing", "edly", "ies", "ied", "ed", "es", "ly", "s")
 
 
 def parse_number(raw: str) -> float | None:
@@ -168,7 +286,7 @@ def name_spans(text: str) -> list[str]:
         for m in _NAME_SPAN.finditer(sent):
             span = m.group(0).strip()
             words = span.split()
-            if m.start() == 0 or sent[: m.start()].rstrip().endswith((":", "\"", "(")):
+            if m.start() == 0 or sent[: m.start()].rstrip().endswith((":", '"', "(")):
                 # A sentence-initial capital says nothing, unless the run goes on ('New York is').
                 if len(words) < 2:
                     continue

@@ -18,17 +18,29 @@ from slmflow.core.records import CheckResult, VerifyRequest
 from verification import text as tx
 
 # Verbs every tool description uses; they say nothing about which tool fits.
-_GENERIC = frozenset("""
+_GENERIC = frozenset(
+    """
 calculate compute find get retrieve given specific provide return returns based number value values
 using use specified default certain information details data list type search query whether
-""".split())
+""".split()
+)
 # A question sharing less than this share of its content stems with the best tool is off-topic.
 MIN_RELEVANCE = 0.2
 
 _TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,), "str": (str,), "integer": (int,), "int": (int,), "float": (int, float),
-    "number": (int, float), "double": (int, float), "boolean": (bool,), "bool": (bool,),
-    "array": (list, tuple), "list": (list, tuple), "tuple": (list, tuple), "dict": (dict,),
+    "string": (str,),
+    "str": (str,),
+    "integer": (int,),
+    "int": (int,),
+    "float": (int, float),
+    "number": (int, float),
+    "double": (int, float),
+    "boolean": (bool,),
+    "bool": (bool,),
+    "array": (list, tuple),
+    "list": (list, tuple),
+    "tuple": (list, tuple),
+    "dict": (dict,),
     "object": (dict,),
 }
 _FENCE = re.compile(r"```(?:json|python|tool_code)?\s*(.*?)```", re.S)
@@ -75,10 +87,16 @@ def checks(req: VerifyRequest, min_grounded: float | None = None) -> list[CheckR
     out = checks_from(a, judge_calls=min_grounded is None)
     if min_grounded is not None and a.parsed and a.calls:
         passed = a.values_grounded >= min_grounded
-        out.append(CheckResult(
-            name="arguments_grounded", passed=passed, score=round(a.values_grounded, 4),
-            reason="" if passed else f"argument values not found in the request or evidence: "
-                                     f"{[_short(v) for v in a.ungrounded[:3]]}"))
+        out.append(
+            CheckResult(
+                name="arguments_grounded",
+                passed=passed,
+                score=round(a.values_grounded, 4),
+                reason=""
+                if passed
+                else f"argument values not found in the request or evidence: {[_short(v) for v in a.ungrounded[:3]]}",
+            )
+        )
     return out
 
 
@@ -87,34 +105,62 @@ def checks_from(a: ToolAnalysis, judge_calls: bool = True) -> list[CheckResult]:
         return [CheckResult(name="tool_call_parse", passed=False, score=0.0, reason=a.parse_error)]
     out = [CheckResult(name="tool_call_parse", passed=True, score=1.0)]
     if a.problems:
-        out.append(CheckResult(name="tool_call_schema", passed=False, score=0.0,
-                               reason="; ".join(a.problems[:3])))
+        out.append(CheckResult(name="tool_call_schema", passed=False, score=0.0, reason="; ".join(a.problems[:3])))
     else:
         out.append(CheckResult(name="tool_call_schema", passed=True, score=1.0))
     fits = a.relevance >= MIN_RELEVANCE
     if a.abstained and fits:
-        out.append(CheckResult(name="tool_relevance", passed=False, score=round(1 - a.relevance, 4),
-                               reason="no call made, although an offered tool fits the request"))
+        out.append(
+            CheckResult(
+                name="tool_relevance",
+                passed=False,
+                score=round(1 - a.relevance, 4),
+                reason="no call made, although an offered tool fits the request",
+            )
+        )
     elif a.calls and not fits and judge_calls:
-        out.append(CheckResult(name="tool_relevance", passed=False, score=round(a.relevance, 4),
-                               reason="no offered tool fits the request, so no call should be made"))
+        out.append(
+            CheckResult(
+                name="tool_relevance",
+                passed=False,
+                score=round(a.relevance, 4),
+                reason="no offered tool fits the request, so no call should be made",
+            )
+        )
     else:
         out.append(CheckResult(name="tool_relevance", passed=True, score=1.0))
     return out
 
 
-def analyse(question: str, text: str, output: Any, tools: list[dict[str, Any]],
-            support: str | None = None) -> ToolAnalysis:
+def analyse(
+    question: str, text: str, output: Any, tools: list[dict[str, Any]], support: str | None = None
+) -> ToolAnalysis:
     """`question` decides which tools fit; `support` (default: the question) is where argument
     values must be found: in a flow, the prompt with its evidence and earlier observations."""
     specs = normalise_tools(tools)
     relevance = max((_relevance(question, s) for s in specs.values()), default=0.0)
     calls, error = parse_calls(output if output is not None else text, set(specs))
     if calls is None:
-        return ToolAnalysis(parsed=False, calls=[], problems=[], relevance=relevance, call_relevance=0.0,
-                            values_grounded=0.0, n_tools=len(specs), parse_error=error)
-    a = ToolAnalysis(parsed=True, calls=calls, problems=[], relevance=relevance,
-                     call_relevance=0.0, values_grounded=1.0, n_tools=len(specs), abstained=not calls)
+        return ToolAnalysis(
+            parsed=False,
+            calls=[],
+            problems=[],
+            relevance=relevance,
+            call_relevance=0.0,
+            values_grounded=0.0,
+            n_tools=len(specs),
+            parse_error=error,
+        )
+    a = ToolAnalysis(
+        parsed=True,
+        calls=calls,
+        problems=[],
+        relevance=relevance,
+        call_relevance=0.0,
+        values_grounded=1.0,
+        n_tools=len(specs),
+        abstained=not calls,
+    )
     relevances, name_relevances = [], []
     for call in calls:
         spec = specs.get(call.name)
@@ -144,8 +190,12 @@ def normalise_tools(tools: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         params = fn.get("parameters") if isinstance(fn.get("parameters"), dict) else {}
         props = params.get("properties") if isinstance(params.get("properties"), dict) else {}
         required = params.get("required") if isinstance(params.get("required"), list) else []
-        out[name] = {"name": name, "description": str(fn.get("description", "")), "properties": props,
-                     "required": [r for r in required if isinstance(r, str)]}
+        out[name] = {
+            "name": name,
+            "description": str(fn.get("description", "")),
+            "properties": props,
+            "required": [r for r in required if isinstance(r, str)],
+        }
     return out
 
 
@@ -185,7 +235,7 @@ def _candidates(text: str) -> list[str]:
     for open_, close in (("[", "]"), ("{", "}")):
         i, j = text.find(open_), text.rfind(close)
         if 0 <= i < j:
-            out.append(text[i: j + 1])
+            out.append(text[i : j + 1])
     m = re.search(r"[A-Za-z_][\w.]*\s*\(.*\)", text, re.S)
     if m:
         out.append(m.group(0))
@@ -216,7 +266,7 @@ def _from_json(data: Any, names: set[str]) -> list[Call] | None:
                 return None
         return [Call(data["name"], args)] if isinstance(args, dict) else None
     if len(data) == 1:
-        (name, args), = data.items()
+        ((name, args),) = data.items()
         if isinstance(args, dict) and (name in names or "." in name or "_" in name):
             return [Call(name, args)]
     return None
@@ -306,8 +356,9 @@ def _relevance(question: str, spec: dict[str, Any]) -> float:
     if not q:
         return 0.0
     name_words = " ".join(re.split(r"[._]|(?<=[a-z])(?=[A-Z])", spec["name"]))
-    param_text = " ".join(f"{k} {v.get('description', '') if isinstance(v, dict) else ''}"
-                          for k, v in spec["properties"].items())
+    param_text = " ".join(
+        f"{k} {v.get('description', '') if isinstance(v, dict) else ''}" for k, v in spec["properties"].items()
+    )
     tool = tx.stems(f"{name_words} {spec['description']} {param_text.replace('_', ' ')}")
     prefixes = {t[:4] for t in tool if len(t) >= 4}
     # Tool names abbreviate ('prob' for probability): a shared 4-letter start counts as a match.

@@ -29,8 +29,9 @@ class Scores:
     wrong: int
 
 
-def flag_metrics(labels: Sequence[int], accepted: Sequence[bool], scores: Sequence[float],
-                 wrong_share: float | None = None) -> Scores:
+def flag_metrics(
+    labels: Sequence[int], accepted: Sequence[bool], scores: Sequence[float], wrong_share: float | None = None
+) -> Scores:
     """Figures for *flagging wrong answers*: the positive class is label 0. Precision and F1
     depend on how many answers are wrong; `wrong_share` reweights the data to that share."""
     from sklearn.metrics import roc_auc_score
@@ -48,8 +49,13 @@ def flag_metrics(labels: Sequence[int], accepted: Sequence[bool], scores: Sequen
     return Scores(precision, recall, f1, auroc, len(y), int(y.sum()))
 
 
-def train(examples: list[Example], out_dir: Path = WEIGHTS_DIR, seed: int = 0,
-          n_estimators: int = 200, log: Callable[[str], None] = print) -> dict[str, Scores]:
+def train(
+    examples: list[Example],
+    out_dir: Path = WEIGHTS_DIR,
+    seed: int = 0,
+    n_estimators: int = 200,
+    log: Callable[[str], None] = print,
+) -> dict[str, Scores]:
     """Fit, calibrate and save one model per learned kind; dev figures per kind.
 
     Examples carry a sample weight (escalation labels from `--from-history` count more than
@@ -74,26 +80,39 @@ def train(examples: list[Example], out_dir: Path = WEIGHTS_DIR, seed: int = 0,
         p = np.asarray([model.probability(list(r)) for r in x["dev"]])
         results[kind] = flag_metrics(y["dev"], p >= model.threshold, p)
         r = results[kind]
-        log(f"{kind}: dev F1 {r.f1:.3f} (P {r.precision:.3f}, R {r.recall:.3f}), AUROC {r.auroc:.3f}, "
-            f"{r.n} items -> {out_dir / f'{kind}.json'}")
+        log(
+            f"{kind}: dev F1 {r.f1:.3f} (P {r.precision:.3f}, R {r.recall:.3f}), AUROC {r.auroc:.3f}, "
+            f"{r.n} items -> {out_dir / f'{kind}.json'}"
+        )
         if any(history.values()):
             mask = np.asarray([e.perturbation == "history" for e in parts["dev"]])
             hist = _history_figures(y["dev"][mask], p[mask], model.threshold)
-            log(f"{kind}: history labels train/calib/dev {history['train']}/{history['calib']}/{history['dev']}"
-                f"{'; dev ' + hist if hist else ''}")
+            log(
+                f"{kind}: history labels train/calib/dev {history['train']}/{history['calib']}/{history['dev']}"
+                f"{'; dev ' + hist if hist else ''}"
+            )
     return results
 
 
-def fit(kind: str, features: list[str], x: dict[str, np.ndarray], y: dict[str, np.ndarray],
-        w: dict[str, np.ndarray], seed: int = 0, n_estimators: int = 200, meta: dict | None = None) -> TreeModel:
+def fit(
+    kind: str,
+    features: list[str],
+    x: dict[str, np.ndarray],
+    y: dict[str, np.ndarray],
+    w: dict[str, np.ndarray],
+    seed: int = 0,
+    n_estimators: int = 200,
+    meta: dict | None = None,
+) -> TreeModel:
     """Trees on the train split, an isotonic map to P(correct) and the best-F1 threshold on the
     calib split. `x`, `y` and `w` (sample weights) are keyed by split."""
     from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.isotonic import IsotonicRegression
 
     weighted = any((w[s] != 1).any() for s in w)
-    gbm = GradientBoostingClassifier(n_estimators=n_estimators, max_depth=4, learning_rate=0.1,
-                                     subsample=0.8, min_samples_leaf=10, random_state=seed)
+    gbm = GradientBoostingClassifier(
+        n_estimators=n_estimators, max_depth=4, learning_rate=0.1, subsample=0.8, min_samples_leaf=10, random_state=seed
+    )
     gbm.fit(x["train"], y["train"], sample_weight=w["train"] if weighted else None)
     iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
     # Generated data is mostly wrong answers, a mix production need not share: calibrate to an
@@ -104,11 +123,16 @@ def fit(kind: str, features: list[str], x: dict[str, np.ndarray], y: dict[str, n
     iso.fit(gbm.decision_function(x["calib"]), yc, sample_weight=balanced)
     calib_p = np.clip(iso.predict(gbm.decision_function(x["calib"])), 0.005, 0.995)
     return TreeModel(
-        kind=kind, features=features, init=float(gbm._raw_predict_init(x["train"][:1])[0, 0]),
-        learning_rate=gbm.learning_rate, trees=[_export(t[0]) for t in gbm.estimators_],
+        kind=kind,
+        features=features,
+        init=float(gbm._raw_predict_init(x["train"][:1])[0, 0]),
+        learning_rate=gbm.learning_rate,
+        trees=[_export(t[0]) for t in gbm.estimators_],
         calibration_x=[round(float(v), 6) for v in iso.X_thresholds_],
         calibration_y=[round(float(v), 6) for v in iso.y_thresholds_],
-        threshold=best_f1_threshold(calib_p, y["calib"], wrong_share=0.5), meta=meta or {})
+        threshold=best_f1_threshold(calib_p, y["calib"], wrong_share=0.5),
+        meta=meta or {},
+    )
 
 
 def _history_figures(labels: np.ndarray, p: np.ndarray, threshold: float) -> str:
@@ -131,6 +155,10 @@ def best_f1_threshold(p: np.ndarray, labels: np.ndarray, wrong_share: float | No
 
 def _export(tree) -> dict[str, list[float]]:
     t = tree.tree_
-    return {"f": [int(v) for v in t.feature], "t": [round(float(v), 6) for v in t.threshold],
-            "l": [int(v) for v in t.children_left], "r": [int(v) for v in t.children_right],
-            "v": [round(float(v), 6) for v in t.value[:, 0, 0]]}
+    return {
+        "f": [int(v) for v in t.feature],
+        "t": [round(float(v), 6) for v in t.threshold],
+        "l": [int(v) for v in t.children_left],
+        "r": [int(v) for v in t.children_right],
+        "v": [round(float(v), 6) for v in t.value[:, 0, 0]],
+    }

@@ -25,13 +25,19 @@ if TYPE_CHECKING:
     from verification.learned import LearnedVerifier
 
 # Checks whose failure no learned score can overrule: the output is unusable as it stands.
-HARD_CHECKS = frozenset({"finished", "schema", "valid_choice", "tool_call_parse", "tool_call_schema",
-                         "result_stated", "arguments_grounded"})
+HARD_CHECKS = frozenset(
+    {"finished", "schema", "valid_choice", "tool_call_parse", "tool_call_schema", "result_stated", "arguments_grounded"}
+)
 
 
 class Verifier:
-    def __init__(self, settings: VerifierSettings | None = None, embedder: Embedder | None = None,
-                 learned: LearnedVerifier | None = None, independent: IndependentChecker | None = None):
+    def __init__(
+        self,
+        settings: VerifierSettings | None = None,
+        embedder: Embedder | None = None,
+        learned: LearnedVerifier | None = None,
+        independent: IndependentChecker | None = None,
+    ):
         self.settings = settings or VerifierSettings()
         self.embedder = embedder
         self.learned = learned
@@ -42,26 +48,38 @@ class Verifier:
         second = self.independent.checks(req) if self.independent is not None else []
         if self.learned is None or not self.learned.covers(req.kind):
             results = [*results, *second]
-            return Verdict(accept=all(c.passed for c in results),
-                           score=min(c.score for c in results), checks=results)
+            return Verdict(accept=all(c.passed for c in results), score=min(c.score for c in results), checks=results)
         p, threshold = self.learned.predict(req)
         hard_fail = any(not c.passed and c.name in HARD_CHECKS for c in results)
-        learned = CheckResult(name="learned", passed=p >= threshold, score=round(p, 4),
-                              reason="" if p >= threshold else f"P(correct) {p:.2f} < {threshold:.2f}")
+        learned = CheckResult(
+            name="learned",
+            passed=p >= threshold,
+            score=round(p, 4),
+            reason="" if p >= threshold else f"P(correct) {p:.2f} < {threshold:.2f}",
+        )
         # A disagreeing independent answer is a veto, not a feature: see docs/verifier.md.
         vetoes = [c for c in second if not c.passed]
         cap = min([0.0 if hard_fail else 1.0, *(c.score for c in vetoes)])
-        return Verdict(accept=learned.passed and not hard_fail and not vetoes,
-                       score=round(min(p, cap), 4), checks=[*results, learned, *second])
+        return Verdict(
+            accept=learned.passed and not hard_fail and not vetoes,
+            score=round(min(p, cap), 4),
+            checks=[*results, learned, *second],
+        )
 
     def _checks(self, req: VerifyRequest) -> list[CheckResult]:
         s = self.settings
         if req.kind == "classify":
-            return [checks.finished(req), checks.valid_choice(req),
-                    checks.confident(req, _pick(req.min_confidence, s.classify_min_confidence))]
+            return [
+                checks.finished(req),
+                checks.valid_choice(req),
+                checks.confident(req, _pick(req.min_confidence, s.classify_min_confidence)),
+            ]
         if req.kind == "extract":
-            return [checks.finished(req), checks.matches_schema(req),
-                    checks.values_grounded(req, _pick(req.min_grounded, s.extract_min_grounded))]
+            return [
+                checks.finished(req),
+                checks.matches_schema(req),
+                checks.values_grounded(req, _pick(req.min_grounded, s.extract_min_grounded)),
+            ]
         if req.kind == "math":
             return math.checks(req)
         if req.kind == "tool_call":
@@ -69,9 +87,10 @@ class Verifier:
             cut = [checks.finished(req)] if req.finish_reason == "length" else []
             grounded = _pick(req.min_grounded, s.tool_call_min_grounded) if req.grounded_arguments else None
             return [*cut, *tool_calls.checks(req, grounded)]
-        return [checks.finished(req),
-                checks.supported_by_evidence(req, _pick(req.min_support, s.answer_min_support),
-                                             self.embedder)]
+        return [
+            checks.finished(req),
+            checks.supported_by_evidence(req, _pick(req.min_support, s.answer_min_support), self.embedder),
+        ]
 
 
 def _pick(override: float | None, default: float) -> float:

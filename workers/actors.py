@@ -21,8 +21,7 @@ class SmallModelWorker:
         from workers.engines import NULL_MODEL, NullEngine, VLLMEngine
         from workers.serving import ServedEngine
 
-        engine = (NullEngine() if model_path == NULL_MODEL
-                  else VLLMEngine(model_path, model_name, **vllm_kwargs))
+        engine = NullEngine() if model_path == NULL_MODEL else VLLMEngine(model_path, model_name, **vllm_kwargs)
         self._served = ServedEngine(engine)
 
     async def generate(self, request: GenerationRequest) -> Draft:

@@ -13,6 +13,7 @@ from slmflow.core.settings import Settings
 # num_gpus cannot express it. One engine per 2-core machine: each engine pins a core.
 ENGINE_RESOURCE = "slmflow_engine"
 
+
 def connect(settings: Settings) -> None:
     """RAY_ADDRESS (any form Ray accepts, including ray://) > the head `slmflow up` started >
     a private cluster inside this process, which lives as long as the process does.
@@ -35,8 +36,7 @@ def connect(settings: Settings) -> None:
         token = own_head_token(settings, address)
         if token:
             use_token_auth(token)
-        ray.init(address=address, namespace=settings.ray_namespace, log_to_driver=False,
-                 logging_level="WARNING")
+        ray.init(address=address, namespace=settings.ray_namespace, log_to_driver=False, logging_level="WARNING")
         return
     temp = settings.cache_dir / "ray"
     temp.mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,9 @@ def connect_fleet(settings: Settings, name: str | None = None) -> FleetCrossChec
     if chosen not in members:
         raise ValueError(f"no small model named {chosen!r} in the fleet; it has {members}")
     fleet = get_fleet(settings)
-    actors = [ray.get_actor(n, namespace=settings.ray_namespace) for n in actor_names(settings)
-              if n.startswith(f"small:{chosen}:")]
+    actors = [
+        ray.get_actor(n, namespace=settings.ray_namespace)
+        for n in actor_names(settings)
+        if n.startswith(f"small:{chosen}:")
+    ]
     return FleetCrossCheck(RayWorkers(_Pinned(fleet, actors)), chosen, close_fleet)

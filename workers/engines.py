@@ -61,9 +61,16 @@ class VLLMEngine:
     this class is async with a high max_concurrency.
     """
 
-    def __init__(self, model_path: str, model_name: str, *, max_model_len: int = 2048,
-                 enforce_eager: bool = True, kv_cache_gib: int = 1,
-                 gpu_memory_utilization: float = 0.85):
+    def __init__(
+        self,
+        model_path: str,
+        model_name: str,
+        *,
+        max_model_len: int = 2048,
+        enforce_eager: bool = True,
+        kv_cache_gib: int = 1,
+        gpu_memory_utilization: float = 0.85,
+    ):
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
@@ -96,9 +103,7 @@ class VLLMEngine:
         tokens = self.prompt_tokens(request)
         max_tokens = min(request.max_tokens, self.max_model_len - len(tokens))
         if max_tokens < 1:
-            raise EngineOutputError(
-                f"prompt has {len(tokens)} tokens; the model's context is {self.max_model_len}"
-            )
+            raise EngineOutputError(f"prompt has {len(tokens)} tokens; the model's context is {self.max_model_len}")
         params = SamplingParams(
             temperature=request.temperature,
             max_tokens=max_tokens,
@@ -108,16 +113,13 @@ class VLLMEngine:
         )
         start = time.perf_counter()
         final = None
-        async for out in self._engine.generate(TokensPrompt(prompt_token_ids=tokens), params,
-                                               uuid.uuid4().hex):
+        async for out in self._engine.generate(TokensPrompt(prompt_token_ids=tokens), params, uuid.uuid4().hex):
             final = out
         if final is None or not final.outputs:
             raise EngineOutputError("vLLM returned no output")
         completion = final.outputs[0]
         sampled = [
-            lp[tid].logprob
-            for tid, lp in zip(completion.token_ids, completion.logprobs or [])
-            if lp and tid in lp
+            lp[tid].logprob for tid, lp in zip(completion.token_ids, completion.logprobs or []) if lp and tid in lp
         ]
         return Draft(
             model=self.model,
@@ -142,22 +144,24 @@ class OpenAIEngine:
     compatible servers accept, so the frontier is held to the same contract as the small model.
     """
 
-    def __init__(self, base_url: str, model: str, api_key: str | None, *, timeout_s: float = 60.0,
-                 max_retries: int = 0):
+    def __init__(
+        self, base_url: str, model: str, api_key: str | None, *, timeout_s: float = 60.0, max_retries: int = 0
+    ):
         from openai import AsyncOpenAI
 
         self.model = model
         self.base_url = base_url
         # Retries belong to the caller (tenacity in the frontier client), not hidden in the SDK.
-        self.client = AsyncOpenAI(base_url=base_url, api_key=api_key or "unused",
-                                   timeout=timeout_s, max_retries=max_retries)
+        self.client = AsyncOpenAI(
+            base_url=base_url, api_key=api_key or "unused", timeout=timeout_s, max_retries=max_retries
+        )
 
     async def generate(self, request: GenerationRequest) -> Draft:
         kwargs: dict[str, Any] = {}
         if request.kind == "classify" and request.choices:
             kwargs["response_format"] = _json_schema_format(
-                "label", {"type": "object", "properties": {"label": {"enum": request.choices}},
-                          "required": ["label"]})
+                "label", {"type": "object", "properties": {"label": {"enum": request.choices}}, "required": ["label"]}
+            )
         elif request.tools:
             # The OpenAI tools API; "required" because declining is itself a tool (no_suitable_tool),
             # which also lets a vLLM server without a tool parser answer through structured output.
@@ -235,8 +239,7 @@ class NullEngine:
     model = "null-engine (no inference)"
     CHARS_PER_TOKEN = 4
 
-    def __init__(self, delay_s: float | None = None, max_model_len: int | None = None,
-                 load_s: float | None = None):
+    def __init__(self, delay_s: float | None = None, max_model_len: int | None = None, load_s: float | None = None):
         delay_s = float(os.environ.get(NULL_DELAY_ENV) or 0) if delay_s is None else delay_s
         load_s = float(os.environ.get(NULL_LOAD_ENV) or 0) if load_s is None else load_s
         if delay_s < 0 or load_s < 0:
@@ -254,17 +257,25 @@ class NullEngine:
         chars = sum(len(m.content) for m in request.messages)
         estimated = -(-chars // self.CHARS_PER_TOKEN)
         if self.max_model_len - estimated < 1:
-            raise EngineOutputError(
-                f"prompt has ~{estimated} tokens; the model's context is {self.max_model_len}")
+            raise EngineOutputError(f"prompt has ~{estimated} tokens; the model's context is {self.max_model_len}")
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        text = {"classify": (request.choices or [""])[0], "extract": "{}",
-                "tool_call": json.dumps({"name": "no_suitable_tool", "arguments": {"reason": "null engine"}}),
-                }.get(request.kind, "null")
+        text = {
+            "classify": (request.choices or [""])[0],
+            "extract": "{}",
+            "tool_call": json.dumps({"name": "no_suitable_tool", "arguments": {"reason": "null engine"}}),
+        }.get(request.kind, "null")
         # Token counts stay 0: no model ran, so the ledger must not price anything.
-        return Draft(model=self.model, text=text, output=parse_output(request, text), tokens_in=0,
-                     tokens_out=0, latency_s=time.perf_counter() - start, finish_reason="stop",
-                     confidence=1.0)
+        return Draft(
+            model=self.model,
+            text=text,
+            output=parse_output(request, text),
+            tokens_in=0,
+            tokens_out=0,
+            latency_s=time.perf_counter() - start,
+            finish_reason="stop",
+            confidence=1.0,
+        )
 
     async def shutdown(self) -> None:
         return None

@@ -41,7 +41,7 @@ class FleetConfig(BaseModel):
     small: list[SmallModelSpec] = Field(min_length=1)
 
     @classmethod
-    def load(cls, settings: Settings) -> "FleetConfig":
+    def load(cls, settings: Settings) -> FleetConfig:
         if settings.fleet_file:
             return cls.model_validate(yaml.safe_load(Path(settings.fleet_file).read_text()))
         name = "smollm2-135m" if settings.small_model == BUNDLED else Path(settings.small_model).name
@@ -75,8 +75,15 @@ def frontier_key(settings: Settings) -> str | None:
 
 
 class Fleet:
-    def __init__(self, small: dict[str, list[Any]], frontier: Any, verifier: Any, retrieval: Any,
-                 frontier_label: str, created: list[Any]):
+    def __init__(
+        self,
+        small: dict[str, list[Any]],
+        frontier: Any,
+        verifier: Any,
+        retrieval: Any,
+        frontier_label: str,
+        created: list[Any],
+    ):
         self._small = {k: itertools.cycle(v) for k, v in small.items()}
         self.small_actors = list({a._actor_id: a for v in small.values() for a in v}.values())
         self.frontier = frontier
@@ -91,7 +98,7 @@ class Fleet:
             return next(self._small[kind])
 
     @classmethod
-    def connect(cls, settings: Settings, *, persistent: bool = False) -> "Fleet":
+    def connect(cls, settings: Settings, *, persistent: bool = False) -> Fleet:
         import ray
 
         from workers import actors
@@ -104,9 +111,9 @@ class Fleet:
             try:
                 return ray.get_actor(name, namespace=settings.ray_namespace)
             except ValueError:
-                handle = actor_cls.options(name=name, namespace=settings.ray_namespace,
-                                           lifetime=lifetime, get_if_exists=True,
-                                           **options).remote(*args)
+                handle = actor_cls.options(
+                    name=name, namespace=settings.ray_namespace, lifetime=lifetime, get_if_exists=True, **options
+                ).remote(*args)
                 created.append(handle)
                 return handle
 
@@ -115,37 +122,56 @@ class Fleet:
         small: dict[str, list[Any]] = {k: [] for k in ALL_KINDS}
         for spec in config.small:
             model_name, model_path = resolve_model(settings, spec.model)
-            options = {**config.resources(spec), "max_concurrency": spec.max_concurrency,
-                       "max_restarts": 3}
+            options = {**config.resources(spec), "max_concurrency": spec.max_concurrency, "max_restarts": 3}
             for replica in range(spec.replicas):
-                handle = get_or_create(actors.SmallModelWorker, f"small:{spec.name}:{replica}",
-                                       options, model_path, model_name, vllm_kwargs, env)
+                handle = get_or_create(
+                    actors.SmallModelWorker,
+                    f"small:{spec.name}:{replica}",
+                    options,
+                    model_path,
+                    model_name,
+                    vllm_kwargs,
+                    env,
+                )
                 for kind in spec.kinds:
                     small[kind].append(handle)
         missing = [k for k, v in small.items() if not v]
         if missing:
             raise ValueError(f"fleet config: no small model serves {missing}")
         base_url, model, label = frontier_endpoint(settings)
-        frontier = get_or_create(actors.FrontierWorker, "frontier",
-                                 {"num_cpus": 0, "max_concurrency": 64, "max_restarts": 3},
-                                 base_url, model, frontier_key(settings), label,
-                                 settings.frontier_timeout_s)
-        verifier = get_or_create(actors.VerifierWorker, "verifier",
-                                 {"num_cpus": 0, "max_concurrency": 8, "max_restarts": 3},
-                                 settings.verifier.model_dump_json())
+        frontier = get_or_create(
+            actors.FrontierWorker,
+            "frontier",
+            {"num_cpus": 0, "max_concurrency": 64, "max_restarts": 3},
+            base_url,
+            model,
+            frontier_key(settings),
+            label,
+            settings.frontier_timeout_s,
+        )
+        verifier = get_or_create(
+            actors.VerifierWorker,
+            "verifier",
+            {"num_cpus": 0, "max_concurrency": 8, "max_restarts": 3},
+            settings.verifier.model_dump_json(),
+        )
         key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-        retrieval = get_or_create(actors.RetrievalWorker, "retrieval",
-                                  {"num_cpus": 0, "max_concurrency": 4, "max_restarts": 3},
-                                  str(settings.qdrant_dir), settings.qdrant_url, key,
-                                  settings.embedding_model)
+        retrieval = get_or_create(
+            actors.RetrievalWorker,
+            "retrieval",
+            {"num_cpus": 0, "max_concurrency": 4, "max_restarts": 3},
+            str(settings.qdrant_dir),
+            settings.qdrant_url,
+            key,
+            settings.embedding_model,
+        )
         return cls(small, frontier, verifier, retrieval, label, created)
 
     def wait_ready(self) -> None:
         """Block until every actor has finished its constructor (model engines take ~30 s)."""
         import ray
 
-        ray.get([a.stats.remote() for a in [*self.small_actors, self.frontier, self.verifier,
-                                             self.retrieval]])
+        ray.get([a.stats.remote() for a in [*self.small_actors, self.frontier, self.verifier, self.retrieval]])
 
     def check_frontier(self) -> None:
         """Fail before any model call when the frontier endpoint cannot be reached."""

@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 
 import openai
-from tenacity import (AsyncRetrying, retry_if_exception_type, stop_after_attempt,
-                      wait_exponential_jitter)
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from slmflow.core.records import Draft, GenerationRequest
 from slmflow.core.errors import EngineOutputError, FrontierError
+from slmflow.core.records import Draft, GenerationRequest
 from workers.engines import OpenAIEngine
 
 STANDIN_MODEL = "frontier-standin"
@@ -32,8 +31,17 @@ RETRYABLE = (
 
 
 class FrontierClient:
-    def __init__(self, base_url: str, model: str, api_key: str | None, *, attempts: int = 4,
-                 timeout_s: float = 60.0, backoff_s: float = 0.5, label: str | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None,
+        *,
+        attempts: int = 4,
+        timeout_s: float = 60.0,
+        backoff_s: float = 0.5,
+        label: str | None = None,
+    ):
         self.engine = OpenAIEngine(base_url, model, api_key, timeout_s=timeout_s)
         self._key = api_key
         self.model = model
@@ -66,15 +74,16 @@ class FrontierClient:
         try:
             await self.engine.client.models.list()
         except openai.OpenAIError as exc:
-            raise FrontierError(f"frontier endpoint {self.engine.base_url} is unreachable: "
-                                f"{type(exc).__name__}: {self._redact(_status(exc))}") from None
+            raise FrontierError(
+                f"frontier endpoint {self.engine.base_url} is unreachable: "
+                f"{type(exc).__name__}: {self._redact(_status(exc))}"
+            ) from None
 
     def stats(self) -> dict[str, int | str]:
         return {"model": self.model, "label": self.label, "calls": self.calls, "retries": self.retries}
 
     async def shutdown(self) -> None:
         await self.engine.shutdown()
-
 
     def _redact(self, text: str) -> str:
         # Some providers echo the key they rejected in the error body; the message reaches results

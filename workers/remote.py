@@ -42,5 +42,3 @@ class RayWorkers:
 
     def verify(self, request: VerifyRequest) -> Verdict:
         return _call(self.fleet.verifier.verify, request, timeout=120)
-
-

@@ -24,5 +24,9 @@ class ServedEngine:
         return draft
 
     def stats(self) -> dict[str, int | str]:
-        return {"model": self.engine.model, "in_flight": self.in_flight, "served": self.served,
-                "tokens_out": self.tokens_out}
+        return {
+            "model": self.engine.model,
+            "in_flight": self.in_flight,
+            "served": self.served,
+            "tokens_out": self.tokens_out,
+        }

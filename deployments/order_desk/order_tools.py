@@ -12,6 +12,7 @@ import sqlite3
 from datetime import date
 
 from order_seed import ORDERS, TODAY
+
 from tools import tool
 
 DB = "orders.sqlite"
@@ -22,10 +23,15 @@ def _db() -> sqlite3.Connection:
     db = sqlite3.connect(DB)
     db.row_factory = sqlite3.Row
     with db:
-        db.execute("CREATE TABLE IF NOT EXISTS orders (order_id TEXT PRIMARY KEY, customer TEXT, product TEXT, "
-                   "total REAL, status TEXT, delivered_on TEXT, refunded REAL NOT NULL DEFAULT 0)")
-        db.executemany("INSERT OR IGNORE INTO orders (order_id, customer, product, total, status, delivered_on) "
-                       "VALUES (:order_id, :customer, :product, :total, :status, :delivered_on)", ORDERS)
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS orders (order_id TEXT PRIMARY KEY, customer TEXT, product TEXT, "
+            "total REAL, status TEXT, delivered_on TEXT, refunded REAL NOT NULL DEFAULT 0)"
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO orders (order_id, customer, product, total, status, delivered_on) "
+            "VALUES (:order_id, :customer, :product, :total, :status, :delivered_on)",
+            ORDERS,
+        )
     return db
 
 
@@ -61,8 +67,11 @@ def refund_eligibility(order_id: str) -> dict:
         return {"eligible": False, "reason": f"order is {order['status']}, not delivered", "max_amount": 0}
     age = (TODAY - date.fromisoformat(order["delivered_on"])).days
     if age > RETURN_WINDOW_DAYS:
-        return {"eligible": False, "reason": f"delivered {age} days ago; the window is {RETURN_WINDOW_DAYS}",
-                "max_amount": 0}
+        return {
+            "eligible": False,
+            "reason": f"delivered {age} days ago; the window is {RETURN_WINDOW_DAYS}",
+            "max_amount": 0,
+        }
     if left <= 0:
         return {"eligible": False, "reason": "already refunded", "max_amount": 0}
     return {"eligible": True, "reason": f"delivered {age} days ago", "max_amount": left}

@@ -57,8 +57,10 @@ class Adapter(ABC):
     def load(self, data_dir: Path, limit: int | None = None) -> list[Item]:
         missing = [f for f in self.files if not (data_dir / f).is_file()]
         if missing:
-            raise EvalError(f"{self.name}: {', '.join(missing)} not found under {data_dir} "
-                            "(pass --data-dir to point at the shared data folder)")
+            raise EvalError(
+                f"{self.name}: {', '.join(missing)} not found under {data_dir} "
+                "(pass --data-dir to point at the shared data folder)"
+            )
         items = self._load(data_dir)
         return items[:limit] if limit else items
 
@@ -85,18 +87,26 @@ class Adapter(ABC):
         return None
 
     def request(self, item: Item) -> GenerationRequest:
-        return GenerationRequest(kind=self.task_kind, messages=self.messages(item),
-                                 choices=self.choices(item), max_tokens=self.max_tokens)
+        return GenerationRequest(
+            kind=self.task_kind, messages=self.messages(item), choices=self.choices(item), max_tokens=self.max_tokens
+        )
 
     def prompt(self, item: Item) -> str:
         # What the flow hands the verifier as `source`: the user message as sent.
         return self.messages(item)[-1].content
 
     def verify_request(self, item: Item, prompt: str, out: ModelOutput) -> VerifyRequest:
-        return VerifyRequest(kind=self.verify_kind, source=prompt, text=out.answer,
-                             output=self.parse(out.answer, item), finish_reason=out.finish_reason,
-                             confidence=out.confidence, question=item.question,
-                             choices=self.choices(item), **self.verify_extras(item))
+        return VerifyRequest(
+            kind=self.verify_kind,
+            source=prompt,
+            text=out.answer,
+            output=self.parse(out.answer, item),
+            finish_reason=out.finish_reason,
+            confidence=out.confidence,
+            question=item.question,
+            choices=self.choices(item),
+            **self.verify_extras(item),
+        )
 
     def verify_extras(self, item: Item) -> dict[str, Any]:
         return {}
@@ -115,12 +125,16 @@ class Adapter(ABC):
                 extra[key] = value
         gold = record.gold if record.gold is not None else (known.gold if known else None)
         if gold is None and not self._gold_optional(record.id, extra):
-            raise EvalError(f"{self.name} item {record.id!r}: the line has no `gold` and the id is "
-                            "not in the dataset (check --data-dir, or add gold to the line)")
+            raise EvalError(
+                f"{self.name} item {record.id!r}: the line has no `gold` and the id is "
+                "not in the dataset (check --data-dir, or add gold to the line)"
+            )
         missing = [k for k in self.required_extra if k not in extra]
         if missing:
-            raise EvalError(f"{self.name} item {record.id!r}: the line has no "
-                            f"{' / '.join(missing)} and the id is not in the dataset")
+            raise EvalError(
+                f"{self.name} item {record.id!r}: the line has no "
+                f"{' / '.join(missing)} and the id is not in the dataset"
+            )
         return Item(id=record.id, question=record.question, gold=gold, extra=extra)
 
     def _gold_optional(self, item_id: str, extra: dict[str, Any]) -> bool:

@@ -44,7 +44,8 @@ class BFCL(Adapter):
     verify_kind = "tool_call"
     task_kind = "answer"
     files = tuple(f"bfcl_v4/BFCL_v4_{c}.json" for c in CATEGORIES) + tuple(
-        f"bfcl_v4/possible_answer/BFCL_v4_{c}.json" for c in CATEGORIES if c != "irrelevance")
+        f"bfcl_v4/possible_answer/BFCL_v4_{c}.json" for c in CATEGORIES if c != "irrelevance"
+    )
     required_extra = ("tools",)
 
     def _load(self, data_dir: Path) -> list[Item]:
@@ -54,18 +55,23 @@ class BFCL(Adapter):
         for category in CATEGORIES:
             answers: dict[str, Any] = {}
             if category != "irrelevance":
-                answers = {row["id"]: row["ground_truth"] for row in
-                           read_jsonl(root / "possible_answer" / f"BFCL_v4_{category}.json")}
+                answers = {
+                    row["id"]: row["ground_truth"]
+                    for row in read_jsonl(root / "possible_answer" / f"BFCL_v4_{category}.json")
+                }
             items = []
             for row in read_jsonl(root / f"BFCL_v4_{category}.json"):
                 if category != "irrelevance" and row["id"] not in answers:
                     raise EvalError(f"bfcl: {row['id']} has no possible answer")
                 turn = row["question"][0]
-                items.append(Item(
-                    id=row["id"],
-                    question="\n".join(m["content"] for m in turn if m["role"] == "user"),
-                    gold=answers.get(row["id"], []),
-                    extra={"tools": row["function"], "category": category, "turn": turn}))
+                items.append(
+                    Item(
+                        id=row["id"],
+                        question="\n".join(m["content"] for m in turn if m["role"] == "user"),
+                        gold=answers.get(row["id"], []),
+                        extra={"tools": row["function"], "category": category, "turn": turn},
+                    )
+                )
             per_category.append(items)
         # Interleaved, so that `--limit N` samples every category rather than the first one.
         return [item for group in zip_longest(*per_category) for item in group if item]
@@ -73,8 +79,7 @@ class BFCL(Adapter):
     def messages(self, item: Item) -> list[Message]:
         system = SYSTEM.format(functions=json.dumps(item.extra["tools"], indent=1))
         turn = item.extra.get("turn") or [{"role": "user", "content": item.question}]
-        return [Message(role="system", content=system),
-                *(Message(role=m["role"], content=m["content"]) for m in turn)]
+        return [Message(role="system", content=system), *(Message(role=m["role"], content=m["content"]) for m in turn)]
 
     def parse(self, answer: str, item: Item) -> list[dict[str, Any]] | None:
         """Calls as [{"name", "arguments"}], or None when the answer holds no call."""
@@ -95,8 +100,7 @@ class BFCL(Adapter):
         elif not calls:
             correct = False
         else:
-            correct, _ = bfcl_checker.check(item.extra["tools"], calls, item.gold,
-                                            self._category(item))
+            correct, _ = bfcl_checker.check(item.extra["tools"], calls, item.gold, self._category(item))
         return Grade(correct=correct, score=float(correct), parsed=parsed)
 
     def verify_extras(self, item: Item) -> dict[str, Any]:
@@ -109,9 +113,11 @@ class BFCL(Adapter):
         declared = {t["name"]: t["parameters"]["properties"] for t in tools}
         # A few possible answers list parameters the function does not declare (BFCL data
         # quirks that BFCL itself marks wrong when used); a correct demo call leaves them out.
-        calls = [(name, {k: v for k, v in _pick_args(allowed).items()
-                         if k in declared.get(name, {})})
-                 for answer in item.gold for name, allowed in answer.items()]
+        calls = [
+            (name, {k: v for k, v in _pick_args(allowed).items() if k in declared.get(name, {})})
+            for answer in item.gold
+            for name, allowed in answer.items()
+        ]
         right = "[" + ", ".join(_render(n, a) for n, a in calls) + "]"
         name, args = calls[0]
         if variant % 3 == 0 or not args:
@@ -124,8 +130,7 @@ class BFCL(Adapter):
     def _category(self, item: Item) -> str:
         category = item.extra.get("category") or category_of(item.id)
         if category is None:
-            raise EvalError(f"bfcl item {item.id!r}: unknown category (ids start with one of "
-                            f"{', '.join(CATEGORIES)})")
+            raise EvalError(f"bfcl item {item.id!r}: unknown category (ids start with one of {', '.join(CATEGORIES)})")
         return category
 
     def _gold_optional(self, item_id: str, extra: dict[str, Any]) -> bool:
@@ -135,8 +140,7 @@ class BFCL(Adapter):
 def _pick_args(allowed: dict[str, list[Any]]) -> dict[str, Any]:
     """One concrete call from a possible answer: the first allowed value of each parameter,
     leaving out the optional ones that may be omitted."""
-    return {name: _pick(values) for name, values in allowed.items()
-            if any(v != "" for v in values)}
+    return {name: _pick(values) for name, values in allowed.items() if any(v != "" for v in values)}
 
 
 def _pick(values: list[Any]) -> Any:

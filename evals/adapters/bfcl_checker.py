@@ -38,16 +38,24 @@ from evals.errors import EvalError
 Call = dict[str, dict[str, Any]]  # {function_name: {param: value}}, as BFCL represents a call
 
 MODEL_NAME = "slmflow-prompting"  # no `_`: the checker looks it up with `_` read as `/`
-INSTALL_HINT = ("BFCL is graded by the bfcl-eval package's AST checker, which is not installed: "
-                "run `make eval-extras` (or `.venv/bin/pip install --no-deps -r "
-                "requirements/eval.txt`)")
+INSTALL_HINT = (
+    "BFCL is graded by the bfcl-eval package's AST checker, which is not installed: "
+    "run `make eval-extras` (or `.venv/bin/pip install --no-deps -r "
+    "requirements/eval.txt`)"
+)
 _REGISTRY = "bfcl_eval.constants.model_config"
 
 _FENCE = re.compile(r"^```(?:\w+)?\s*|\s*```$")
 _TOOLCALL = re.compile(r"<TOOLCALL>(.*?)</TOOLCALL>", re.DOTALL)
-_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-           ast.Div: operator.truediv, ast.Pow: operator.pow, ast.Mod: operator.mod,
-           ast.FloorDiv: operator.floordiv}
+_BINOPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+    ast.Mod: operator.mod,
+    ast.FloorDiv: operator.floordiv,
+}
 
 
 # ---------------------------------------------------------------- checking
@@ -59,7 +67,8 @@ def load_ast_checker() -> Callable[..., dict[str, Any]]:
     EvalError when bfcl-eval is not installed."""
     stand_in = types.ModuleType(_REGISTRY)
     stand_in.MODEL_CONFIG_MAPPING = {  # type: ignore[attr-defined]
-        MODEL_NAME: types.SimpleNamespace(underscore_to_dot=False)}
+        MODEL_NAME: types.SimpleNamespace(underscore_to_dot=False)
+    }
     previous = sys.modules.get(_REGISTRY)
     sys.modules[_REGISTRY] = stand_in
     try:
@@ -74,13 +83,14 @@ def load_ast_checker() -> Callable[..., dict[str, Any]]:
         else:
             sys.modules[_REGISTRY] = previous
     if MODEL_NAME not in module.MODEL_CONFIG_MAPPING:
-        raise RuntimeError("bfcl_eval's ast_checker was imported before, with the real model "
-                           "registry; import it through evals.adapters.bfcl_checker only")
+        raise RuntimeError(
+            "bfcl_eval's ast_checker was imported before, with the real model "
+            "registry; import it through evals.adapters.bfcl_checker only"
+        )
     return module.ast_checker
 
 
-def check(functions: list[dict[str, Any]], calls: list[Call], possible: list[Call],
-          category: str) -> tuple[bool, str]:
+def check(functions: list[dict[str, Any]], calls: list[Call], possible: list[Call], category: str) -> tuple[bool, str]:
     """(valid, reason) from bfcl-eval's checker, for Python calls in a BFCL category."""
     checker = load_ast_checker()  # first: it raises EvalError when bfcl-eval is missing
     from bfcl_eval.constants.enums import Language
@@ -171,8 +181,7 @@ def _resolve_call(node: ast.Call) -> Call:
         func = func.value
     if isinstance(func, ast.Name):
         parts.append(func.id)
-    return {".".join(reversed(parts)): {kw.arg: _resolve_value(kw.value)
-                                        for kw in node.keywords if kw.arg is not None}}
+    return {".".join(reversed(parts)): {kw.arg: _resolve_value(kw.value) for kw in node.keywords if kw.arg is not None}}
 
 
 def _resolve_value(node: ast.expr) -> Any:
@@ -190,8 +199,10 @@ def _resolve_value(node: ast.expr) -> Any:
     if isinstance(node, ast.Tuple):
         return tuple(_resolve_value(v) for v in node.elts)
     if isinstance(node, ast.Dict):
-        return {_resolve_value(k) if k is not None else None: _resolve_value(v)
-                for k, v in zip(node.keys, node.values, strict=True)}
+        return {
+            _resolve_value(k) if k is not None else None: _resolve_value(v)
+            for k, v in zip(node.keys, node.values, strict=True)
+        }
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
         left, right = _resolve_value(node.left), _resolve_value(node.right)
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right)):

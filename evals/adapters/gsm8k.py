@@ -15,8 +15,10 @@ from typing import Any
 from evals.adapters.base import Adapter, Grade, Item, read_jsonl
 from slmflow.core.records import Message
 
-SYSTEM = ("Solve the math word problem. Reason step by step, then give the final answer alone "
-          "on the last line, formatted as '#### <number>'.")
+SYSTEM = (
+    "Solve the math word problem. Reason step by step, then give the final answer alone "
+    "on the last line, formatted as '#### <number>'."
+)
 
 _NUM = r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+"
 _MONEY = r"\$?\s*"
@@ -64,8 +66,10 @@ class GSM8K(Adapter):
 
     def _load(self, data_dir: Path) -> list[Item]:
         # The file has no ids; the line number is stable for a given commit of the dataset.
-        return [Item(id=f"gsm8k-train-{i}", question=row["question"], gold=row["answer"])
-                for i, row in enumerate(read_jsonl(data_dir / self.files[0]))]
+        return [
+            Item(id=f"gsm8k-train-{i}", question=row["question"], gold=row["answer"])
+            for i, row in enumerate(read_jsonl(data_dir / self.files[0]))
+        ]
 
     def messages(self, item: Item) -> list[Message]:
         return [Message(role="system", content=SYSTEM), Message(role="user", content=item.question)]
@@ -77,8 +81,7 @@ class GSM8K(Adapter):
     def grade(self, answer: str, item: Item) -> Grade:
         got, want = final_number(answer), gold_number(item.gold)
         correct = got is not None and want is not None and got == want
-        return Grade(correct=correct, score=float(correct),
-                     parsed=None if got is None else _plain(got))
+        return Grade(correct=correct, score=float(correct), parsed=None if got is None else _plain(got))
 
     def demo_answers(self, item: Item, variant: int) -> tuple[str, str]:
         solution = _ANNOTATION.sub("", str(item.gold))

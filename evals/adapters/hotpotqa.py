@@ -13,9 +13,11 @@ from typing import Any
 from evals.adapters.base import Adapter, Grade, Item, read_json
 from slmflow.core.records import Evidence, Message
 
-SYSTEM = ("Answer the question using only the numbered context passages. Reply with the answer "
-          "alone: the shortest span that answers it (a name, date, number, or yes/no), not a "
-          "sentence.")
+SYSTEM = (
+    "Answer the question using only the numbered context passages. Reply with the answer "
+    "alone: the shortest span that answers it (a name, date, number, or yes/no), not a "
+    "sentence."
+)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 _ANSWER_PREFIX = re.compile(r"(?:final answer|answer)\s*:\s*", re.I)
@@ -64,29 +66,43 @@ class HotpotQA(Adapter):
 
     def _load(self, data_dir: Path) -> list[Item]:
         rows: list[dict[str, Any]] = read_json(data_dir / self.files[0])
-        return [Item(id=row["_id"], question=row["question"], gold=row["answer"],
-                     extra={"evidence": [f"{title}: {''.join(sentences).strip()}"
-                                         for title, sentences in row["context"]]})
-                for row in rows]
+        return [
+            Item(
+                id=row["_id"],
+                question=row["question"],
+                gold=row["answer"],
+                extra={"evidence": [f"{title}: {''.join(sentences).strip()}" for title, sentences in row["context"]]},
+            )
+            for row in rows
+        ]
 
     def messages(self, item: Item) -> list[Message]:
         context = "\n".join(f"[{i}] {p}" for i, p in enumerate(item.extra["evidence"], 1))
-        return [Message(role="system", content=SYSTEM),
-                Message(role="user", content=f"Context:\n{context}\n\nQuestion: {item.question}")]
+        return [
+            Message(role="system", content=SYSTEM),
+            Message(role="user", content=f"Context:\n{context}\n\nQuestion: {item.question}"),
+        ]
 
     def parse(self, answer: str, item: Item) -> str:
         return answer_span(answer)
 
     def grade(self, answer: str, item: Item) -> Grade:
         span, gold = answer_span(answer), str(item.gold)
-        return Grade(correct=exact_match(span, gold), score=round(token_f1(span, gold), 4),
-                     parsed=span)
+        return Grade(correct=exact_match(span, gold), score=round(token_f1(span, gold), 4), parsed=span)
 
     def verify_extras(self, item: Item) -> dict[str, Any]:
-        return {"evidence": [
-            Evidence(chunk_id=f"{item.id}:{i}", doc_id=passage.split(":", 1)[0], text=passage,
-                     score=1.0, collection="hotpotqa")
-            for i, passage in enumerate(item.extra["evidence"], 1)]}
+        return {
+            "evidence": [
+                Evidence(
+                    chunk_id=f"{item.id}:{i}",
+                    doc_id=passage.split(":", 1)[0],
+                    text=passage,
+                    score=1.0,
+                    collection="hotpotqa",
+                )
+                for i, passage in enumerate(item.extra["evidence"], 1)
+            ]
+        }
 
     def demo_answers(self, item: Item, variant: int) -> tuple[str, str]:
         gold = str(item.gold)
@@ -94,6 +110,5 @@ class HotpotQA(Adapter):
             return gold, "no" if normalize_answer(gold) == "yes" else "yes"
         # A wrong span that still comes from the context, as a distractor answer would.
         titles = [p.split(":", 1)[0] for p in item.extra["evidence"]]
-        wrong = next((t for t in titles[variant % len(titles):] + titles
-                      if not exact_match(t, gold)), gold + " Jr.")
+        wrong = next((t for t in titles[variant % len(titles) :] + titles if not exact_match(t, gold)), gold + " Jr.")
         return gold, wrong

@@ -12,8 +12,7 @@ from evals.adapters.base import Adapter, Grade, Item, read_json
 from slmflow.core.records import Message
 
 LABELS = ["yes", "no", "maybe"]
-SYSTEM = ("Answer the biomedical research question using the abstract. "
-          "Reply with exactly one of: yes, no, maybe.")
+SYSTEM = "Answer the biomedical research question using the abstract. Reply with exactly one of: yes, no, maybe."
 _LABEL = re.compile(r"\b(yes|no|maybe)\b", re.I)
 
 
@@ -46,17 +45,22 @@ class PubMedQA(Adapter):
 
     def _load(self, data_dir: Path) -> list[Item]:
         rows: dict[str, Any] = read_json(data_dir / self.files[0])
-        return [Item(id=pmid, question=row["QUESTION"], gold=row["final_decision"],
-                     extra={"evidence": list(row["CONTEXTS"])})
-                for pmid, row in rows.items()]
+        return [
+            Item(
+                id=pmid, question=row["QUESTION"], gold=row["final_decision"], extra={"evidence": list(row["CONTEXTS"])}
+            )
+            for pmid, row in rows.items()
+        ]
 
     def choices(self, item: Item) -> list[str]:
         return item.extra.get("choices") or LABELS
 
     def messages(self, item: Item) -> list[Message]:
         abstract = "\n".join(item.extra.get("evidence", []))
-        return [Message(role="system", content=SYSTEM),
-                Message(role="user", content=f"Abstract:\n{abstract}\n\nQuestion: {item.question}")]
+        return [
+            Message(role="system", content=SYSTEM),
+            Message(role="user", content=f"Abstract:\n{abstract}\n\nQuestion: {item.question}"),
+        ]
 
     def parse(self, answer: str, item: Item) -> str | None:
         return read_label(answer)

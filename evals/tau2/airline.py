@@ -28,11 +28,28 @@ _NOW = "2024-05-15T15:00:00"
 _BAG_FEE = 50
 _INSURANCE_FEE = 30
 
-_AIRPORTS = (("SFO", "San Francisco"), ("JFK", "New York"), ("LAX", "Los Angeles"), ("ORD", "Chicago"),
-             ("DFW", "Dallas"), ("DEN", "Denver"), ("SEA", "Seattle"), ("ATL", "Atlanta"), ("MIA", "Miami"),
-             ("BOS", "Boston"), ("PHX", "Phoenix"), ("IAH", "Houston"), ("LAS", "Las Vegas"),
-             ("MCO", "Orlando"), ("EWR", "Newark"), ("CLT", "Charlotte"), ("MSP", "Minneapolis"),
-             ("DTW", "Detroit"), ("PHL", "Philadelphia"), ("LGA", "LaGuardia"))
+_AIRPORTS = (
+    ("SFO", "San Francisco"),
+    ("JFK", "New York"),
+    ("LAX", "Los Angeles"),
+    ("ORD", "Chicago"),
+    ("DFW", "Dallas"),
+    ("DEN", "Denver"),
+    ("SEA", "Seattle"),
+    ("ATL", "Atlanta"),
+    ("MIA", "Miami"),
+    ("BOS", "Boston"),
+    ("PHX", "Phoenix"),
+    ("IAH", "Houston"),
+    ("LAS", "Las Vegas"),
+    ("MCO", "Orlando"),
+    ("EWR", "Newark"),
+    ("CLT", "Charlotte"),
+    ("MSP", "Minneapolis"),
+    ("DTW", "Detroit"),
+    ("PHL", "Philadelphia"),
+    ("LGA", "LaGuardia"),
+)
 
 
 class FlightInfo(BaseModel):
@@ -86,22 +103,32 @@ def _bookable(db: dict[str, Any], flight_number: str, date: str, cabin: str, sea
     return on_date
 
 
-def _direct_flights(db: dict[str, Any], date: str, origin: str | None, destination: str | None,
-                    leave_after: str | None = None) -> list[dict[str, Any]]:
+def _direct_flights(
+    db: dict[str, Any], date: str, origin: str | None, destination: str | None, leave_after: str | None = None
+) -> list[dict[str, Any]]:
     results = []
     for flight in db["flights"].values():
         on_date = flight["dates"].get(date)
-        if ((origin is None or flight["origin"] == origin)
-                and (destination is None or flight["destination"] == destination)
-                and on_date is not None and on_date["status"] == "available"
-                and (leave_after is None or flight["scheduled_departure_time_est"] >= leave_after)):
-            results.append({
-                "flight_number": flight["flight_number"], "origin": flight["origin"],
-                "destination": flight["destination"], "status": "available",
-                "scheduled_departure_time_est": flight["scheduled_departure_time_est"],
-                "scheduled_arrival_time_est": flight["scheduled_arrival_time_est"], "date": None,
-                "available_seats": dict(on_date["available_seats"]), "prices": dict(on_date["prices"]),
-            })
+        if (
+            (origin is None or flight["origin"] == origin)
+            and (destination is None or flight["destination"] == destination)
+            and on_date is not None
+            and on_date["status"] == "available"
+            and (leave_after is None or flight["scheduled_departure_time_est"] >= leave_after)
+        ):
+            results.append(
+                {
+                    "flight_number": flight["flight_number"],
+                    "origin": flight["origin"],
+                    "destination": flight["destination"],
+                    "status": "available",
+                    "scheduled_departure_time_est": flight["scheduled_departure_time_est"],
+                    "scheduled_arrival_time_est": flight["scheduled_arrival_time_est"],
+                    "date": None,
+                    "available_seats": dict(on_date["available_seats"]),
+                    "prices": dict(on_date["prices"]),
+                }
+            )
     return results
 
 
@@ -121,10 +148,19 @@ def _pay_for_update(user: dict[str, Any], payment_id: str, total_price: int) -> 
 
 
 @tool(side_effects=True)
-def book_reservation(user_id: str, origin: str, destination: str, flight_type: FlightType,
-                     cabin: CabinClass, flights: list[FlightInfo], passengers: list[Passenger],
-                     payment_methods: list[Payment], total_baggages: int, nonfree_baggages: int,
-                     insurance: Insurance) -> dict:
+def book_reservation(
+    user_id: str,
+    origin: str,
+    destination: str,
+    flight_type: FlightType,
+    cabin: CabinClass,
+    flights: list[FlightInfo],
+    passengers: list[Passenger],
+    payment_methods: list[Payment],
+    total_baggages: int,
+    nonfree_baggages: int,
+    insurance: Insurance,
+) -> dict:
     """Book a reservation.
 
     Args:
@@ -150,10 +186,19 @@ def book_reservation(user_id: str, origin: str, destination: str, flight_type: F
         if reservation_id is None:
             raise ValueError("Too many reservations")
         reservation: dict[str, Any] = {
-            "reservation_id": reservation_id, "user_id": user_id, "origin": origin,
-            "destination": destination, "flight_type": flight_type, "cabin": cabin, "flights": [],
-            "passengers": people, "payment_history": payments, "created_at": _NOW,
-            "total_baggages": total_baggages, "nonfree_baggages": nonfree_baggages, "insurance": insurance,
+            "reservation_id": reservation_id,
+            "user_id": user_id,
+            "origin": origin,
+            "destination": destination,
+            "flight_type": flight_type,
+            "cabin": cabin,
+            "flights": [],
+            "passengers": people,
+            "payment_history": payments,
+            "created_at": _NOW,
+            "total_baggages": total_baggages,
+            "nonfree_baggages": nonfree_baggages,
+            "insurance": insurance,
         }
         total_price = 0
         booked = []
@@ -161,9 +206,15 @@ def book_reservation(user_id: str, origin: str, destination: str, flight_type: F
             flight = _flight(db, info.flight_number)
             on_date = _bookable(db, info.flight_number, info.date, cabin, len(people))
             price = on_date["prices"][cabin]
-            reservation["flights"].append({"origin": flight["origin"], "destination": flight["destination"],
-                                           "flight_number": info.flight_number, "date": info.date,
-                                           "price": price})
+            reservation["flights"].append(
+                {
+                    "origin": flight["origin"],
+                    "destination": flight["destination"],
+                    "flight_number": info.flight_number,
+                    "date": info.date,
+                    "price": price,
+                }
+            )
             booked.append(on_date)
             total_price += price * len(people)
         if insurance == "yes":
@@ -179,8 +230,7 @@ def book_reservation(user_id: str, origin: str, destination: str, flight_type: F
                 raise ValueError(f"Not enough balance in payment method {payment_id}")
         total_payment = sum(payment["amount"] for payment in payments)
         if total_payment != total_price:
-            raise ValueError(f"Payment amount does not add up, total price is {total_price}, "
-                             f"but paid {total_payment}")
+            raise ValueError(f"Payment amount does not add up, total price is {total_price}, but paid {total_payment}")
 
         for payment in payments:
             method = user["payment_methods"][payment["payment_id"]]
@@ -275,8 +325,9 @@ def search_onestop_flight(origin: str, destination: str, date: str) -> list[list
         first["date"] = date
         # tau2's next-day rule, kept as is: May only, and the day is not zero-padded.
         date2 = f"2024-05-{int(date[-2:]) + 1}" if "+1" in first["scheduled_arrival_time_est"] else date
-        for second in _direct_flights(db, date2, first["destination"], destination,
-                                      leave_after=first["scheduled_arrival_time_est"]):
+        for second in _direct_flights(
+            db, date2, first["destination"], destination, leave_after=first["scheduled_arrival_time_est"]
+        ):
             second["date"] = date2
             results.append([first, second])
     return results
@@ -295,8 +346,11 @@ def send_certificate(user_id: str, amount: int) -> str:
         for payment_id in _NEW_CERTIFICATE_IDS:
             if payment_id not in user["payment_methods"]:
                 # float, as tau2's Certificate model stores it
-                user["payment_methods"][payment_id] = {"source": "certificate", "id": payment_id,
-                                                       "amount": float(amount)}
+                user["payment_methods"][payment_id] = {
+                    "source": "certificate",
+                    "id": payment_id,
+                    "amount": float(amount),
+                }
                 return f"Certificate {payment_id} added to user {user_id} with amount {amount}."
         raise ValueError("Too many certificates")
 
@@ -315,8 +369,9 @@ def transfer_to_human_agents(summary: str) -> str:
 
 
 @tool(side_effects=True)
-def update_reservation_baggages(reservation_id: str, total_baggages: int, nonfree_baggages: int,
-                                payment_id: str) -> dict:
+def update_reservation_baggages(
+    reservation_id: str, total_baggages: int, nonfree_baggages: int, payment_id: str
+) -> dict:
     """Update the baggage information of a reservation.
 
     Args:
@@ -339,8 +394,9 @@ def update_reservation_baggages(reservation_id: str, total_baggages: int, nonfre
 
 
 @tool(side_effects=True)
-def update_reservation_flights(reservation_id: str, cabin: CabinClass, flights: list[FlightInfo],
-                               payment_id: str) -> dict:
+def update_reservation_flights(
+    reservation_id: str, cabin: CabinClass, flights: list[FlightInfo], payment_id: str
+) -> dict:
     """Update the flight information of a reservation.
 
     Args:
@@ -361,18 +417,29 @@ def update_reservation_flights(reservation_id: str, cabin: CabinClass, flights: 
         new_flights = []
         for info in flight_infos:
             # A segment already booked in the same cabin keeps the price paid for it.
-            kept = next((f for f in reservation["flights"]
-                         if f["flight_number"] == info.flight_number and f["date"] == info.date
-                         and cabin == reservation["cabin"]), None)
+            kept = next(
+                (
+                    f
+                    for f in reservation["flights"]
+                    if f["flight_number"] == info.flight_number
+                    and f["date"] == info.date
+                    and cabin == reservation["cabin"]
+                ),
+                None,
+            )
             if kept is not None:
                 total_price += kept["price"] * seats
                 new_flights.append(kept)
                 continue
             flight = _flight(db, info.flight_number)
             on_date = _bookable(db, info.flight_number, info.date, cabin, seats)
-            new_flight = {"flight_number": info.flight_number, "date": info.date,
-                          "price": on_date["prices"][cabin], "origin": flight["origin"],
-                          "destination": flight["destination"]}
+            new_flight = {
+                "flight_number": info.flight_number,
+                "date": info.date,
+                "price": on_date["prices"][cabin],
+                "origin": flight["origin"],
+                "destination": flight["destination"],
+            }
             total_price += new_flight["price"] * seats
             new_flights.append(new_flight)
         total_price -= sum(f["price"] for f in reservation["flights"]) * seats

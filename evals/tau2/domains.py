@@ -27,5 +27,4 @@ def tool_module(domain: str) -> str:
 def domain_tools(domain: str) -> dict[str, Callable]:
     """The domain's tool functions by tool name (what the registry would register)."""
     module = importlib.import_module(tool_module(domain))
-    return {t.name: getattr(module, t.source.rsplit(":", 1)[1])
-            for t in ToolRegistry().add_module(module.__name__)}
+    return {t.name: getattr(module, t.source.rsplit(":", 1)[1]) for t in ToolRegistry().add_module(module.__name__)}

@@ -18,25 +18,26 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from flows.agent import execute_step, steps_cost
-from flows.ledger import Ledger
-from flows.spec import AgentLimits, EscalationPolicy, Item, TaskSpec
-from flows.cascade import UnitContext, Workers
-from slmflow.core.records import AgentStep, GenerationRequest, Message
-from tools.effects import EffectLedger
-from tools.executor import ToolExecutor
-from tools.registry import FINAL_ANSWER, ToolRegistry
-
 from evals.tau2.db import load_db, prepare_workdir
 from evals.tau2.domains import domain_tools, tool_module
 from evals.tau2.scoring import Score, score
 from evals.tau2.tasks import Task
 from evals.tau2.user import is_stop, user_system_prompt
+from flows.agent import execute_step, steps_cost
+from flows.cascade import UnitContext, Workers
+from flows.ledger import Ledger
+from flows.spec import AgentLimits, EscalationPolicy, Item, TaskSpec
+from slmflow.core.records import AgentStep, GenerationRequest, Message
+from tools.effects import EffectLedger
+from tools.executor import ToolExecutor
+from tools.registry import FINAL_ANSWER, ToolRegistry
 
 Mode = Literal["small", "cascade"]
-PROMPT = ("You are a customer service agent. Follow the policy.\n\nPolicy:\n{{ item.policy }}\n\n"
-          "Conversation so far:\n{{ item.conversation }}\n\nReply to the customer's last message: "
-          "call tools as needed, then give your reply as the final answer.")
+PROMPT = (
+    "You are a customer service agent. Follow the policy.\n\nPolicy:\n{{ item.policy }}\n\n"
+    "Conversation so far:\n{{ item.conversation }}\n\nReply to the customer's last message: "
+    "call tools as needed, then give your reply as the final answer."
+)
 
 
 class Episode(BaseModel):
@@ -49,12 +50,19 @@ class Episode(BaseModel):
     usd: float
 
 
-def run_episode(task: Task, data_dir: Path, workers: Workers, ledger: Ledger, mode: Mode,
-                max_turns: int = 8, max_steps: int = 4) -> Episode:
+def run_episode(
+    task: Task, data_dir: Path, workers: Workers, ledger: Ledger, mode: Mode, max_turns: int = 8, max_steps: int = 4
+) -> Episode:
     domain = task.domain
-    spec = TaskSpec(id="agent", kind="agent", prompt=PROMPT, tools=sorted(domain_tools(domain)),
-                    agent=AgentLimits(max_steps=max_steps), max_tokens=256,
-                    escalation=EscalationPolicy(frontier_attempts=1 if mode == "cascade" else 0))
+    spec = TaskSpec(
+        id="agent",
+        kind="agent",
+        prompt=PROMPT,
+        tools=sorted(domain_tools(domain)),
+        agent=AgentLimits(max_steps=max_steps),
+        max_tokens=256,
+        escalation=EscalationPolicy(frontier_attempts=1 if mode == "cascade" else 0),
+    )
     registry = ToolRegistry()
     registry.add_module(tool_module(domain))
     policy = (data_dir / domain / "policy.md").read_text(encoding="utf-8")
@@ -81,14 +89,26 @@ def run_episode(task: Task, data_dir: Path, workers: Workers, ledger: Ledger, mo
         final_db = load_db(workdir)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    return Episode(task_id=task.id, mode=mode, score=score(task, final_db, agent_messages, data_dir),
-                   turns=len(agent_messages), steps=len(steps),
-                   escalated_steps=sum(s.role == "frontier" for s in steps),
-                   usd=steps_cost(ledger, steps).usd)
+    return Episode(
+        task_id=task.id,
+        mode=mode,
+        score=score(task, final_db, agent_messages, data_dir),
+        turns=len(agent_messages),
+        steps=len(steps),
+        escalated_steps=sum(s.role == "frontier" for s in steps),
+        usd=steps_cost(ledger, steps).usd,
+    )
 
 
-def _agent_turn(ctx: UnitContext, spec: TaskSpec, task: Task, policy: str, conversation: list[tuple[str, str]],
-                steps: list[AgentStep], max_steps: int) -> str | None:
+def _agent_turn(
+    ctx: UnitContext,
+    spec: TaskSpec,
+    task: Task,
+    policy: str,
+    conversation: list[tuple[str, str]],
+    steps: list[AgentStep],
+    max_steps: int,
+) -> str | None:
     item = Item(id=task.id, data={"policy": policy, "conversation": _render(conversation)})
     turn: list[AgentStep] = []
     for _ in range(max_steps):

@@ -111,8 +111,13 @@ def cancel_pending_order(order_id: str, reason: str) -> dict:
             raise ValueError("Invalid reason")
         refunds = []
         for payment in order["payment_history"]:
-            refunds.append({"transaction_type": "refund", "amount": payment["amount"],
-                            "payment_method_id": payment["payment_method_id"]})
+            refunds.append(
+                {
+                    "transaction_type": "refund",
+                    "amount": payment["amount"],
+                    "payment_method_id": payment["payment_method_id"],
+                }
+            )
             method = _payment_method(db, order["user_id"], payment["payment_method_id"])
             if _is_gift_card(method):  # gift cards are refunded at once
                 method["balance"] = round(method["balance"] + payment["amount"], 2)
@@ -123,8 +128,9 @@ def cancel_pending_order(order_id: str, reason: str) -> dict:
 
 
 @tool(side_effects=True)
-def exchange_delivered_order_items(order_id: str, item_ids: list[str], new_item_ids: list[str],
-                                   payment_method_id: str) -> dict:
+def exchange_delivered_order_items(
+    order_id: str, item_ids: list[str], new_item_ids: list[str], payment_method_id: str
+) -> dict:
     """Exchange items in a delivered order to new items of the same product type.
     For a delivered order, return or exchange can be only done once by the agent.
     The agent needs to explain the exchange detail and ask for explicit user confirmation (yes/no) to proceed.
@@ -179,9 +185,11 @@ def find_user_id_by_name_zip(first_name: str, last_name: str, zip: str) -> str:
         zip: The zip code of the customer, such as '12345'.
     """
     for user_id, user in load_db()["users"].items():
-        if (user["name"]["first_name"].lower() == first_name.lower()
-                and user["name"]["last_name"].lower() == last_name.lower()
-                and user["address"]["zip"] == zip):
+        if (
+            user["name"]["first_name"].lower() == first_name.lower()
+            and user["name"]["last_name"].lower() == last_name.lower()
+            and user["address"]["zip"] == zip
+        ):
             return user_id
     raise ValueError("User not found")
 
@@ -242,8 +250,9 @@ def list_all_product_types() -> str:
 
 
 @tool(side_effects=True)
-def modify_pending_order_address(order_id: str, address1: str, address2: str, city: str,
-                                 state: str, country: str, zip: str) -> dict:
+def modify_pending_order_address(
+    order_id: str, address1: str, address2: str, city: str, state: str, country: str, zip: str
+) -> dict:
     """Modify the shipping address of a pending order. The agent needs to explain the modification detail and
     ask for explicit user confirmation (yes/no) to proceed.
 
@@ -261,14 +270,21 @@ def modify_pending_order_address(order_id: str, address1: str, address2: str, ci
         order = _order(db, order_id)
         if not _is_pending(order):
             raise ValueError("Non-pending order cannot be modified")
-        order["address"] = {"address1": address1, "address2": address2, "city": city,
-                            "state": state, "country": country, "zip": zip}
+        order["address"] = {
+            "address1": address1,
+            "address2": address2,
+            "city": city,
+            "state": state,
+            "country": country,
+            "zip": zip,
+        }
         return copy.deepcopy(order)
 
 
 @tool(side_effects=True)
-def modify_pending_order_items(order_id: str, item_ids: list[str], new_item_ids: list[str],
-                               payment_method_id: str) -> dict:
+def modify_pending_order_items(
+    order_id: str, item_ids: list[str], new_item_ids: list[str], payment_method_id: str
+) -> dict:
     """Modify items in a pending order to new items of the same product type. For a pending order, this
     function can only be called once. The agent needs to explain the exchange detail and ask for explicit user
     confirmation (yes/no) to proceed.
@@ -305,8 +321,13 @@ def modify_pending_order_items(order_id: str, item_ids: list[str], new_item_ids:
         method = _payment_method(db, order["user_id"], payment_method_id)
         if _is_gift_card(method) and method["balance"] < diff_price:
             raise ValueError("Insufficient gift card balance to pay for the new item")
-        order["payment_history"].append({"transaction_type": "payment" if diff_price > 0 else "refund",
-                                         "amount": abs(diff_price), "payment_method_id": payment_method_id})
+        order["payment_history"].append(
+            {
+                "transaction_type": "payment" if diff_price > 0 else "refund",
+                "amount": abs(diff_price),
+                "payment_method_id": payment_method_id,
+            }
+        )
         if _is_gift_card(method):
             method["balance"] = round(method["balance"] - diff_price, 2)
         for item_id, new_item_id in zip(item_ids, new_item_ids, strict=True):
@@ -346,10 +367,12 @@ def modify_pending_order_payment(order_id: str, payment_method_id: str) -> dict:
         amount = history[0]["amount"]
         if _is_gift_card(method) and method["balance"] < amount:
             raise ValueError("Insufficient gift card balance to pay for the order")
-        history.extend([
-            {"transaction_type": "payment", "amount": amount, "payment_method_id": payment_method_id},
-            {"transaction_type": "refund", "amount": amount, "payment_method_id": old_method_id},
-        ])
+        history.extend(
+            [
+                {"transaction_type": "payment", "amount": amount, "payment_method_id": payment_method_id},
+                {"transaction_type": "refund", "amount": amount, "payment_method_id": old_method_id},
+            ]
+        )
         if _is_gift_card(method):
             method["balance"] = round(method["balance"] - amount, 2)
         old_method = _payment_method(db, order["user_id"], old_method_id)
@@ -359,8 +382,9 @@ def modify_pending_order_payment(order_id: str, payment_method_id: str) -> dict:
 
 
 @tool(side_effects=True)
-def modify_user_address(user_id: str, address1: str, address2: str, city: str, state: str,
-                        country: str, zip: str) -> dict:
+def modify_user_address(
+    user_id: str, address1: str, address2: str, city: str, state: str, country: str, zip: str
+) -> dict:
     """Modify the default address of a user. The agent needs to explain the modification detail and ask for
     explicit user confirmation (yes/no) to proceed.
 
@@ -375,8 +399,14 @@ def modify_user_address(user_id: str, address1: str, address2: str, city: str, s
     """
     with transaction() as db:
         user = _user(db, user_id)
-        user["address"] = {"address1": address1, "address2": address2, "city": city,
-                           "state": state, "country": country, "zip": zip}
+        user["address"] = {
+            "address1": address1,
+            "address2": address2,
+            "city": city,
+            "state": state,
+            "country": country,
+            "zip": zip,
+        }
         return copy.deepcopy(user)
 
 

@@ -93,8 +93,10 @@ def replay(task: Task, data_dir: Path) -> GoldReplay:
             for action in task.evaluation_criteria.actions:
                 fn = tools.get(action.name)
                 if fn is None:
-                    raise EvalError(f"tau2 {task.domain} task {task.id}: gold action {action.action_id} "
-                                    f"calls unknown tool {action.name!r}")
+                    raise EvalError(
+                        f"tau2 {task.domain} task {task.id}: gold action {action.action_id} "
+                        f"calls unknown tool {action.name!r}"
+                    )
                 try:
                     call_tool(fn, action.arguments)
                 except Exception as exc:
@@ -103,8 +105,9 @@ def replay(task: Task, data_dir: Path) -> GoldReplay:
             final = load_db()
     key = _gold_key(task, data_dir)
     initial = _initial_db(*key[:3])
-    changed = {path: _record(final, path) for path in _paths(initial, final)
-               if _record(final, path) != _record(initial, path)}
+    changed = {
+        path: _record(final, path) for path in _paths(initial, final) if _record(final, path) != _record(initial, path)
+    }
     _GOLDS[key] = _Gold(hash=db_hash(final), changed=changed)
     return GoldReplay(db=final, failures=failures)
 
@@ -126,17 +129,22 @@ def score(task: Task, final_db: dict[str, Any], agent_messages: list[str], data_
     db_match = db_hash(final_db) == gold.hash
     if not db_match:
         initial = _initial_db(*key[:3])
-        expected = {path: gold.changed.get(path, _record(initial, path))
-                    for path in _paths(initial, final_db) | set(gold.changed)}
-        differing = [f"{table}/{rid}" for (table, rid), record in sorted(expected.items())
-                     if _record(final_db, (table, rid)) != record]
+        expected = {
+            path: gold.changed.get(path, _record(initial, path))
+            for path in _paths(initial, final_db) | set(gold.changed)
+        }
+        differing = [
+            f"{table}/{rid}"
+            for (table, rid), record in sorted(expected.items())
+            if _record(final_db, (table, rid)) != record
+        ]
         # Empty when only number types differ (1 vs 1.0): equal in Python, not in the hashed JSON.
-        reasons.append("database differs from the gold replay"
-                       + (f" at {', '.join(differing[:_MAX_DIFFS])}" if differing else ""))
+        reasons.append(
+            "database differs from the gold replay" + (f" at {', '.join(differing[:_MAX_DIFFS])}" if differing else "")
+        )
     missing = missing_info(task.evaluation_criteria.communicate_info, agent_messages)
     reasons += [f"not communicated: {info!r}" for info in missing]
-    return Score(passed=db_match and not missing, db_match=db_match, communicated=not missing,
-                 reasons=reasons)
+    return Score(passed=db_match and not missing, db_match=db_match, communicated=not missing, reasons=reasons)
 
 
 def pass_hat_k(results_by_task: dict[str, list[bool]], k: int) -> float:
@@ -149,8 +157,9 @@ def pass_hat_k(results_by_task: dict[str, list[bool]], k: int) -> float:
     short = sorted(task for task, trials in results_by_task.items() if len(trials) < k)
     if short:
         raise ValueError(f"pass^{k} needs at least {k} trials per task; fewer for {', '.join(short[:5])}")
-    return sum(comb(sum(trials), k) / comb(len(trials), k)
-               for trials in results_by_task.values()) / len(results_by_task)
+    return sum(comb(sum(trials), k) / comb(len(trials), k) for trials in results_by_task.values()) / len(
+        results_by_task
+    )
 
 
 @cache
@@ -184,5 +193,4 @@ def _record(db: dict[str, Any], path: tuple[str, str]) -> Any:
 
 def _paths(*dbs: dict[str, Any]) -> set[tuple[str, str]]:
     """Every (table, record id) in any of the databases; each table is a dict of records."""
-    return {(name, rid) for db in dbs for name, table in db.items() if isinstance(table, dict)
-            for rid in table}
+    return {(name, rid) for db in dbs for name, table in db.items() if isinstance(table, dict) for rid in table}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
@@ -12,16 +12,15 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from slmflow.cli.support import fail
 from slmflow.cli.evaluate import eval_command
 from slmflow.cli.ingest import collections_command, ingest_command
+from slmflow.cli.support import fail
+from slmflow.cli.verify import calibrate_command, train_command, verify_command
 from slmflow.core.rayenv import apply_local_ray_env
 from slmflow.core.settings import get_settings
 from slmflow.core.state import recorded_ray_address
-from slmflow.cli.verify import calibrate_command, train_command, verify_command
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
 models_app = typer.Typer(no_args_is_help=True, help="Prepare and inspect small models.")
 app.add_typer(models_app, name="models")
 verifier_app = typer.Typer(no_args_is_help=True, help="Train and calibrate the learned verifier.")
@@ -40,6 +39,7 @@ def _main() -> None:
     # Before any command imports Ray (it reads part of this environment at import).
     apply_local_ray_env()
 
+
 DEMO_SPEC = Path(__file__).resolve().parents[2] / "deployments" / "support_inbox" / "job.yaml"
 
 
@@ -55,7 +55,7 @@ def models_prepare() -> None:
     try:
         model_prep.prepare(get_settings())
     except model_prep.ModelPrepError as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
 
 
 @app.command()
@@ -66,9 +66,10 @@ def validate(spec: Path = typer.Argument(..., help="job spec YAML")) -> None:
     try:
         job = load_job(spec)
     except SpecError as exc:
-        raise fail(str(exc))
-    console.print(f"[green]ok[/]: job '{job.spec.name}', {len(job.items)} items, "
-                  f"tasks {' -> '.join(job.spec.dag.order)}")
+        raise fail(str(exc)) from None
+    console.print(
+        f"[green]ok[/]: job '{job.spec.name}', {len(job.items)} items, tasks {' -> '.join(job.spec.dag.order)}"
+    )
 
 
 @app.command()
@@ -76,8 +77,9 @@ def run(
     spec: Path = typer.Argument(..., help="job spec YAML"),
     limit: int = typer.Option(None, min=1, help="only the first N items"),
     keep_fleet: bool = typer.Option(False, help="leave the actors this run created running"),
-    recompute: bool = typer.Option(False, help="run every unit again instead of reusing those an "
-                                               "earlier run of the same job already verified"),
+    recompute: bool = typer.Option(
+        False, help="run every unit again instead of reusing those an earlier run of the same job already verified"
+    ),
 ) -> None:
     """Run a job spec once, starting whatever is missing.
 
@@ -110,7 +112,7 @@ def _run(spec: Path, limit: int | None, keep_fleet: bool, recompute: bool) -> No
         if standin:
             console.print(f"Frontier: [yellow]local stand-in for a frontier model[/] at {standin.url}")
     except (SpecError, ModelPrepError, services.ServiceError) as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
 
     from flows.job import run_job
     from workers.fleet import close_fleet
@@ -136,12 +138,12 @@ def _since(value: str | None) -> datetime | None:
         return None
     units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
     if value[-1] in units and value[:-1].isdigit():
-        return datetime.now(timezone.utc) - timedelta(**{units[value[-1]]: int(value[:-1])})
+        return datetime.now(UTC) - timedelta(**{units[value[-1]]: int(value[:-1])})
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise fail(f"--since: expected e.g. 7d, 12h or an ISO date, got {value!r}")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        raise fail(f"--since: expected e.g. 7d, 12h or an ISO date, got {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @app.command()
@@ -160,26 +162,41 @@ def history(
         os.environ["PREFECT_API_URL"] = stack.prefect_api_url(settings)
     stack.use_prefect_auth(settings)
     from flows.history import plot_history, read_history
+
     try:
         rows = read_history(job, start)
     except Exception as exc:  # httpx errors vary; any of them means the API is not there
-        raise fail(f"cannot read the Prefect API at {os.environ['PREFECT_API_URL']}: {exc}")
+        raise fail(f"cannot read the Prefect API at {os.environ['PREFECT_API_URL']}: {exc}") from None
     if not rows:
         console.print("no runs found")
         return
-    table = Table(title="run history (frontier $ = the same work on the frontier alone)",
-                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for col in ("started UTC", "job", "tasks", "acc %", "esc %", "review", "cost $", "frontier $",
-                "saved"):
-        table.add_column(col, justify="left" if col in ("started UTC", "job") else "right",
-                         no_wrap=True,
-                         min_width=max(len(r.summary.job) for r in rows) if col == "job" else None)
+    table = Table(
+        title="run history (frontier $ = the same work on the frontier alone)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for col in ("started UTC", "job", "tasks", "acc %", "esc %", "review", "cost $", "frontier $", "saved"):
+        table.add_column(
+            col,
+            justify="left" if col in ("started UTC", "job") else "right",
+            no_wrap=True,
+            min_width=max(len(r.summary.job) for r in rows) if col == "job" else None,
+        )
     for r in rows:
         s = r.summary
         x = f"{s.savings_x:.1f}x" if s.savings_x else "-"
-        table.add_row(r.started.strftime("%m-%d %H:%M"), s.job, str(s.tasks),
-                      f"{s.pct('accepted'):.0f}", f"{s.pct('escalated'):.0f}",
-                      str(s.counts["needs_review"]), f"{s.usd:.4f}", f"{s.counterfactual_usd:.4f}", x)
+        table.add_row(
+            r.started.strftime("%m-%d %H:%M"),
+            s.job,
+            str(s.tasks),
+            f"{s.pct('accepted'):.0f}",
+            f"{s.pct('escalated'):.0f}",
+            str(s.counts["needs_review"]),
+            f"{s.usd:.4f}",
+            f"{s.counterfactual_usd:.4f}",
+            x,
+        )
     console.print(table)
     if plot:
         console.print(f"plot: {plot_history(rows, plot)}")
@@ -197,7 +214,7 @@ def up() -> None:
     try:
         stack.up(get_settings(), log=console.print)
     except (ModelPrepError, services.ServiceError) as exc:
-        raise fail(f"{exc}\n(`slmflow down` stops whatever did start)")
+        raise fail(f"{exc}\n(`slmflow down` stops whatever did start)") from None
     console.print("[green]up[/]. Deploy the shipped jobs with `prefect --no-prompt deploy --all`.")
 
 
@@ -222,8 +239,14 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
     rows = []
     for name in reversed(stack.SERVICES):
         svc = services.read(settings.state_dir, name)
-        rows.append({"service": name, "pid": svc.pid if svc else None, "url": svc.url if svc else None,
-                     "health": ("healthy" if svc.healthy else "down") if svc else "not started"})
+        rows.append(
+            {
+                "service": name,
+                "pid": svc.pid if svc else None,
+                "url": svc.url if svc else None,
+                "health": ("healthy" if svc.healthy else "down") if svc else "not started",
+            }
+        )
     fleet: list[dict] = []
     address = settings.ray_address or recorded_ray_address(settings)
     if address:
@@ -238,9 +261,18 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
         config[key] = stack.redact_url(config[key])
     prefect_api = stack.redact_url(os.environ.get("PREFECT_API_URL", stack.prefect_api_url(settings)))
     if as_json:
-        console.print_json(json.dumps({"services": rows, "fleet": fleet,
-                                       "ray_address": stack.redact_url(address),
-                                       "protections": protections, "settings": config}, default=str))
+        console.print_json(
+            json.dumps(
+                {
+                    "services": rows,
+                    "fleet": fleet,
+                    "ray_address": stack.redact_url(address),
+                    "protections": protections,
+                    "settings": config,
+                },
+                default=str,
+            )
+        )
         return
     table = Table(title="services")
     for col in ("service", "pid", "url", "health"):
@@ -253,8 +285,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
         for col in ("actor", "state", "restarts", "model", "in_flight", "served"):
             ft.add_column(col)
         for r in fleet:
-            ft.add_row(*(str(r.get(c, "")) for c in ("actor", "state", "restarts", "model",
-                                                       "in_flight", "served")))
+            ft.add_row(*(str(r.get(c, "")) for c in ("actor", "state", "restarts", "model", "in_flight", "served")))
         console.print(ft)
     else:
         console.print("fleet: no running cluster (runs start a private one)")
@@ -264,7 +295,16 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
     for name, p in protections.items():
         pt.add_row(name, {True: "on", False: "off", None: "unknown"}[p["on"]], p["detail"])
     console.print(pt)
-    for key in ("cache_dir", "small_model", "frontier_base_url", "frontier_model", "frontier_api_key",
-                "ray_address", "qdrant_url", "qdrant_api_key", "prefect_auth"):
+    for key in (
+        "cache_dir",
+        "small_model",
+        "frontier_base_url",
+        "frontier_model",
+        "frontier_api_key",
+        "ray_address",
+        "qdrant_url",
+        "qdrant_api_key",
+        "prefect_auth",
+    ):
         console.print(f"{key}: {config[key]}")
     console.print(f"PREFECT_API_URL: {prefect_api}")

@@ -44,24 +44,37 @@ class Mode(str, Enum):
 def eval_command(
     dataset: Dataset = typer.Argument(..., help="which dataset's items and grading rule to use"),
     mode: Mode = typer.Option(
-        Mode.replay, "--mode", "-m",
+        Mode.replay,
+        "--mode",
+        "-m",
         help="replay: evaluate recorded answers from --input, no model is called; live: ask the "
-             "running fleet's small model and frontier for every item, then evaluate"),
+        "running fleet's small model and frontier for every item, then evaluate",
+    ),
     input: Path | None = typer.Option(  # noqa: A002 - the option is --input
-        None, "--input", "-i", dir_okay=False,
+        None,
+        "--input",
+        "-i",
+        dir_okay=False,
         help='replay JSONL, one item per line: {"id", "kind", "question", "gold"?, '
-             '"small": {"model", "answer", "tokens_in", "tokens_out"}, "frontier": {...}}'),
+        '"small": {"model", "answer", "tokens_in", "tokens_out"}, "frontier": {...}}',
+    ),
     output_dir: Path | None = typer.Option(
-        None, "--output-dir", "-o", file_okay=False, show_default="<results_dir>/eval/<dataset>",
-        help="where report.md, curve.png, metrics.json and the cache go; rerunning into the "
-             "same folder resumes"),
+        None,
+        "--output-dir",
+        "-o",
+        file_okay=False,
+        show_default="<results_dir>/eval/<dataset>",
+        help="where report.md, curve.png, metrics.json and the cache go; rerunning into the same folder resumes",
+    ),
     limit: int | None = typer.Option(None, min=1, help="only the first N items"),
     data_dir: Path | None = typer.Option(
-        None, file_okay=False, show_default="shared/data next to the repository",
-        help="the shared data folder with the datasets"),
+        None,
+        file_okay=False,
+        show_default="shared/data next to the repository",
+        help="the shared data folder with the datasets",
+    ),
     concurrency: int = typer.Option(8, min=1, help="live mode: requests in flight"),
-    fresh: bool = typer.Option(False, "--fresh",
-                               help="ignore cached per-item results and evaluate every item again"),
+    fresh: bool = typer.Option(False, "--fresh", help="ignore cached per-item results and evaluate every item again"),
 ) -> None:
     """Measure the verified cascade on a dataset: accuracy of the small model alone, the frontier
     alone and the cascade (keep the small answer when the verifier accepts it, else use the
@@ -84,20 +97,35 @@ def eval_command(
         adapter = get_adapter(dataset.value)
         if mode is Mode.replay:
             if input is None:
-                raise fail("replay mode needs --input (a replay JSONL); use --mode live to "
-                            "generate one from the running fleet")
-            records = read_replay(input)[:limit or None]
-            outcome = run_replay(adapter, records, data_dir=data, output_dir=out,
-                                 settings=settings, source=str(input), fresh=fresh,
-                                 console=err_console)
+                raise fail(
+                    "replay mode needs --input (a replay JSONL); use --mode live to generate one from the running fleet"
+                )
+            records = read_replay(input)[: limit or None]
+            outcome = run_replay(
+                adapter,
+                records,
+                data_dir=data,
+                output_dir=out,
+                settings=settings,
+                source=str(input),
+                fresh=fresh,
+                console=err_console,
+            )
         else:
             if input is not None:
-                raise fail("--input is for replay mode; live mode writes its answers to "
-                            f"{out / REPLAY_FILE}")
+                raise fail(f"--input is for replay mode; live mode writes its answers to {out / REPLAY_FILE}")
             try:
-                outcome = run_live(adapter, _fleet_workers(settings), data_dir=data,
-                                   output_dir=out, settings=settings, limit=limit,
-                                   concurrency=concurrency, fresh=fresh, console=err_console)
+                outcome = run_live(
+                    adapter,
+                    _fleet_workers(settings),
+                    data_dir=data,
+                    output_dir=out,
+                    settings=settings,
+                    limit=limit,
+                    concurrency=concurrency,
+                    fresh=fresh,
+                    console=err_console,
+                )
             finally:
                 _release_fleet()
     except EvalError as exc:
@@ -105,14 +133,17 @@ def eval_command(
     except OSError as exc:  # unwritable output folder, full disk: the user's to fix
         raise fail(f"{exc.strerror or exc}: {exc.filename}") from None
     except KeyboardInterrupt:
-        raise fail("interrupted: finished items are saved; run the same command again to "
-                    "resume", EXIT_INTERRUPTED) from None
+        raise fail(
+            "interrupted: finished items are saved; run the same command again to resume", EXIT_INTERRUPTED
+        ) from None
     _print_outcome(outcome)
     if outcome.live and outcome.live.failed:
         first_id, first_error = outcome.live.failed[0]
-        raise fail(f"{len(outcome.live.failed)} item(s) could not be generated (first: "
-                    f"{first_id}: {first_error}); the report covers the rest, and rerunning "
-                    "retries them")
+        raise fail(
+            f"{len(outcome.live.failed)} item(s) could not be generated (first: "
+            f"{first_id}: {first_error}); the report covers the rest, and rerunning "
+            "retries them"
+        )
 
 
 def _fleet_workers(settings: Settings) -> Workers:
@@ -123,17 +154,19 @@ def _fleet_workers(settings: Settings) -> Workers:
 
     try:
         from flows.ratelimit import ensure_frontier_rate_limit
-        from workers.remote import RayWorkers
         from workers.fleet import get_fleet
+        from workers.remote import RayWorkers
 
         fleet = get_fleet(settings)
         fleet.check_frontier()
         ensure_frontier_rate_limit(settings.frontier_rpm)
         return RayWorkers(fleet)
     except Exception as exc:  # noqa: BLE001 - any failure here means "no fleet to talk to"
-        raise EvalError(f"cannot reach the fleet ({type(exc).__name__}: {exc}); live mode "
-                        "needs the Ray fleet that `slmflow run` starts, and a reachable "
-                        "frontier") from None
+        raise EvalError(
+            f"cannot reach the fleet ({type(exc).__name__}: {exc}); live mode "
+            "needs the Ray fleet that `slmflow run` starts, and a reachable "
+            "frontier"
+        ) from None
 
 
 def _release_fleet() -> None:
@@ -147,11 +180,9 @@ def _release_fleet() -> None:
 def _print_outcome(outcome: Outcome) -> None:
     s = outcome.summary
     if s.synthetic:
-        err_console.print("[bold yellow]SYNTHETIC replay file: these figures describe the "
-                          "generator, not a model.[/]")
+        err_console.print("[bold yellow]SYNTHETIC replay file: these figures describe the generator, not a model.[/]")
     if not s.verifier_supported:
-        err_console.print(f"[yellow]warning:[/] {s.verifier_note}; cascade figures are not "
-                          "computed", highlight=False)
+        err_console.print(f"[yellow]warning:[/] {s.verifier_note}; cascade figures are not computed", highlight=False)
     for warning in s.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     table = Table(title=f"{s.dataset}: {s.n_items} items ({s.cached} cached)")
@@ -159,14 +190,15 @@ def _print_outcome(outcome: Outcome) -> None:
         table.add_column(column, justify="left" if column == "policy" else "right")
     for p in (s.small, s.frontier, s.cascade):
         if p is not None:
-            table.add_row(p.name, f"{p.accuracy:.1%}", f"{p.escalation_rate:.1%}",
-                          f"{p.usd_per_1k:.4f}")
+            table.add_row(p.name, f"{p.accuracy:.1%}", f"{p.escalation_rate:.1%}", f"{p.usd_per_1k:.4f}")
     console.print(table)
     if s.savings_vs_frontier is not None:
         console.print(f"savings vs all-frontier: {s.savings_vs_frontier:.1%}")
     if s.curve_summary and s.curve_summary.apgr is not None:
-        reach = ", ".join(f"{k} of gap at {'not reached' if v is None else f'{v:.1%}'}"
-                          for k, v in s.curve_summary.escalation_for_pgr.items())
+        reach = ", ".join(
+            f"{k} of gap at {'not reached' if v is None else f'{v:.1%}'}"
+            for k, v in s.curve_summary.escalation_for_pgr.items()
+        )
         console.print(f"APGR {s.curve_summary.apgr:.3f}; {reach} escalation")
     for name, path in outcome.paths.items():
         console.print(f"{name}: {path}", highlight=False)

@@ -100,8 +100,7 @@ def worker_groups(fleet: FleetConfig) -> list[WorkerGroup]:
         custom = options.get("resources", {})
         for _ in range(spec.replicas):
             (gpu if gpus else cpu).add(gpus, custom)
-    return [_render(name, group) for name, group in ((GPU_GROUP, gpu), (CPU_GROUP, cpu))
-            if group.pods]
+    return [_render(name, group) for name, group in ((GPU_GROUP, gpu), (CPU_GROUP, cpu)) if group.pods]
 
 
 def worker_group(fleet: FleetConfig, name: str = GPU_GROUP) -> WorkerGroup:
@@ -136,23 +135,26 @@ def mismatches(cluster: Mapping[str, Any], fleet: FleetConfig) -> list[str]:
             continue
         for key in ("replicas", "minReplicas", "maxReplicas"):
             if have.get(key) != want[key]:
-                problems.append(f"group {name!r}: {key} is {have.get(key)!r}, the fleet needs "
-                                f"{want[key]!r}")
+                problems.append(f"group {name!r}: {key} is {have.get(key)!r}, the fleet needs {want[key]!r}")
         params = {k: str(v) for k, v in (have.get("rayStartParams") or {}).items()}
         if params.get("num-gpus") != want["rayStartParams"]["num-gpus"]:
-            problems.append(f"group {name!r}: rayStartParams num-gpus is "
-                            f"{params.get('num-gpus')!r}, the fleet needs "
-                            f"{want['rayStartParams']['num-gpus']!r}")
+            problems.append(
+                f"group {name!r}: rayStartParams num-gpus is "
+                f"{params.get('num-gpus')!r}, the fleet needs "
+                f"{want['rayStartParams']['num-gpus']!r}"
+            )
         want_custom = _parse_resources_param(want["rayStartParams"].get("resources", '"{}"'))
         have_custom = _parse_resources_param(params.get("resources", '"{}"'))
         if have_custom != want_custom:
-            problems.append(f"group {name!r}: rayStartParams resources advertise {have_custom}, "
-                            f"the fleet needs {want_custom}")
+            problems.append(
+                f"group {name!r}: rayStartParams resources advertise {have_custom}, the fleet needs {want_custom}"
+            )
         want_gpus = _container_limits(want).get(GPU_RESOURCE)
         have_gpus = _container_limits(have).get(GPU_RESOURCE)
         if have_gpus != want_gpus:
-            problems.append(f"group {name!r}: container limits {GPU_RESOURCE} is {have_gpus!r}, "
-                            f"the fleet needs {want_gpus!r}")
+            problems.append(
+                f"group {name!r}: container limits {GPU_RESOURCE} is {have_gpus!r}, the fleet needs {want_gpus!r}"
+            )
     return problems
 
 
@@ -171,8 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args) == 1:
         print(yaml.safe_dump(worker_groups(fleet), sort_keys=False), end="")
         return 0
-    cluster = next((d for d in yaml.safe_load_all(Path(args[1]).read_text())
-                    if d and d.get("kind") == "RayCluster"), None)
+    cluster = next(
+        (d for d in yaml.safe_load_all(Path(args[1]).read_text()) if d and d.get("kind") == "RayCluster"), None
+    )
     if cluster is None:
         print(f"{args[1]}: no RayCluster in it", file=sys.stderr)
         return 2

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from slmflow.cli.support import fail
@@ -48,8 +47,9 @@ def ingest_command(
     path: Path = typer.Argument(..., help="a .md, .txt or .jsonl file, or a folder searched recursively"),
     collection: str = typer.Option(..., "--collection", "-c", help="collection to create or update"),
     chunk_size: int = typer.Option(600, min=50, help="longest chunk, in characters"),
-    overlap: int = typer.Option(100, min=0, help="characters of closing sentences repeated at the "
-                                                 "start of the next chunk"),
+    overlap: int = typer.Option(
+        100, min=0, help="characters of closing sentences repeated at the start of the next chunk"
+    ),
 ) -> None:
     """Chunk, embed and store documents in a collection. Unchanged documents are skipped, changed ones
     replaced and removed ones deleted; an interrupted ingest resumes when run again. JSONL files hold
@@ -62,10 +62,17 @@ def ingest_command(
     try:
         store = _open_store()
     except RetrievalError as exc:
-        raise fail(str(exc))
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("chunks"), TimeElapsedColumn(), TimeRemainingColumn(),
-                        console=err_console, transient=True)
+        raise fail(str(exc)) from None
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("chunks"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    )
 
     def advance(done: int, total: int) -> None:
         progress.update(bar, description=f"embedding {collection}", completed=done, total=total)
@@ -73,28 +80,41 @@ def ingest_command(
     try:
         with progress:
             bar = progress.add_task("reading documents, loading the embedding model", total=None)
-            report = ingest(path, collection, store, Embedder(get_settings().embedding_model),
-                            chunk_size=chunk_size, overlap=overlap, progress=advance)
+            report = ingest(
+                path,
+                collection,
+                store,
+                Embedder(get_settings().embedding_model),
+                chunk_size=chunk_size,
+                overlap=overlap,
+                progress=advance,
+            )
     except IngestError as exc:
         _print_problems(exc.problems)
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     except RetrievalError as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     except KeyboardInterrupt:
-        raise fail(f"interrupted before collection '{collection}' was finished; run the same command "
-                    "again to complete it (search refuses a half-built collection)", EXIT_INTERRUPTED)
+        raise fail(
+            f"interrupted before collection '{collection}' was finished; run the same command "
+            "again to complete it (search refuses a half-built collection)",
+            EXIT_INTERRUPTED,
+        ) from None
     finally:
         store.close()
 
     if report.skipped_unchanged:
-        console.print(f"collection '{collection}' is up to date: {report.documents} documents, "
-                      f"{report.chunks} chunks, nothing embedded")
+        console.print(
+            f"collection '{collection}' is up to date: {report.documents} documents, "
+            f"{report.chunks} chunks, nothing embedded"
+        )
     else:
         resumed = " (resumed an interrupted ingest)" if report.resumed else ""
         console.print(
             f"collection '{collection}'{resumed}: {report.documents} documents, {report.chunks} chunks; "
             f"embedded {report.embedded_chunks} chunks of {report.embedded_documents} new or changed "
-            f"documents and removed {report.removed_documents} in {time.perf_counter() - started:.1f} s")
+            f"documents and removed {report.removed_documents} in {time.perf_counter() - started:.1f} s"
+        )
     if report.ignored_files:
         console.print(f"ignored {report.ignored_files} files that are not .md, .txt or .jsonl")
     if report.problems:
@@ -124,12 +144,12 @@ def collections_command(
     try:
         store = _open_store()
     except RetrievalError as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     try:
         location = store.location
         rows = [_describe(store, name) for name in store.collections()]
     except RetrievalError as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     finally:
         store.close()
 
@@ -148,6 +168,13 @@ def collections_command(
         embedding = f"{m['embedding_model']} {m['dim']}-d" if "embedding_model" in m else ""
         chunking = f"{m['chunk_size']}/{m['overlap']}" if "chunk_size" in m else ""
         status = row["status"] if row["status"] == "complete" else f"[yellow]{row['status']}[/]"
-        table.add_row(row["collection"], status, str(row["points"]), str(m["documents"]), embedding,
-                      chunking, m.get("updated_at", "")[:16].replace("T", " "))
+        table.add_row(
+            row["collection"],
+            status,
+            str(row["points"]),
+            str(m["documents"]),
+            embedding,
+            chunking,
+            m.get("updated_at", "")[:16].replace("T", " "),
+        )
     console.print(table)

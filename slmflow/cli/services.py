@@ -12,16 +12,24 @@ import subprocess
 import time
 from pathlib import Path
 
-from slmflow.core.state import Service, group_members, healthy, read
+from slmflow.core.state import Service, healthy, read, state_path
 
 
 class ServiceError(RuntimeError):
     pass
 
 
-def start(state_dir: Path, name: str, cmd: list[str], *, url: str, health_url: str,
-          env: dict[str, str] | None = None, timeout_s: float = 180.0,
-          cwd: Path | None = None) -> Service:
+def start(
+    state_dir: Path,
+    name: str,
+    cmd: list[str],
+    *,
+    url: str,
+    health_url: str,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 180.0,
+    cwd: Path | None = None,
+) -> Service:
     """Start `cmd` unless a healthy instance is already recorded; wait until it is healthy."""
     existing = read(state_dir, name)
     if existing and existing.healthy:
@@ -31,15 +39,21 @@ def start(state_dir: Path, name: str, cmd: list[str], *, url: str, health_url: s
     state_dir.mkdir(parents=True, exist_ok=True)
     log = state_dir / f"{name}.log"
     with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **(env or {})}, start_new_session=True,
-                                cwd=cwd)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+            cwd=cwd,
+        )
     service = Service(name=name, pid=proc.pid, url=url, health_url=health_url, log=str(log))
-    _state(state_dir, name).write_text(service.model_dump_json())
+    state_path(state_dir, name).write_text(service.model_dump_json())
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            _state(state_dir, name).unlink(missing_ok=True)
+            state_path(state_dir, name).unlink(missing_ok=True)
             raise ServiceError(f"{name} exited with code {proc.returncode}; see {log}")
         if healthy(health_url):
             return service
@@ -62,7 +76,7 @@ def stop(state_dir: Path, name: str, grace_s: float = 20.0) -> bool:
             time.sleep(0.2)
         _signal_group(service.pid, signal.SIGKILL)
         _reap(service.pid)
-    _state(state_dir, name).unlink(missing_ok=True)
+    state_path(state_dir, name).unlink(missing_ok=True)
     return ran
 
 

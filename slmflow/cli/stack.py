@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from slmflow.cli import services
 from slmflow.core.models import resolve_model
 from slmflow.core.settings import Settings
-from slmflow.core.state import own_head_token, ray_token_path, recorded_ray_address
+from slmflow.core.state import own_head_token, ray_token_path
 from workers.frontier import STANDIN_MODEL
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,13 +74,23 @@ def ensure_prefect_server(settings: Settings) -> str:
     url = prefect_api_url(settings)
     home = settings.state_dir / "prefect-home"  # its SQLite DB lives with the other state
     home.mkdir(parents=True, exist_ok=True)
-    auth = ({"PREFECT_SERVER_API_AUTH_STRING": settings.prefect_auth.get_secret_value()}
-            if settings.prefect_auth else {})
+    auth = {"PREFECT_SERVER_API_AUTH_STRING": settings.prefect_auth.get_secret_value()} if settings.prefect_auth else {}
     services.start(
-        settings.state_dir, "prefect-server",
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-         "--port", str(settings.prefect_port)],
-        url=url.removesuffix("/api"), health_url=f"{url}/health",
+        settings.state_dir,
+        "prefect-server",
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(settings.prefect_port),
+        ],
+        url=url.removesuffix("/api"),
+        health_url=f"{url}/health",
         # The UI is told where the API is; by default it assumes port 4200.
         env={**PREFECT_ENV, "PREFECT_HOME": str(home), "PREFECT_UI_API_URL": url, **auth},
         timeout_s=90,
@@ -88,7 +98,8 @@ def ensure_prefect_server(settings: Settings) -> str:
     if settings.prefect_auth and prefect_auth_enforced(url) is False:
         raise services.ServiceError(
             f"the Prefect server at {url} (started earlier) accepts requests without "
-            "SLMFLOW_PREFECT_AUTH; stop it with `slmflow down` and start it again")
+            "SLMFLOW_PREFECT_AUTH; stop it with `slmflow down` and start it again"
+        )
     os.environ["PREFECT_API_URL"] = url
     return url
 
@@ -101,19 +112,37 @@ def ensure_frontier_standin(settings: Settings) -> services.Service | None:
     _, path = resolve_model(settings)
     last_core = str((os.cpu_count() or 1) - 1)
     return services.start(
-        settings.state_dir, "frontier-standin",
-        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", path,
-         "--served-model-name", STANDIN_MODEL, "--host", "127.0.0.1",
-         "--port", str(settings.standin_port), "--enforce-eager",
-         "--max-model-len", str(settings.vllm.max_model_len),
-         # The OpenAI tools API, as a frontier offers it. Tool steps ask for tool_choice
-         # "required", which vLLM answers by structured output; it still wants a parser named.
-         "--enable-auto-tool-choice", "--tool-call-parser", "pythonic"],
+        settings.state_dir,
+        "frontier-standin",
+        [
+            sys.executable,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            path,
+            "--served-model-name",
+            STANDIN_MODEL,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(settings.standin_port),
+            "--enforce-eager",
+            "--max-model-len",
+            str(settings.vllm.max_model_len),
+            # The OpenAI tools API, as a frontier offers it. Tool steps ask for tool_choice
+            # "required", which vLLM answers by structured output; it still wants a parser named.
+            "--enable-auto-tool-choice",
+            "--tool-call-parser",
+            "pythonic",
+        ],
         url=f"http://127.0.0.1:{settings.standin_port}/v1",
         health_url=f"http://127.0.0.1:{settings.standin_port}/health",
         # Its own core, so it does not fight the small model's engine for core 0.
-        env={"VLLM_CPU_KVCACHE_SPACE": str(settings.vllm.kv_cache_gib),
-             "VLLM_CPU_OMP_THREADS_BIND": last_core, "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"},
+        env={
+            "VLLM_CPU_KVCACHE_SPACE": str(settings.vllm.kv_cache_gib),
+            "VLLM_CPU_OMP_THREADS_BIND": last_core,
+            "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+        },
         timeout_s=300,
     )
 
@@ -169,18 +198,34 @@ def ensure_ray_head(settings: Settings) -> str:
     # authenticate with the same token file.
     env = {**LOCAL_RAY_ENV, **token_auth_env(ensure_ray_token(settings))}
     service = services.start(
-        settings.state_dir, "ray-head",
-        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
-         "--node-ip-address=127.0.0.1", f"--port={port}", f"--ray-client-server-port={port + 1}",
-         f"--dashboard-agent-listen-port={port + 2}", f"--temp-dir={temp}",
-         "--include-dashboard=false", "--disable-usage-stats",
-         f'--resources={{"{ENGINE_RESOURCE}": {settings.engine_slots}}}'],
-        url=f"127.0.0.1:{port}", health_url=f"tcp://127.0.0.1:{port}", env=env, timeout_s=90,
+        settings.state_dir,
+        "ray-head",
+        [
+            sys.executable,
+            "-m",
+            "ray.scripts.scripts",
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            f"--ray-client-server-port={port + 1}",
+            f"--dashboard-agent-listen-port={port + 2}",
+            f"--temp-dir={temp}",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            f'--resources={{"{ENGINE_RESOURCE}": {settings.engine_slots}}}',
+        ],
+        url=f"127.0.0.1:{port}",
+        health_url=f"tcp://127.0.0.1:{port}",
+        env=env,
+        timeout_s=90,
     )
     if head_token_auth(settings) is False:
         raise services.ServiceError(
             f"the Ray head at {service.url} (started earlier) runs without token auth; stop it "
-            "with `slmflow down` and start it again")
+            "with `slmflow down` and start it again"
+        )
     return service.url
 
 
@@ -212,15 +257,32 @@ def ensure_prefect_worker(settings: Settings) -> services.Service:
     token (workers.cluster.connect). It sends SLMFLOW_PREFECT_AUTH to the API when set."""
     port = settings.worker_health_port
     return services.start(
-        settings.state_dir, "prefect-worker",
-        [sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL,
-         "--type", "process", "--with-healthcheck"],
-        url=f"pool {WORK_POOL}", health_url=f"http://127.0.0.1:{port}/health",
+        settings.state_dir,
+        "prefect-worker",
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "worker",
+            "start",
+            "--pool",
+            WORK_POOL,
+            "--type",
+            "process",
+            "--with-healthcheck",
+        ],
+        url=f"pool {WORK_POOL}",
+        health_url=f"http://127.0.0.1:{port}/health",
         # Poll every 2 s (default 10) so a run clicked in the UI starts promptly.
-        env={**PREFECT_ENV, "PREFECT_WORKER_QUERY_SECONDS": "2",
-             "PREFECT_WORKER_WEBSERVER_HOST": "127.0.0.1",
-             "PREFECT_WORKER_WEBSERVER_PORT": str(port), **prefect_client_env(settings)},
-        cwd=REPO, timeout_s=90,
+        env={
+            **PREFECT_ENV,
+            "PREFECT_WORKER_QUERY_SECONDS": "2",
+            "PREFECT_WORKER_WEBSERVER_HOST": "127.0.0.1",
+            "PREFECT_WORKER_WEBSERVER_PORT": str(port),
+            **prefect_client_env(settings),
+        },
+        cwd=REPO,
+        timeout_s=90,
     )
 
 
@@ -274,51 +336,90 @@ def protections(settings: Settings) -> dict[str, dict]:
         path = ray_token_path(settings)
         mode = oct(path.stat().st_mode & 0o777)
         on = head_token_auth(settings)
-        out["ray_token_auth"] = {"on": on, "detail": f"head {head.url}: token file {path} ({mode})"
-                                 + {True: "", False: "; the head does not enforce it",
-                                    None: "; the head is not running"}[on]}
+        out["ray_token_auth"] = {
+            "on": on,
+            "detail": f"head {head.url}: token file {path} ({mode})"
+            + {True: "", False: "; the head does not enforce it", None: "; the head is not running"}[on],
+        }
     elif settings.ray_address:
         on = token_auth_enabled()
-        out["ray_token_auth"] = {"on": on if on else None, "detail": (
-            "this client sends a token (RAY_AUTH_MODE=token)" if on else
-            "this client sends no token; the cluster's own RAY_AUTH_MODE decides")
-            + f" to {settings.ray_address}"}
+        out["ray_token_auth"] = {
+            "on": on if on else None,
+            "detail": (
+                "this client sends a token (RAY_AUTH_MODE=token)"
+                if on
+                else "this client sends no token; the cluster's own RAY_AUTH_MODE decides"
+            )
+            + f" to {settings.ray_address}",
+        }
     else:
-        out["ray_token_auth"] = {"on": False, "detail": "no Ray head running; a run starts a private "
-                                 "in-process cluster without auth, on 127.0.0.1 only"}
+        out["ray_token_auth"] = {
+            "on": False,
+            "detail": "no Ray head running; a run starts a private in-process cluster without auth, on 127.0.0.1 only",
+        }
 
     api = os.environ.get("PREFECT_API_URL") or prefect_api_url(settings)
     enforced = prefect_auth_enforced(api)
     sends = bool(settings.prefect_auth or os.environ.get("PREFECT_API_AUTH_STRING"))
-    out["prefect_auth"] = {"on": enforced, "detail": (
-        {True: "server refuses requests without credentials",
-         False: "server answers requests without credentials",
-         None: "server not reachable"}[enforced]
-        + ("; this client sends SLMFLOW_PREFECT_AUTH" if settings.prefect_auth else
-           "; this client sends PREFECT_API_AUTH_STRING" if sends else ""))}
+    out["prefect_auth"] = {
+        "on": enforced,
+        "detail": (
+            {
+                True: "server refuses requests without credentials",
+                False: "server answers requests without credentials",
+                None: "server not reachable",
+            }[enforced]
+            + (
+                "; this client sends SLMFLOW_PREFECT_AUTH"
+                if settings.prefect_auth
+                else "; this client sends PREFECT_API_AUTH_STRING"
+                if sends
+                else ""
+            )
+        ),
+    }
 
     started = [svc for name in SERVICES if (svc := services.read(settings.state_dir, name))]
     local = all(_loopback(svc.health_url) for svc in started)
-    external = {name: _host(url) for name, url in (
-        ("prefect", api), ("ray", settings.ray_address), ("qdrant", settings.qdrant_url),
-        ("frontier", settings.frontier_base_url)) if url and not _loopback(url)}
+    external = {
+        name: _host(url)
+        for name, url in (
+            ("prefect", api),
+            ("ray", settings.ray_address),
+            ("qdrant", settings.qdrant_url),
+            ("frontier", settings.frontier_base_url),
+        )
+        if url and not _loopback(url)
+    }
     detail = "services slmflow started listen on 127.0.0.1"
     if external:
         detail += "; external endpoints: " + ", ".join(f"{k} at {v}" for k, v in external.items())
     out["loopback_only"] = {"on": local, "detail": detail}
 
     if settings.qdrant_url:
-        out["qdrant_api_key"] = {"on": settings.qdrant_api_key is not None, "detail": (
-            "set (masked), sent to the Qdrant server" if settings.qdrant_api_key
-            else "Qdrant server without an API key")}
+        out["qdrant_api_key"] = {
+            "on": settings.qdrant_api_key is not None,
+            "detail": (
+                "set (masked), sent to the Qdrant server"
+                if settings.qdrant_api_key
+                else "Qdrant server without an API key"
+            ),
+        }
     else:
-        out["qdrant_api_key"] = {"on": settings.qdrant_api_key is not None,
-                                 "detail": "embedded engine: no network port, no key needed"}
+        out["qdrant_api_key"] = {
+            "on": settings.qdrant_api_key is not None,
+            "detail": "embedded engine: no network port, no key needed",
+        }
 
-    source = ("SLMFLOW_FRONTIER_API_KEY (masked)" if settings.frontier_api_key else
-              f"Prefect Secret block '{settings.frontier_api_key_block}'"
-              if settings.frontier_api_key_block else
-              "none (local stand-in)" if settings.uses_standin else "none")
+    source = (
+        "SLMFLOW_FRONTIER_API_KEY (masked)"
+        if settings.frontier_api_key
+        else f"Prefect Secret block '{settings.frontier_api_key_block}'"
+        if settings.frontier_api_key_block
+        else "none (local stand-in)"
+        if settings.uses_standin
+        else "none"
+    )
     out["frontier_api_key"] = {"on": source.startswith(("SLMFLOW", "Prefect")), "detail": source}
     return out
 

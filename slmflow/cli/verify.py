@@ -20,24 +20,36 @@ console = Console(stderr=True)
 
 
 def verify_command(
-    input: Path = typer.Option(..., "--input", help="JSONL: id, kind, question, answer, evidence?, schema?, "
-                                                    "choices?, tools?"),
+    input: Path = typer.Option(
+        ..., "--input", help="JSONL: id, kind, question, answer, evidence?, schema?, choices?, tools?"
+    ),
     output: Path = typer.Option(..., "--output", help="JSONL written in input order: id, accept, score, reasons"),
     rules_only: bool = typer.Option(False, "--rules-only", help="skip the learned verifier"),
     weights: Path = typer.Option(WEIGHTS_DIR, help="folder of learned-verifier weights"),
-    fleet: bool = typer.Option(False, "--fleet", help="also get independent answers from the running fleet: a "
-                                                      "sandboxed program for math, and another small model's "
-                                                      "answer for math, classify, extract and tool_call; a "
-                                                      "disagreement rejects"),
-    cross_check: str = typer.Option(None, "--cross-check", metavar="MODEL",
-                                    help="with --fleet: the fleet model (its name in the fleet config) that "
-                                         "answers independently; default: the first. Pick one other than "
-                                         "the model that wrote the answers"),
-    program_of_thought: bool = typer.Option(True, "--program-of-thought/--no-program-of-thought",
-                                            help="with --fleet: math answers checked by a program the "
-                                                 "cross-check model writes, run in a sandbox"),
-    cross_model: bool = typer.Option(True, "--cross-model/--no-cross-model",
-                                     help="with --fleet: compare with the cross-check model's own answer"),
+    fleet: bool = typer.Option(
+        False,
+        "--fleet",
+        help="also get independent answers from the running fleet: a "
+        "sandboxed program for math, and another small model's "
+        "answer for math, classify, extract and tool_call; a "
+        "disagreement rejects",
+    ),
+    cross_check: str = typer.Option(
+        None,
+        "--cross-check",
+        metavar="MODEL",
+        help="with --fleet: the fleet model (its name in the fleet config) that "
+        "answers independently; default: the first. Pick one other than "
+        "the model that wrote the answers",
+    ),
+    program_of_thought: bool = typer.Option(
+        True,
+        "--program-of-thought/--no-program-of-thought",
+        help="with --fleet: math answers checked by a program the cross-check model writes, run in a sandbox",
+    ),
+    cross_model: bool = typer.Option(
+        True, "--cross-model/--no-cross-model", help="with --fleet: compare with the cross-check model's own answer"
+    ),
     concurrency: int = typer.Option(8, min=1, help="with --fleet: items verified at once"),
 ) -> None:
     """Verify answers offline: structural, grounding and arithmetic checks plus a learned P(correct).
@@ -51,15 +63,15 @@ def verify_command(
     try:
         items = read_lines(input.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise fail(f"cannot read {input}: {exc.strerror}")
+        raise fail(f"cannot read {input}: {exc.strerror}") from None
     except UnicodeDecodeError:
-        raise fail(f"{input} is not UTF-8 text")
+        raise fail(f"{input} is not UTF-8 text") from None
     except InputError as exc:
-        raise fail(f"{input}: {exc}")
+        raise fail(f"{input}: {exc}") from None
     try:
         learned = None if rules_only else LearnedVerifier.load(weights)
     except (OSError, ValueError, KeyError) as exc:
-        raise fail(f"cannot load weights from {weights}: {exc}")
+        raise fail(f"cannot load weights from {weights}: {exc}") from None
     checker, connection = None, None
     if fleet:
         from slmflow.core.settings import get_settings
@@ -69,11 +81,13 @@ def verify_command(
         try:
             connection = crosscheck.connect_fleet(get_settings(), cross_check)
         except Exception as exc:  # noqa: BLE001 - Ray and config errors alike: report, no traceback
-            raise fail(f"cannot use the fleet: {exc}")
-        checker = independent.IndependentChecker(connection.workers, program_of_thought=program_of_thought,
-                                                 cross_model=cross_model)
-        console.print(f"independent answers from fleet model {connection.name}; sandbox: {sandbox.isolation()}",
-                      highlight=False)
+            raise fail(f"cannot use the fleet: {exc}") from None
+        checker = independent.IndependentChecker(
+            connection.workers, program_of_thought=program_of_thought, cross_model=cross_model
+        )
+        console.print(
+            f"independent answers from fleet model {connection.name}; sandbox: {sandbox.isolation()}", highlight=False
+        )
     verifier = Verifier(learned=learned, independent=checker)
     start = time.perf_counter()
     try:
@@ -92,10 +106,12 @@ def verify_command(
     try:
         output.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     except OSError as exc:
-        raise fail(f"cannot write {output}: {exc.strerror}")
+        raise fail(f"cannot write {output}: {exc.strerror}") from None
     rate = len(items) / elapsed if elapsed > 0 else float("inf")
-    console.print(f"verified {len(items)} items in {elapsed:.2f} s: {rate:.0f} items/s, "
-                  f"{1000 * elapsed / max(len(items), 1):.2f} ms/item -> {output}")
+    console.print(
+        f"verified {len(items)} items in {elapsed:.2f} s: {rate:.0f} items/s, "
+        f"{1000 * elapsed / max(len(items), 1):.2f} ms/item -> {output}"
+    )
     if checker is not None:
         console.print("independent answers: " + _tally(verdicts), highlight=False)
 
@@ -107,8 +123,9 @@ def _tally(verdicts) -> str:
     for verdict in verdicts:
         for c in verdict.checks:
             if c.name in ("program_of_thought", "cross_model"):
-                state = ("disagree" if not c.passed else
-                         "inconclusive" if c.reason.startswith("inconclusive") else "agree")
+                state = (
+                    "disagree" if not c.passed else "inconclusive" if c.reason.startswith("inconclusive") else "agree"
+                )
                 counts[c.name, state] += 1
     parts = []
     for name in ("program_of_thought", "cross_model"):
@@ -123,13 +140,17 @@ def train_command(
     out: Path = typer.Option(WEIGHTS_DIR, help="where to write the weights (one JSON file per kind)"),
     seed: int = typer.Option(0, help="seed for example generation and training"),
     limit: int = typer.Option(None, min=1, help="only the first N items of each source (quick runs)"),
-    from_history: bool = typer.Option(False, "--from-history",
-                                      help="also learn from the escalation labels the flow records: PATH, "
-                                           "default <results_dir>/labels.jsonl"),
-    history_path: Path = typer.Argument(None, metavar="[PATH]", show_default=False,
-                                        help="with --from-history: the labels file"),
-    history_weight: float = typer.Option(5.0, min=0.0, help="sample weight of one history label "
-                                                             "(a generated example weighs 1)"),
+    from_history: bool = typer.Option(
+        False,
+        "--from-history",
+        help="also learn from the escalation labels the flow records: PATH, default <results_dir>/labels.jsonl",
+    ),
+    history_path: Path = typer.Argument(
+        None, metavar="[PATH]", show_default=False, help="with --from-history: the labels file"
+    ),
+    history_weight: float = typer.Option(
+        5.0, min=0.0, help="sample weight of one history label (a generated example weighs 1)"
+    ),
 ) -> None:
     """Train the learned verifier from gold answers and their perturbations (and, with
     --from-history, the flow's escalation labels); prints dev figures."""
@@ -151,7 +172,7 @@ def train_command(
         try:
             history, report = load_history(path, weight=history_weight)
         except OSError as exc:
-            raise fail(f"cannot read escalation labels {path}: {exc.strerror or exc}")
+            raise fail(f"cannot read escalation labels {path}: {exc.strerror or exc}") from None
         for line in report.summary():
             console.print(line, highlight=False, soft_wrap=True)
     if not data.is_dir():
@@ -165,13 +186,18 @@ def train_command(
 
 
 def calibrate_command(
-    target_error: float = typer.Option(..., "--target-error", min=0.0, max=1.0,
-                                       help="highest acceptable share of wrong answers among accepted"),
-    labelled: Path = typer.Option(None, help="verify-format JSONL with a boolean 'label' per line; "
-                                             "default: the generated calib split"),
-    wrong_share: float = typer.Option(None, min=0.0, max=1.0,
-                                      help="expected share of wrong answers in production; the data is "
-                                           "reweighted to it (default: as labelled)"),
+    target_error: float = typer.Option(
+        ..., "--target-error", min=0.0, max=1.0, help="highest acceptable share of wrong answers among accepted"
+    ),
+    labelled: Path = typer.Option(
+        None, help="verify-format JSONL with a boolean 'label' per line; default: the generated calib split"
+    ),
+    wrong_share: float = typer.Option(
+        None,
+        min=0.0,
+        max=1.0,
+        help="expected share of wrong answers in production; the data is reweighted to it (default: as labelled)",
+    ),
     data: Path = typer.Option(DEFAULT_DATA, help="data folder for the generated calib split"),
     weights: Path = typer.Option(WEIGHTS_DIR, help="weights to calibrate, updated in place"),
     seed: int = typer.Option(0, help="seed the weights were trained with"),
@@ -187,9 +213,9 @@ def calibrate_command(
         try:
             items = read_lines(labelled.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as exc:
-            raise fail(f"cannot read {labelled}: {exc}")
+            raise fail(f"cannot read {labelled}: {exc}") from None
         except InputError as exc:
-            raise fail(f"{labelled}: {exc}")
+            raise fail(f"{labelled}: {exc}") from None
         unlabelled = [i.id for i in items if i.label is None]
         if unlabelled:
             raise fail(f"{labelled}: items without a 'label': {unlabelled[:5]}")
@@ -201,7 +227,7 @@ def calibrate_command(
     try:
         points = calibrate(examples, target_error, weights, wrong_share)
     except (OSError, ValueError, KeyError) as exc:
-        raise fail(f"cannot calibrate {weights}: {exc}")
+        raise fail(f"cannot calibrate {weights}: {exc}") from None
     mix = f", {wrong_share:.0%} wrong answers" if wrong_share is not None else ""
     table = Table(title=f"acceptance thresholds for error <= {target_error:.1%}{mix}")
     for col in ("kind", "threshold", "est. error", "escalation", "items"):

@@ -40,9 +40,7 @@ def resolve_model(settings: Settings, model: str | None = None) -> tuple[str, st
     if model == BUNDLED:
         folder = bundled_dir(settings)
         if not (folder / _MARKER).exists():
-            raise ModelPrepError(
-                f"bundled model is not prepared in {folder}; run `slmflow models prepare`"
-            )
+            raise ModelPrepError(f"bundled model is not prepared in {folder}; run `slmflow models prepare`")
         return BUNDLED_NAME, str(folder)
     return Path(model).name or model, model
 
@@ -85,9 +83,7 @@ def _convert(gguf: Path, out: Path, log) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     log("converting GGUF to an HF folder (bf16 safetensors, ~30 s) ...")
-    model = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16
-    )
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
     # The dequantised weights are plain bf16; drop the GGUF quantiser so vLLM sees a normal model.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):

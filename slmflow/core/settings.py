@@ -72,14 +72,13 @@ class Settings(BaseSettings):
     frontier_model: str | None = None
     frontier_api_key: SecretStr | None = None
     frontier_api_key_block: str | None = Field(
-        None, description="name of a Prefect Secret block holding the key (instead of the env)")
+        None, description="name of a Prefect Secret block holding the key (instead of the env)"
+    )
     frontier_rpm: int = Field(600, ge=1, description="frontier requests/minute across all flows")
     frontier_timeout_s: float = Field(60.0, gt=0)
     standin_port: int = 8765
 
-    ray_address: str | None = Field(
-        None, validation_alias=AliasChoices("SLMFLOW_RAY_ADDRESS", "RAY_ADDRESS")
-    )
+    ray_address: str | None = Field(None, validation_alias=AliasChoices("SLMFLOW_RAY_ADDRESS", "RAY_ADDRESS"))
     ray_namespace: str = "slmflow"
     ray_port: int = Field(6390, description="GCS port of the head `slmflow up` starts (+1 client, +2 agent)")
     engine_slots: int = Field(1, ge=1, description="model engines per CPU-only node (one per 2 cores)")
@@ -87,8 +86,10 @@ class Settings(BaseSettings):
 
     prefect_port: int = 4200
     prefect_auth: SecretStr | None = Field(
-        None, description="'user:password' basic auth for the Prefect API: `up` makes its server "
-                          "require it and its worker send it; this process sends it too")
+        None,
+        description="'user:password' basic auth for the Prefect API: `up` makes its server "
+        "require it and its worker send it; this process sends it too",
+    )
     task_concurrency: int = Field(32, ge=1, description="Prefect task threads = requests in flight")
     tool_hosts: int = Field(2, ge=1, le=32, description="sandboxed tool processes per privilege set")
     task_retries: int = Field(2, ge=0)
@@ -120,7 +121,7 @@ class Settings(BaseSettings):
     qdrant_dir: Path = Field(None, validate_default=False)  # type: ignore[assignment]
 
     @model_validator(mode="after")
-    def _derive_dirs(self) -> "Settings":
+    def _derive_dirs(self) -> Settings:
         for name in ("models", "state", "qdrant"):
             if getattr(self, f"{name}_dir") is None:
                 setattr(self, f"{name}_dir", self.cache_dir / name)

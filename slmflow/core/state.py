@@ -52,12 +52,12 @@ def healthy(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _state(state_dir: Path, name: str) -> Path:
+def state_path(state_dir: Path, name: str) -> Path:
     return state_dir / f"{name}.json"
 
 
 def read(state_dir: Path, name: str) -> Service | None:
-    path = _state(state_dir, name)
+    path = state_path(state_dir, name)
     if not path.exists():
         return None
     return Service.model_validate_json(path.read_text())

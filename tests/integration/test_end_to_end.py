@@ -21,8 +21,10 @@ DEMO = Path(__file__).resolve().parents[2] / "deployments" / "support_inbox" / "
 async def _artifacts(flow_run_id):
     async with get_client() as client:
         from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
         return await client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
 
 
 def test_demo_job_small_version(prefect_api, fleet, settings):
@@ -30,10 +32,10 @@ def test_demo_job_small_version(prefect_api, fleet, settings):
     assert state.is_completed(), state.message
     summary = state.result()
     assert summary["tasks"] == 9
-    results = [TaskResult.model_validate_json(line)
-               for line in Path(summary["results_path"]).read_text().splitlines()]
+    results = [TaskResult.model_validate_json(line) for line in Path(summary["results_path"]).read_text().splitlines()]
     assert {(r.item_id, r.task_id) for r in results} == {
-        (i, t) for i in ("t001", "t002", "t003") for t in ("triage", "details", "reply")}
+        (i, t) for i in ("t001", "t002", "t003") for t in ("triage", "details", "reply")
+    }
     for r in results:
         assert r.status in Status
         if r.status is not Status.blocked:
@@ -57,10 +59,23 @@ def test_escalation_reaches_the_frontier_and_carries_its_answer(prefect_api, fle
     from workers import actors
 
     spec = tmp_path / "job.yaml"
-    spec.write_text(json.dumps({
-        "name": "escalation", "inputs": {"items": [{"id": "1", "text": "My parcel is late"}]},
-        "tasks": [{"id": "route", "kind": "classify", "choices": ["shipping", "billing"],
-                   "prompt": "{{ item.text }}", "verify": {"min_confidence": 1.0}}]}))
+    spec.write_text(
+        json.dumps(
+            {
+                "name": "escalation",
+                "inputs": {"items": [{"id": "1", "text": "My parcel is late"}]},
+                "tasks": [
+                    {
+                        "id": "route",
+                        "kind": "classify",
+                        "choices": ["shipping", "billing"],
+                        "prompt": "{{ item.text }}",
+                        "verify": {"min_confidence": 1.0},
+                    }
+                ],
+            }
+        )
+    )
 
     with ScriptedOpenAIServer(lambda req: json.dumps({"label": "shipping"}), model="oracle") as oracle:
         original = fleet.frontier
@@ -70,8 +85,9 @@ def test_escalation_reaches_the_frontier_and_carries_its_answer(prefect_api, fle
         finally:
             ray.kill(fleet.frontier)
             fleet.frontier = original
-    (result,) = [TaskResult.model_validate_json(line)
-                 for line in Path(state.result()["results_path"]).read_text().splitlines()]
+    (result,) = [
+        TaskResult.model_validate_json(line) for line in Path(state.result()["results_path"]).read_text().splitlines()
+    ]
     assert result.status is Status.escalated
     assert result.model == "oracle" and result.output == "shipping"
     assert [a.role for a in result.attempts] == ["small", "frontier"]

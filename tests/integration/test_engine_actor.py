@@ -10,20 +10,29 @@ from slmflow.core.records import GenerationRequest, Message
 
 pytestmark = pytest.mark.slow
 
-SCHEMA = {"type": "object", "properties": {"order_id": {"type": "string"},
-                                            "urgent": {"type": "boolean"}},
-          "required": ["order_id", "urgent"]}
+SCHEMA = {
+    "type": "object",
+    "properties": {"order_id": {"type": "string"}, "urgent": {"type": "boolean"}},
+    "required": ["order_id", "urgent"],
+}
 
 
 def test_concurrent_structured_requests(fleet):
     actor = fleet.small_actors[0]
     before = ray.get(actor.stats.remote())["served"]
-    classify = GenerationRequest(kind="classify", choices=["shipping", "billing"], max_tokens=8,
-                                 messages=[Message(role="user", content="My parcel is late.")])
-    extract = GenerationRequest(kind="extract", json_schema=SCHEMA, max_tokens=48,
-                                messages=[Message(role="user", content="Order NB-1 is urgent!")])
-    answer = GenerationRequest(kind="answer", max_tokens=16,
-                               messages=[Message(role="user", content="Say hello.")])
+    classify = GenerationRequest(
+        kind="classify",
+        choices=["shipping", "billing"],
+        max_tokens=8,
+        messages=[Message(role="user", content="My parcel is late.")],
+    )
+    extract = GenerationRequest(
+        kind="extract",
+        json_schema=SCHEMA,
+        max_tokens=48,
+        messages=[Message(role="user", content="Order NB-1 is urgent!")],
+    )
+    answer = GenerationRequest(kind="answer", max_tokens=16, messages=[Message(role="user", content="Say hello.")])
     drafts = ray.get([actor.generate.remote(r) for r in [classify, extract, answer] * 6])
     for d in drafts[0::3]:
         assert d.output in ("shipping", "billing") and d.finish_reason == "stop"

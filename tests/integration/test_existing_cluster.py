@@ -48,14 +48,34 @@ def external_head(tmp_path_factory):
     on CPU nodes. Stopped by its process group, never with `ray stop`."""
     port = port_block(3, range(31000, 39000, 13))
     temp = tmp_path_factory.mktemp("ray-ext")
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled",
-           "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {
+        **os.environ,
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
     head = subprocess.Popen(
-        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
-         "--node-ip-address=127.0.0.1", f"--port={port}", f"--ray-client-server-port={port + 1}",
-         f"--dashboard-agent-listen-port={port + 2}", f"--temp-dir={temp}",
-         "--include-dashboard=false", '--resources={"slmflow_engine": 1}', "--num-cpus=1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "ray.scripts.scripts",
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            f"--ray-client-server-port={port + 1}",
+            f"--dashboard-agent-listen-port={port + 2}",
+            f"--temp-dir={temp}",
+            "--include-dashboard=false",
+            '--resources={"slmflow_engine": 1}',
+            "--num-cpus=1",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
@@ -83,13 +103,21 @@ def test_ray_address_attaches_to_an_existing_cluster(external_head, standin, sch
     port, state = external_head
     address = f"127.0.0.1:{port}" if scheme == "gcs" else f"ray://127.0.0.1:{port + 1}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update({"RAY_ADDRESS": address, "SLMFLOW_SMALL_MODEL": "null",
-                "SLMFLOW_RAY_NAMESPACE": f"ext-{scheme}",
-                "SLMFLOW_STATE_DIR": str(state / scheme), "SLMFLOW_QDRANT_DIR": str(state / f"q-{scheme}"),
-                "SLMFLOW_FRONTIER_BASE_URL": standin.url, "SLMFLOW_FRONTIER_MODEL": "frontier-standin"})
+    env.update(
+        {
+            "RAY_ADDRESS": address,
+            "SLMFLOW_SMALL_MODEL": "null",
+            "SLMFLOW_RAY_NAMESPACE": f"ext-{scheme}",
+            "SLMFLOW_STATE_DIR": str(state / scheme),
+            "SLMFLOW_QDRANT_DIR": str(state / f"q-{scheme}"),
+            "SLMFLOW_FRONTIER_BASE_URL": standin.url,
+            "SLMFLOW_FRONTIER_MODEL": "frontier-standin",
+        }
+    )
     for _ in range(3):
-        probe = subprocess.run([sys.executable, "-c", PROBE], env=env, cwd=REPO, capture_output=True,
-                               text=True, timeout=300)
+        probe = subprocess.run(
+            [sys.executable, "-c", PROBE], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+        )
         # Ray Client's per-connection server sometimes fails to start on a loaded machine (a known
         # Ray flake, seen here about once in five); a new connection then succeeds.
         if "Starting Ray client server failed" not in probe.stderr:

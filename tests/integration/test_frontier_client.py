@@ -6,14 +6,15 @@ import json
 
 import pytest
 
+from slmflow.core.errors import FrontierError
 from slmflow.core.records import GenerationRequest, Message
 from tests.support.openai_server import ScriptedOpenAIServer
-from slmflow.core.errors import FrontierError
 from workers.frontier import FrontierClient
 
 KEY = "sk-test-DO-NOT-LEAK-1234567890"
-CLASSIFY = GenerationRequest(kind="classify", choices=["yes", "no"],
-                             messages=[Message(role="user", content="Is the sky blue?")])
+CLASSIFY = GenerationRequest(
+    kind="classify", choices=["yes", "no"], messages=[Message(role="user", content="Is the sky blue?")]
+)
 
 
 def label(request: dict) -> str:
@@ -84,7 +85,8 @@ def test_against_the_vllm_standin(standin):
         kind="extract",
         json_schema={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
         messages=[Message(role="user", content="Extract the city as JSON: I live in Paris.")],
-        max_tokens=40)
+        max_tokens=40,
+    )
 
     async def both():
         try:

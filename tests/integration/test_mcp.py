@@ -48,8 +48,12 @@ def _gone(pid: int) -> bool:
 @pytest.fixture(scope="module")
 def http_url() -> Iterator[str]:
     port = free_ports(1)[0]
-    proc = subprocess.Popen([sys.executable, "-m", "tests.support.mcp_server", "--http", str(port)],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.mcp_server", "--http", str(port)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -82,8 +86,11 @@ def test_lists_tools_with_schemas_and_side_effect_flags(source: MCPSource):
     assert set(tools) == TOOLS
     add = tools["add"]
     assert add.description == "Add two integers."
-    assert add.parameters == {"type": "object", "required": ["a", "b"],
-                              "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}}
+    assert add.parameters == {
+        "type": "object",
+        "required": ["a", "b"],
+        "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+    }
     assert add.source == source.source and add.args_model is None and add.timeout_s == 10.0
     # readOnlyHint true on all but record_note, which declares nothing: unknown means side effects.
     assert {n for n, t in tools.items() if t.side_effects} == {"record_note"}
@@ -179,8 +186,9 @@ def test_start_failures_raise_tool_error_and_clean_up():
         MCPSource(MCPServer(name="broken", command=["/nonexistent/mcp-server"])).start()
     # Never answers the handshake: the connect deadline ends it, and the process goes too.
     with pytest.raises(ToolError, match=r"no tool list within 1s"):
-        MCPSource(MCPServer(name="broken", command=["python", "-c", "import time; time.sleep(60)"],
-                            timeout_s=1)).start()
+        MCPSource(
+            MCPServer(name="broken", command=["python", "-c", "import time; time.sleep(60)"], timeout_s=1)
+        ).start()
     with pytest.raises(ToolError, match=r"cannot connect: ConnectError"):
         MCPSource(MCPServer(name="broken", url=f"http://127.0.0.1:{free_ports(1)[0]}/mcp", timeout_s=3)).start()
     assert all(_gone(pid) for pid in _children() - before)
@@ -205,16 +213,19 @@ def test_python_command_runs_under_this_interpreter():
         assert src.call("add", {"a": 1, "b": 2}, 5).ok
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ({"name": "x"}, "exactly one of `command`"),
-    ({"name": "x", "command": ["srv"], "url": "http://127.0.0.1:1/mcp"}, "exactly one of `command`"),
-    ({"name": "x", "command": []}, "at least 1 item"),
-    ({"name": "has space", "command": ["srv"]}, "should match pattern"),
-    ({"name": "x", "url": "ftp://host/mcp"}, "url must be http:// or https://"),
-    ({"name": "x", "url": "http://host/mcp", "env": {"A": "1"}}, "env and cwd apply only to a stdio"),
-    ({"name": "x", "command": ["srv"], "timeout_s": 0}, "greater than 0"),
-    ({"name": "x", "command": ["srv"], "args": ["--v"]}, "Extra inputs are not permitted"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"name": "x"}, "exactly one of `command`"),
+        ({"name": "x", "command": ["srv"], "url": "http://127.0.0.1:1/mcp"}, "exactly one of `command`"),
+        ({"name": "x", "command": []}, "at least 1 item"),
+        ({"name": "has space", "command": ["srv"]}, "should match pattern"),
+        ({"name": "x", "url": "ftp://host/mcp"}, "url must be http:// or https://"),
+        ({"name": "x", "url": "http://host/mcp", "env": {"A": "1"}}, "env and cwd apply only to a stdio"),
+        ({"name": "x", "command": ["srv"], "timeout_s": 0}, "greater than 0"),
+        ({"name": "x", "command": ["srv"], "args": ["--v"]}, "Extra inputs are not permitted"),
+    ],
+)
 def test_server_spec_validation(spec, message):
     with pytest.raises(ValidationError, match=message):
         MCPServer(**spec)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from flows.cascade import UnitContext
 from flows.ledger import Ledger
 from flows.spec import SpecError, build_job
 from flows.tooling import open_tools
-from flows.cascade import UnitContext
 from flows.unit import execute_unit
 from slmflow.core.records import Status
 from slmflow.core.settings import Settings
@@ -19,11 +19,23 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _spec(tools, python="tests.support.sample_tools:norm"):
-    return {"name": "mcp-job", "inputs": {"items": [{"id": "1", "q": "Add 2 and 40."}]},
-            "tools": {"sources": [{"function": python},
-                                  {"mcp": {"name": "calc", "command": [sys.executable, "-m", "tests.support.mcp_server"],
-                                           "cwd": str(ROOT)}}]},
-            "tasks": [{"id": "t", "kind": "tool_call", "prompt": "{{ item.q }}", "tools": tools}]}
+    return {
+        "name": "mcp-job",
+        "inputs": {"items": [{"id": "1", "q": "Add 2 and 40."}]},
+        "tools": {
+            "sources": [
+                {"function": python},
+                {
+                    "mcp": {
+                        "name": "calc",
+                        "command": [sys.executable, "-m", "tests.support.mcp_server"],
+                        "cwd": str(ROOT),
+                    }
+                },
+            ]
+        },
+        "tasks": [{"id": "t", "kind": "tool_call", "prompt": "{{ item.q }}", "tools": tools}],
+    }
 
 
 def test_mcp_tools_join_the_allowlisted_registry(tmp_path):
@@ -36,14 +48,17 @@ def test_mcp_tools_join_the_allowlisted_registry(tmp_path):
     tools = open_tools(job, settings)
     try:
         assert tools.registry.get("lookup_city").source == "mcp:calc"
-        ctx = UnitContext("mcp-job", "run", Scripted([_call("lookup_city", code="SFO")],
-                                                     [_call("lookup_city", code="SFO")]),
-                          Ledger(SETTINGS, "big"), tools=tools)
+        ctx = UnitContext(
+            "mcp-job",
+            "run",
+            Scripted([_call("lookup_city", code="SFO")], [_call("lookup_city", code="SFO")]),
+            Ledger(SETTINGS, "big"),
+            tools=tools,
+        )
         r = execute_unit(ctx, job.spec.task("t"), job.items[0], {})
         # "SFO" is not in the request, so the verifier rejects both calls; nothing ran.
         assert r.status is Status.needs_review
-        job = build_job({**_spec(["lookup_city"]), "inputs": {"items": [{"id": "1", "q": "Which city is SFO?"}]}},
-                        ROOT)
+        job = build_job({**_spec(["lookup_city"]), "inputs": {"items": [{"id": "1", "q": "Which city is SFO?"}]}}, ROOT)
         ctx.workers = Scripted([_call("lookup_city", code="SFO")])
         r = execute_unit(ctx, job.spec.task("t"), job.items[0], {})
         assert r.status is Status.accepted

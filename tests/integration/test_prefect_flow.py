@@ -8,23 +8,31 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.cascade import UnitContext
 from flows.ledger import Ledger, RunSummary
 from flows.report import publish_artifacts
 from flows.scheduler import run_dag
 from flows.spec import build_job
-from flows.cascade import UnitContext
 from slmflow.core.records import Status
 from tests.unit.test_unit import SETTINGS, FakeWorkers, draft
 
-JOB = build_job({
-    "name": "prefect-states",
-    "inputs": {"items": [{"id": "ok", "text": "a"}, {"id": "esc", "text": "b"}, {"id": "bad", "text": "c"}]},
-    "tasks": [
-        {"id": "label", "kind": "classify", "choices": ["a", "b"], "prompt": "{{ item.text }}"},
-        {"id": "echo", "kind": "classify", "choices": ["a", "b"], "depends_on": ["label"],
-         "prompt": "{{ item.text }} {{ upstream.label }}"},
-    ],
-}, Path("."))
+JOB = build_job(
+    {
+        "name": "prefect-states",
+        "inputs": {"items": [{"id": "ok", "text": "a"}, {"id": "esc", "text": "b"}, {"id": "bad", "text": "c"}]},
+        "tasks": [
+            {"id": "label", "kind": "classify", "choices": ["a", "b"], "prompt": "{{ item.text }}"},
+            {
+                "id": "echo",
+                "kind": "classify",
+                "choices": ["a", "b"],
+                "depends_on": ["label"],
+                "prompt": "{{ item.text }} {{ upstream.label }}",
+            },
+        ],
+    },
+    Path("."),
+)
 
 
 class ScriptedWorkers(FakeWorkers):
@@ -53,8 +61,7 @@ def dag_flow():
 
 async def _task_runs(flow_run_id):
     async with get_client() as client:
-        runs = await client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
         artifacts = await client.read_artifacts()
     return runs, artifacts
 
@@ -93,14 +100,21 @@ def test_history_reads_runs_back_and_plots(prefect_api, tmp_path):
     assert len(rows) == before + 1
     last = rows[-1].summary
     assert last.tasks == 6
-    assert (last.counts["accepted"], last.counts["escalated"], last.counts["needs_review"],
-            last.counts["blocked"]) == (2, 2, 1, 1)
+    assert (last.counts["accepted"], last.counts["escalated"], last.counts["needs_review"], last.counts["blocked"]) == (
+        2,
+        2,
+        1,
+        1,
+    )
     assert last.counterfactual_usd > last.usd > 0
     png = plot_history(rows, tmp_path / "h.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    out = CliRunner().invoke(app, ["history", "--job", "prefect-states", "--since", "1h",
-                                   "--plot", str(tmp_path / "cli.png")], env={"COLUMNS": "200"})
+    out = CliRunner().invoke(
+        app,
+        ["history", "--job", "prefect-states", "--since", "1h", "--plot", str(tmp_path / "cli.png")],
+        env={"COLUMNS": "200"},
+    )
     assert out.exit_code == 0, out.output
     assert "prefect-states" in out.output and (tmp_path / "cli.png").exists()
     bad = CliRunner().invoke(app, ["history", "--since", "yesterday"])

@@ -46,24 +46,33 @@ CHECKS = ["ok", "wrong"]
 TASKS = ("route", "check")
 
 
-def two_task_job(name: str, n_items: int, text: Callable[[int], str] = lambda i: f"ticket {i}",
-                 tasks: tuple[str, ...] = TASKS) -> dict:
+def two_task_job(
+    name: str, n_items: int, text: Callable[[int], str] = lambda i: f"ticket {i}", tasks: tuple[str, ...] = TASKS
+) -> dict:
     """`route` for every item, then `check`, which depends on it (so resuming must also feed
     cached upstream outputs into downstream prompts)."""
     return {
         "name": name,
         "inputs": {"items": [{"id": f"i{i:03d}", "text": text(i)} for i in range(n_items)]},
-        "tasks": [task for task in [
-            {"id": "route", "kind": "classify", "choices": ROUTES, "prompt": "Ticket: {{ item.text }}"},
-            {"id": "check", "kind": "classify", "choices": CHECKS, "depends_on": ["route"],
-             "prompt": "Ticket {{ item.id }} was routed to {{ upstream.route }}. Right?"},
-        ] if task["id"] in tasks],
+        "tasks": [
+            task
+            for task in [
+                {"id": "route", "kind": "classify", "choices": ROUTES, "prompt": "Ticket: {{ item.text }}"},
+                {
+                    "id": "check",
+                    "kind": "classify",
+                    "choices": CHECKS,
+                    "depends_on": ["route"],
+                    "prompt": "Ticket {{ item.id }} was routed to {{ upstream.route }}. Right?",
+                },
+            ]
+            if task["id"] in tasks
+        ],
     }
 
 
 def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("RAY_", "PREFECT_", "SLMFLOW_", "QDRANT_"))}
+    return {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "PREFECT_", "SLMFLOW_", "QDRANT_"))}
 
 
 def _leftovers(pgid: int) -> list[int]:
@@ -93,15 +102,22 @@ class Scenario:
 
     def __init__(self, root: Path, frontier: ScriptedOpenAIServer, prefect_url: str):
         self.root = root
-        self.env = {**_clean_env(),
-                    "PREFECT_API_URL": prefect_url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                    "DO_NOT_TRACK": "1", "PREFECT_LOGGING_LEVEL": "WARNING",
-                    "SLMFLOW_SMALL_MODEL": "null",
-                    # Short paths: Ray's socket paths under its temp dir must stay < 107 bytes.
-                    "SLMFLOW_CACHE_DIR": str(root / "c"), "SLMFLOW_STATE_DIR": str(root / "s"),
-                    "SLMFLOW_QDRANT_DIR": str(root / "q"), "SLMFLOW_RESULTS_DIR": str(root / "runs"),
-                    "SLMFLOW_FRONTIER_BASE_URL": frontier.base_url,
-                    "SLMFLOW_FRONTIER_MODEL": frontier.model, "SLMFLOW_TASK_CONCURRENCY": "16"}
+        self.env = {
+            **_clean_env(),
+            "PREFECT_API_URL": prefect_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+            "SLMFLOW_SMALL_MODEL": "null",
+            # Short paths: Ray's socket paths under its temp dir must stay < 107 bytes.
+            "SLMFLOW_CACHE_DIR": str(root / "c"),
+            "SLMFLOW_STATE_DIR": str(root / "s"),
+            "SLMFLOW_QDRANT_DIR": str(root / "q"),
+            "SLMFLOW_RESULTS_DIR": str(root / "runs"),
+            "SLMFLOW_FRONTIER_BASE_URL": frontier.base_url,
+            "SLMFLOW_FRONTIER_MODEL": frontier.model,
+            "SLMFLOW_TASK_CONCURRENCY": "16",
+        }
         self.groups: list[int] = []
         self._runs = 0
 
@@ -114,9 +130,14 @@ class Scenario:
         self._runs += 1
         out = self.root / f"figures-{self._runs}.json"
         log = open(self.root / f"driver-{self._runs}.log", "w")
-        proc = subprocess.Popen([sys.executable, "-m", DRIVER, command, *args, "--out", str(out)],
-                                cwd=REPO, env={**self.env, **env}, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", DRIVER, command, *args, "--out", str(out)],
+            cwd=REPO,
+            env={**self.env, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
         self.groups.append(proc.pid)
         return proc, out
@@ -181,8 +202,9 @@ def results_of(figures: dict) -> list[TaskResult]:
     return [TaskResult.model_validate_json(line) for line in path.read_text().splitlines()]
 
 
-def assert_one_verified_result_per_unit(results: list[TaskResult], n_items: int,
-                                        tasks: tuple[str, ...] = TASKS) -> None:
+def assert_one_verified_result_per_unit(
+    results: list[TaskResult], n_items: int, tasks: tuple[str, ...] = TASKS
+) -> None:
     keys = [r.key for r in results]
     expected = {f"i{i:03d}::{t}" for i in range(n_items) for t in tasks}
     assert len(keys) == len(set(keys)), Counter(keys).most_common(3)  # none duplicated
@@ -205,14 +227,17 @@ def report(name: str, **figures) -> None:
 
 # --- 1. a worker dies mid-job ----------------------------------------------------------------
 
-@pytest.mark.parametrize("load_s", ["0", pytest.param("12", marks=pytest.mark.slow)],
-                         ids=["quick-restart", "model-reload"])
+
+@pytest.mark.parametrize(
+    "load_s", ["0", pytest.param("12", marks=pytest.mark.slow)], ids=["quick-restart", "model-reload"]
+)
 def test_worker_killed_mid_job_restarts_and_every_unit_has_exactly_one_result(scenario, load_s):
     n_items = 60  # 120 units
     spec = scenario.spec(two_task_job("worker-death", n_items))
     # 0.25 s per request and 16 in flight: about 2 s of model time, so the kill lands mid-job.
-    figures = scenario.run("job", str(spec), "--kill-small-after", "30", SLMFLOW_NULL_DELAY_S="0.25",
-                           SLMFLOW_NULL_LOAD_S=load_s)
+    figures = scenario.run(
+        "job", str(spec), "--kill-small-after", "30", SLMFLOW_NULL_DELAY_S="0.25", SLMFLOW_NULL_LOAD_S=load_s
+    )
     assert figures["state"] == "COMPLETED", figures.get("message")
     kill = figures["kill"]
     assert kill.get("new_pid") and kill["new_pid"] != kill["killed_pid"], kill
@@ -230,13 +255,20 @@ def test_worker_killed_mid_job_restarts_and_every_unit_has_exactly_one_result(sc
     assert sorted(r["name"] for r in runs) == sorted(f"{r.task_id}[{r.item_id}]" for r in results)
     assert {(r["state"], r["run_count"]) for r in runs} == {("Completed", 1)}
     scenario.check_nothing_left()
-    report(f"worker-death load_s={load_s}", units=len(results), restarts=actor["restarts"],
-           in_flight_at_kill=kill["in_flight_at_kill"],
-           served_before_kill=kill["served_before_kill"], served_after_restart=actor["served"],
-           recovery_s=round(kill["recovery_s"], 2), job_s=round(figures["wall_s"], 1))
+    report(
+        f"worker-death load_s={load_s}",
+        units=len(results),
+        restarts=actor["restarts"],
+        in_flight_at_kill=kill["in_flight_at_kill"],
+        served_before_kill=kill["served_before_kill"],
+        served_after_restart=actor["served"],
+        recovery_s=round(kill["recovery_s"], 2),
+        job_s=round(figures["wall_s"], 1),
+    )
 
 
 # --- 3. resume after the flow process is killed -----------------------------------------------
+
 
 @pytest.mark.slow
 def test_killed_flow_resumes_without_recomputing_finished_units(scenario):
@@ -245,8 +277,7 @@ def test_killed_flow_resumes_without_recomputing_finished_units(scenario):
     delay = {"SLMFLOW_NULL_DELAY_S": "0.4"}  # ~4 s of model time at 16 in flight
 
     # The reference: the same job, uninterrupted, with its own results (and cache) directory.
-    baseline = scenario.run("job", str(spec), SLMFLOW_RESULTS_DIR=str(scenario.root / "baseline"),
-                            **delay)
+    baseline = scenario.run("job", str(spec), SLMFLOW_RESULTS_DIR=str(scenario.root / "baseline"), **delay)
     assert baseline["state"] == "COMPLETED", baseline.get("message")
     assert small_actor(baseline)["served"] == units
 
@@ -275,16 +306,24 @@ def test_killed_flow_resumes_without_recomputing_finished_units(scenario):
 
     def comparable(r: TaskResult) -> dict:
         return r.model_dump(mode="json", exclude={"run_id", "latency_s", "attempts"}) | {
-            "attempts": [a.model_dump(mode="json", exclude={"draft": {"latency_s"}}) for a in r.attempts]}
+            "attempts": [a.model_dump(mode="json", exclude={"draft": {"latency_s"}}) for a in r.attempts]
+        }
 
     assert [comparable(r) for r in results] == [comparable(r) for r in results_of(baseline)]
     scenario.check_nothing_left()
-    report("resume", units=units, finished_before_kill=cached, recomputed=units - cached,
-           model_calls_on_resume=small_actor(resumed)["served"],
-           resume_job_s=round(resumed["wall_s"], 1), baseline_job_s=round(baseline["wall_s"], 1))
+    report(
+        "resume",
+        units=units,
+        finished_before_kill=cached,
+        recomputed=units - cached,
+        model_calls_on_resume=small_actor(resumed)["served"],
+        resume_job_s=round(resumed["wall_s"], 1),
+        baseline_job_s=round(baseline["wall_s"], 1),
+    )
 
 
 # --- 4. the Prefect server restarts during a run ----------------------------------------------
+
 
 class PrefectServer:
     """`prefect server start` on 127.0.0.1 with its own PREFECT_HOME (SQLite there), in its own
@@ -303,13 +342,21 @@ class PrefectServer:
         import httpx
 
         started = time.monotonic()
-        env = {**_clean_env(), "PREFECT_HOME": str(self.home), "PREFECT_UI_ENABLED": "false",
-               "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+        env = {
+            **_clean_env(),
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_UI_ENABLED": "false",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+        }
         log = open(self.home / f"server-{len(self.groups)}.log", "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-             "--port", str(self.port)], env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
         self.groups.append(self.proc.pid)
         while time.monotonic() - started < timeout:
@@ -380,15 +427,23 @@ def test_prefect_server_restart_mid_run_loses_no_result(scenario):
             server.kill()
     scenario.check_nothing_left()
     assert not any(_leftovers(pgid) for pgid in server.groups)
-    report("server-restart", units=units, server_start_s=round(first_start_s, 1),
-           restart_s=round(restart_s, 1), api_down_s=round(downtime_s, 1),
-           cached_at_kill=at_kill, first_run=first["state"], first_run_cached=cached,
-           first_run_s=round(first.get("wall_s", 0), 1),
-           first_run_task_runs_recorded=len(first.get("task_runs", [])),
-           recomputed_on_resume=units - cached)
+    report(
+        "server-restart",
+        units=units,
+        server_start_s=round(first_start_s, 1),
+        restart_s=round(restart_s, 1),
+        api_down_s=round(downtime_s, 1),
+        cached_at_kill=at_kill,
+        first_run=first["state"],
+        first_run_cached=cached,
+        first_run_s=round(first.get("wall_s", 0), 1),
+        first_run_task_runs_recorded=len(first.get("task_runs", [])),
+        recomputed_on_resume=units - cached,
+    )
 
 
 # --- 5. a prompt beyond the model's context ----------------------------------------------------
+
 
 def test_prompt_beyond_context_is_an_explicit_failed_result_not_retried(scenario):
     spec = scenario.spec(two_task_job("too-long", 2, text=lambda i: "parcel late" if i == 0 else "word " * 3000))
@@ -400,8 +455,11 @@ def test_prompt_beyond_context_is_an_explicit_failed_result_not_retried(scenario
     rejected = results["i001::route"]
     assert rejected.status is Status.failed and rejected.output is None and not rejected.attempts
     # The reason, not the actor's traceback (Ray wraps the engine's exception).
-    assert re.fullmatch(r"input rejected by the small model: prompt has ~\d+ tokens; "
-                        r"the model's context is 256", rejected.error), rejected.error
+    assert re.fullmatch(
+        r"input rejected by the small model: prompt has ~\d+ tokens; "
+        r"the model's context is 256",
+        rejected.error,
+    ), rejected.error
     assert results["i001::check"].status is Status.blocked  # never fed to a downstream prompt
     runs = {r["name"]: r for r in figures["task_runs"]}
     assert runs["route[i001]"]["state"] == "InputRejected"
@@ -423,11 +481,13 @@ def test_two_flows_share_one_fleet_with_backpressure_and_bounded_memory(scenario
     # orchestration on 2 shared cores, so it runs full for much of the job.
     n_items, delay, tasks = 260, 0.2, ("route",)
     fleet_file = scenario.root / "fleet.yaml"
-    fleet_file.write_text(json.dumps({"small": [
-        {"name": "null", "model": "null", "max_concurrency": MAX_CONCURRENCY}]}))
+    fleet_file.write_text(
+        json.dumps({"small": [{"name": "null", "model": "null", "max_concurrency": MAX_CONCURRENCY}]})
+    )
     specs = [scenario.spec(two_task_job(f"load-{x}", n_items, tasks=tasks)) for x in "ab"]
-    figures = scenario.run("load", *map(str, specs), timeout=500, SLMFLOW_FLEET_FILE=str(fleet_file),
-                           SLMFLOW_NULL_DELAY_S=str(delay))
+    figures = scenario.run(
+        "load", *map(str, specs), timeout=500, SLMFLOW_FLEET_FILE=str(fleet_file), SLMFLOW_NULL_DELAY_S=str(delay)
+    )
     units = 2 * n_items
     for run in figures["runs"]:
         assert run["state"] == "COMPLETED", run.get("message")
@@ -452,13 +512,22 @@ def test_two_flows_share_one_fleet_with_backpressure_and_bounded_memory(scenario
     growth_mib = (figures["rss_peak"] - figures["rss_start"]) / 2**20
     assert growth_mib < 300, growth_mib
     scenario.check_nothing_left()
-    report("load", flows=2, units=units, max_concurrency=MAX_CONCURRENCY,
-           max_in_flight_seen=max(in_flight), samples=len(in_flight),
-           full_share=f"{full / len(in_flight):.0%}", wall_s=round(figures["wall_s"], 1),
-           actor_utilisation=f"{floor_s / figures['wall_s']:.0%}",
-           floor_s=round(floor_s, 1), rss_start_mib=round(figures["rss_start"] / 2**20),
-           rss_peak_mib=round(figures["rss_peak"] / 2**20), growth_mib=round(growth_mib),
-           growth_kib_per_unit=round(growth_mib * 1024 / units))
+    report(
+        "load",
+        flows=2,
+        units=units,
+        max_concurrency=MAX_CONCURRENCY,
+        max_in_flight_seen=max(in_flight),
+        samples=len(in_flight),
+        full_share=f"{full / len(in_flight):.0%}",
+        wall_s=round(figures["wall_s"], 1),
+        actor_utilisation=f"{floor_s / figures['wall_s']:.0%}",
+        floor_s=round(floor_s, 1),
+        rss_start_mib=round(figures["rss_start"] / 2**20),
+        rss_peak_mib=round(figures["rss_peak"] / 2**20),
+        growth_mib=round(growth_mib),
+        growth_kib_per_unit=round(growth_mib * 1024 / units),
+    )
 
 
 def test_runs_starting_together_both_get_the_frontier_rate_limit(prefect_api, monkeypatch):
@@ -468,8 +537,7 @@ def test_runs_starting_together_both_get_the_frontier_rate_limit(prefect_api, mo
     from prefect.client.orchestration import SyncPrefectClient, get_client
     from prefect.exceptions import ObjectAlreadyExists
 
-    from flows.ratelimit import ensure_frontier_rate_limit
-    from flows.ratelimit import FRONTIER_RATE_LIMIT
+    from flows.ratelimit import FRONTIER_RATE_LIMIT, ensure_frontier_rate_limit
 
     real = SyncPrefectClient.upsert_global_concurrency_limit_by_name
     calls = []

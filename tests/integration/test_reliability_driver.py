@@ -61,8 +61,9 @@ class WorkerKiller(threading.Thread):
             stats = _stats(actor)
         os.kill(stats["pid"], signal.SIGKILL)
         killed_at = time.monotonic()
-        self.figures.update(killed_pid=stats["pid"], served_before_kill=stats["served"],
-                            in_flight_at_kill=stats["in_flight"])
+        self.figures.update(
+            killed_pid=stats["pid"], served_before_kill=stats["served"], in_flight_at_kill=stats["in_flight"]
+        )
         while time.monotonic() - killed_at < 120:
             try:
                 now = _stats(actor, timeout=5)
@@ -116,10 +117,11 @@ def _task_runs(flow_run_id) -> list[dict]:
         async with get_client() as client:
             while True:
                 page = await client.read_task_runs(
-                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-                    limit=200, offset=len(runs))
-                runs += [{"name": r.name, "run_count": r.run_count,
-                          "state": r.state.name if r.state else None} for r in page]
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=200, offset=len(runs)
+                )
+                runs += [
+                    {"name": r.name, "run_count": r.run_count, "state": r.state.name if r.state else None} for r in page
+                ]
                 if len(page) < 200:
                     return runs
 
@@ -131,9 +133,12 @@ def _run(spec: str, record: dict[str, Any]) -> None:
 
     start = time.monotonic()
     state = run_job(spec, return_state=True)
-    record.update(state=state.type.value, message=state.message,
-                  flow_run_id=str(state.state_details.flow_run_id),
-                  wall_s=time.monotonic() - start)
+    record.update(
+        state=state.type.value,
+        message=state.message,
+        flow_run_id=str(state.state_details.flow_run_id),
+        wall_s=time.monotonic() - start,
+    )
     if state.is_completed():
         record["summary"] = state.result()
 
@@ -179,8 +184,7 @@ def load(args) -> int:
     sampler = Sampler()
     sampler.start()
     records: list[dict[str, Any]] = [{} for _ in args.specs]
-    threads = [threading.Thread(target=_run, args=(spec, rec), daemon=True)
-               for spec, rec in zip(args.specs, records)]
+    threads = [threading.Thread(target=_run, args=(spec, rec), daemon=True) for spec, rec in zip(args.specs, records)]
     start = time.monotonic()
     for t in threads:
         t.start()
@@ -188,16 +192,20 @@ def load(args) -> int:
         t.join(timeout=args.timeout)
     wall = time.monotonic() - start
     sampler.stop()
-    figures = {"runs": records, "wall_s": wall, "rss_start": sampler.rss_start,
-               "rss_peak": sampler.rss_peak, "in_flight_samples": sampler.in_flight,
-               "fleet": fleet_status(get_settings())}
+    figures = {
+        "runs": records,
+        "wall_s": wall,
+        "rss_start": sampler.rss_start,
+        "rss_peak": sampler.rss_peak,
+        "in_flight_samples": sampler.in_flight,
+        "fleet": fleet_status(get_settings()),
+    }
     Path(args.out).write_text(json.dumps(figures, indent=1, default=str))
     return 0 if all(r.get("state") == "COMPLETED" for r in records) else 2
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     one = commands.add_parser("job")
     one.add_argument("spec")

@@ -23,10 +23,10 @@ from pathlib import Path
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.cascade import UnitContext
 from flows.ledger import Ledger
 from flows.scheduler import run_dag
 from flows.spec import build_job
-from flows.cascade import UnitContext
 from slmflow.core.records import Status
 from tests.integration.test_prefect_flow import _task_runs
 from tests.support.openai_server import ScriptedOpenAIServer
@@ -49,17 +49,22 @@ SCRIPTS = {
 }
 SCHEMA = {"type": "object", "properties": {"order": {"type": "string"}}, "required": ["order"]}
 
-JOB = build_job({
-    "name": "frontier-faults",
-    "inputs": {"items": [{"id": name, "text": f"Where is order NB-{n}?"}
-                         for n, name in enumerate(SCRIPTS)]},
-    "tasks": [
-        {"id": "label", "kind": "classify", "choices": ["shipping", "billing"],
-         "prompt": "Ticket {{ item.id }}: {{ item.text }}"},
-        {"id": "fields", "kind": "extract", "schema": SCHEMA,
-         "prompt": "Ticket {{ item.id }}: {{ item.text }}"},
-    ],
-}, Path("."))
+JOB = build_job(
+    {
+        "name": "frontier-faults",
+        "inputs": {"items": [{"id": name, "text": f"Where is order NB-{n}?"} for n, name in enumerate(SCRIPTS)]},
+        "tasks": [
+            {
+                "id": "label",
+                "kind": "classify",
+                "choices": ["shipping", "billing"],
+                "prompt": "Ticket {{ item.id }}: {{ item.text }}",
+            },
+            {"id": "fields", "kind": "extract", "schema": SCHEMA, "prompt": "Ticket {{ item.id }}: {{ item.text }}"},
+        ],
+    },
+    Path("."),
+)
 
 
 def respond(request: dict) -> str:
@@ -78,8 +83,9 @@ class EscalatingWorkers:
     own event loop (as in the frontier actor), and the real verifier."""
 
     def __init__(self, server: ScriptedOpenAIServer):
-        self.client = FrontierClient(server.base_url, server.model, "sk-test", attempts=ATTEMPTS,
-                                     timeout_s=TIMEOUT_S, backoff_s=0.01)
+        self.client = FrontierClient(
+            server.base_url, server.model, "sk-test", attempts=ATTEMPTS, timeout_s=TIMEOUT_S, backoff_s=0.01
+        )
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
@@ -98,7 +104,8 @@ class EscalatingWorkers:
 
     def frontier(self, request):
         return asyncio.run_coroutine_threadsafe(self.client.generate(request), self.loop).result(
-            timeout=ATTEMPTS * (TIMEOUT_S + 5))
+            timeout=ATTEMPTS * (TIMEOUT_S + 5)
+        )
 
     def verify(self, request):
         return Verifier().verify(request)
@@ -127,10 +134,15 @@ def test_frontier_faults_end_escalated_or_needs_review_never_unverified(prefect_
     by_item: dict[str, set[Status]] = {}
     for r in results:
         by_item.setdefault(r.item_id, set()).add(r.status)
-    assert by_item == {"clean": {Status.escalated}, "rate-limited": {Status.escalated},
-                       "server-error": {Status.escalated}, "hang": {Status.escalated},
-                       "truncated": {Status.escalated}, "down": {Status.needs_review},
-                       "wrong-schema": {Status.needs_review}}
+    assert by_item == {
+        "clean": {Status.escalated},
+        "rate-limited": {Status.escalated},
+        "server-error": {Status.escalated},
+        "hang": {Status.escalated},
+        "truncated": {Status.escalated},
+        "down": {Status.needs_review},
+        "wrong-schema": {Status.needs_review},
+    }
 
     for r in results:
         if r.status.verified:
@@ -142,8 +154,12 @@ def test_frontier_faults_end_escalated_or_needs_review_never_unverified(prefect_
             assert r.output is None  # never presented as a result
             assert not any(a.verdict.accept for a in r.attempts)
     down = [r for r in results if r.item_id == "down"]
-    assert all(r.error.startswith("escalation failed: InternalServerError") and "500" in r.error
-               and [a.role for a in r.attempts] == ["small"] for r in down)
+    assert all(
+        r.error.startswith("escalation failed: InternalServerError")
+        and "500" in r.error
+        and [a.role for a in r.attempts] == ["small"]
+        for r in down
+    )
     wrong = {r.task_id: r for r in results if r.item_id == "wrong-schema"}
     assert [a.role for a in wrong["label"].attempts] == ["small", "frontier"]
     assert any(x.startswith("frontier: valid_choice") for x in wrong["label"].reasons)
@@ -155,6 +171,8 @@ def test_frontier_faults_end_escalated_or_needs_review_never_unverified(prefect_
     assert len(runs) == len(results) and all(r.run_count == 1 for r in runs)
     states = Counter(r.state.name for r in runs)
     assert states == {"Escalated": 10, "NeedsReview": 4}, states
-    print(f"\nRELIABILITY frontier-faults: units={len(results)}, requests={len(server.requests)}, "
-          f"client_retries={workers.client.retries}, "
-          f"outcomes={dict(Counter(r.status.value for r in results))}")
+    print(
+        f"\nRELIABILITY frontier-faults: units={len(results)}, requests={len(server.requests)}, "
+        f"client_retries={workers.client.retries}, "
+        f"outcomes={dict(Counter(r.status.value for r in results))}"
+    )

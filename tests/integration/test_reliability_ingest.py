@@ -51,26 +51,30 @@ class HashEmbedder:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=30),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-        st.sampled_from(["id", "text", "other"]), inner, max_size=3),
-    max_leaves=8)
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["id", "text", "other"]), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
 prose = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=300)
 
 contents = st.one_of(
-    prose.map(str.encode),                                          # arbitrary Unicode, UTF-8
-    st.binary(max_size=300),                                        # random bytes
-    prose.map(lambda t: t.encode("utf-16")),                        # NUL bytes
-    prose.map(lambda t: t.encode("latin-1", "ignore") + b"\xe9"),   # not UTF-8
-    st.sampled_from([b"", b" \n\t\n", "\ufeff".encode()]),          # empty or blank (BOM only)
-    st.binary(min_size=LIMIT + 1, max_size=LIMIT + 64),             # over the size limit
-    st.lists(json_values.map(json.dumps) | st.text(max_size=20), max_size=6)
-    .map(lambda lines: "\n".join(lines).encode()),                  # JSON lines, good and bad
+    prose.map(str.encode),  # arbitrary Unicode, UTF-8
+    st.binary(max_size=300),  # random bytes
+    prose.map(lambda t: t.encode("utf-16")),  # NUL bytes
+    prose.map(lambda t: t.encode("latin-1", "ignore") + b"\xe9"),  # not UTF-8
+    st.sampled_from([b"", b" \n\t\n", "\ufeff".encode()]),  # empty or blank (BOM only)
+    st.binary(min_size=LIMIT + 1, max_size=LIMIT + 64),  # over the size limit
+    st.lists(json_values.map(json.dumps) | st.text(max_size=20), max_size=6).map(
+        lambda lines: "\n".join(lines).encode()
+    ),  # JSON lines, good and bad
     st.just(b"Refunds are issued within ten days. Parcels ship in two days."),  # good, duplicable
 )
-names = st.tuples(st.sampled_from(["", "sub/", ".hidden/"]),
-                  st.text("abcxyz019_-", min_size=1, max_size=6),
-                  st.sampled_from([*SUFFIXES, ".MD", ".pdf", ".png", ""]),
-                  ).map("".join)
+names = st.tuples(
+    st.sampled_from(["", "sub/", ".hidden/"]),
+    st.text("abcxyz019_-", min_size=1, max_size=6),
+    st.sampled_from([*SUFFIXES, ".MD", ".pdf", ".png", ""]),
+).map("".join)
 corpora = st.dictionaries(names, contents, min_size=1, max_size=8)
 
 
@@ -90,11 +94,13 @@ def _accounted(rel: str, report, manifest: dict | None) -> bool:
 
 
 @pytest.mark.parametrize("engine", ["edge", "local"])
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(corpus=corpora)
 def test_fuzzed_corpus_is_ingested_or_refused_and_every_file_accounted_for(
-        engine: str, corpus: dict[str, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    engine: str, corpus: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from qdrant_client import QdrantClient
 
     monkeypatch.setattr(ingest_module, "MAX_FILE_BYTES", LIMIT)
@@ -138,6 +144,5 @@ def test_file_over_the_real_limit_is_refused_without_reading_it(tmp_path: Path) 
         report = ingest(docs, "big", store, HashEmbedder())
     finally:
         store.close()
-    assert [(p.path, p.reason) for p in report.problems] == [
-        ("huge.txt", "too large: 21.0 MiB, the limit is 20.0 MiB")]
+    assert [(p.path, p.reason) for p in report.problems] == [("huge.txt", "too large: 21.0 MiB, the limit is 20.0 MiB")]
     assert report.documents == 1

@@ -40,8 +40,11 @@ def local_ray(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
-    for key, value in {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-                       "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}.items():
+    for key, value in {
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths have a length limit
@@ -60,7 +63,8 @@ def test_concurrent_searches_through_the_actor(local_ray: None, tmp_path: Path) 
         (docs / name).write_text(text)
     qdrant_dir = tmp_path / "qdrant"
     actor = RetrievalWorker.options(num_cpus=0, max_concurrency=4).remote(
-        str(qdrant_dir), None, None, os.environ.get("SLMFLOW_EMBEDDING_MODEL", "bundled"))
+        str(qdrant_dir), None, None, os.environ.get("SLMFLOW_EMBEDDING_MODEL", "bundled")
+    )
     try:
         report = ray.get(actor.ensure_ingested.remote("kb", str(docs)), timeout=300)
         assert report.documents == 4 and report.chunks == 4 and not report.problems

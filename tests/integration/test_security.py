@@ -30,10 +30,10 @@ from pathlib import Path
 
 import pytest
 
+from slmflow.core.errors import FrontierError
 from slmflow.core.records import GenerationRequest, Message
 from tests.support.openai_server import ScriptedOpenAIServer
 from tests.support.ports import free_ports, port_block
-from slmflow.core.errors import FrontierError
 from workers.frontier import FrontierClient
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,8 +45,7 @@ SECRETS = (FRONTIER_KEY, QDRANT_KEY, PREFECT_AUTH, PREFECT_AUTH.split(":", 1)[1]
 
 def _clean_env(**extra: str) -> dict[str, str]:
     """This environment without Ray, Prefect or slmflow settings, plus `extra`."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("RAY_", "PREFECT_", "SLMFLOW_", "QDRANT_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "PREFECT_", "SLMFLOW_", "QDRANT_"))}
     env.update({"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", **extra})
     return env
 
@@ -54,8 +53,15 @@ def _clean_env(**extra: str) -> dict[str, str]:
 def _python(code: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
     """Run `code` in a fresh interpreter in its own process group; on timeout kill the group and
     report it as exit code -9 (a client that never got in)."""
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -78,8 +84,9 @@ def _files_text(*roots: Path) -> str:
 def _assert_no_secret(text: str, *secrets: str) -> None:
     compact = "".join(text.split())  # also a secret that rich folded across lines
     for secret in secrets or SECRETS:
-        assert secret not in text and secret not in compact, \
-            f"a secret leaked: ...{text[max(0, text.find(secret) - 200):][:400]}"
+        assert secret not in text and secret not in compact, (
+            f"a secret leaked: ...{text[max(0, text.find(secret) - 200) :][:400]}"
+        )
 
 
 # --- Ray token auth --------------------------------------------------------------------------
@@ -124,11 +131,15 @@ def test_ray_head_refuses_clients_without_its_token(short_tmp):
     from slmflow.core.settings import Settings
 
     port = port_block(3)
-    settings = Settings(state_dir=short_tmp / "state", cache_dir=short_tmp / "cache", ray_port=port,
-                        prefect_port=free_ports(1)[0])
-    env = _clean_env(SLMFLOW_STATE_DIR=str(settings.state_dir),
-                     SLMFLOW_CACHE_DIR=str(settings.cache_dir), SLMFLOW_RAY_PORT=str(port),
-                     SLMFLOW_PREFECT_PORT=str(settings.prefect_port))
+    settings = Settings(
+        state_dir=short_tmp / "state", cache_dir=short_tmp / "cache", ray_port=port, prefect_port=free_ports(1)[0]
+    )
+    env = _clean_env(
+        SLMFLOW_STATE_DIR=str(settings.state_dir),
+        SLMFLOW_CACHE_DIR=str(settings.cache_dir),
+        SLMFLOW_RAY_PORT=str(port),
+        SLMFLOW_PREFECT_PORT=str(settings.prefect_port),
+    )
     address = stack.ensure_ray_head(settings)
     try:
         token_file = stack.ray_token_path(settings)
@@ -143,9 +154,11 @@ def test_ray_head_refuses_clients_without_its_token(short_tmp):
         assert "CONNECTED" not in anonymous.stdout and anonymous.returncode != 0, anonymous
         assert "Unauthenticated" in anonymous.stderr or anonymous.returncode == -9, anonymous.stderr
         # A wrong token is refused the same way.
-        wrong = _python(RAY_CLIENT.format(address=address),
-                        {**env, **give_up, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64},
-                        timeout=60)
+        wrong = _python(
+            RAY_CLIENT.format(address=address),
+            {**env, **give_up, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64},
+            timeout=60,
+        )
         assert "CONNECTED" not in wrong.stdout and wrong.returncode != 0, wrong
 
         # workers.cluster.connect finds the recorded head and its token; remote work runs.
@@ -153,8 +166,14 @@ def test_ray_head_refuses_clients_without_its_token(short_tmp):
         assert driver.returncode == 0 and "CONNECTED 42" in driver.stdout, driver.stderr[-3000:]
 
         # `slmflow status` connects the same way and reports the protection.
-        status = subprocess.run([str(Path(sys.executable).parent / "slmflow"), "status", "--json"],
-                                env=env, cwd=REPO, capture_output=True, text=True, timeout=180)
+        status = subprocess.run(
+            [str(Path(sys.executable).parent / "slmflow"), "status", "--json"],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert status.returncode == 0, status.stderr[-3000:]
         report = json.loads(status.stdout)
         assert report["protections"]["ray_token_auth"]["on"] is True
@@ -162,8 +181,7 @@ def test_ray_head_refuses_clients_without_its_token(short_tmp):
         _assert_no_secret(status.stdout + status.stderr, token)
 
         # The token is in no log: the head's, Ray's own session logs, the drivers'.
-        _assert_no_secret(_files_text(settings.state_dir / "ray-head.log", settings.cache_dir / "ray"),
-                          token)
+        _assert_no_secret(_files_text(settings.state_dir / "ray-head.log", settings.cache_dir / "ray"), token)
         _assert_no_secret(anonymous.stderr + wrong.stderr + driver.stdout + driver.stderr, token)
     finally:
         stack.down(settings, log=lambda *_: None)
@@ -196,9 +214,13 @@ def test_prefect_api_refuses_requests_without_the_auth_string(short_tmp):
 
     prefect_port, health_port = free_ports(2)
     state = short_tmp / "state"
-    env = _clean_env(SLMFLOW_STATE_DIR=str(state), SLMFLOW_PREFECT_PORT=str(prefect_port),
-                     SLMFLOW_WORKER_HEALTH_PORT=str(health_port), SLMFLOW_PREFECT_AUTH=PREFECT_AUTH,
-                     PREFECT_HOME=str(short_tmp / "client-home"))
+    env = _clean_env(
+        SLMFLOW_STATE_DIR=str(state),
+        SLMFLOW_PREFECT_PORT=str(prefect_port),
+        SLMFLOW_WORKER_HEALTH_PORT=str(health_port),
+        SLMFLOW_PREFECT_AUTH=PREFECT_AUTH,
+        PREFECT_HOME=str(short_tmp / "client-home"),
+    )
     api = f"http://127.0.0.1:{prefect_port}/api"
     try:
         up = _python(PREFECT_UP, env, timeout=300)
@@ -222,8 +244,7 @@ def test_prefect_api_refuses_requests_without_the_auth_string(short_tmp):
         assert pool.status_code == 200, pool.text
         worker = services.read(state, "prefect-worker")
         assert worker and worker.healthy
-        workers = httpx.post(f"{api}/work_pools/local/workers/filter", json={},
-                             headers=_basic(PREFECT_AUTH)).json()
+        workers = httpx.post(f"{api}/work_pools/local/workers/filter", json={}, headers=_basic(PREFECT_AUTH)).json()
         assert workers, "the worker never reached the API"
         assert stack.prefect_auth_enforced(api) is True
         _assert_no_secret(_files_text(state / "prefect-server.log", state / "prefect-worker.log"))
@@ -234,6 +255,7 @@ def test_prefect_api_refuses_requests_without_the_auth_string(short_tmp):
 
 
 # --- Qdrant key and `slmflow status` ---------------------------------------------------------
+
 
 @contextmanager
 def fake_qdrant(status: int = 200):
@@ -246,8 +268,11 @@ def fake_qdrant(status: int = 200):
 
         def do_GET(self):
             seen.append({k.lower(): v for k, v in self.headers.items()})
-            body = (json.dumps({"result": {"collections": []}, "status": "ok", "time": 0.0})
-                    if status == 200 else json.dumps({"status": {"error": "Invalid api key"}}))
+            body = (
+                json.dumps({"result": {"collections": []}, "status": "ok", "time": 0.0})
+                if status == 200
+                else json.dumps({"status": {"error": "Invalid api key"}})
+            )
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -268,13 +293,15 @@ def secret_env(tmp_path, monkeypatch):
     """Every secret set through the environment, state in tmp_path, nothing running."""
     from slmflow.core.settings import get_settings
 
-    for key, value in {"SLMFLOW_STATE_DIR": str(tmp_path / "state"),
-                       "SLMFLOW_QDRANT_DIR": str(tmp_path / "qdrant"),
-                       "SLMFLOW_PREFECT_PORT": str(free_ports(1)[0]),
-                       "SLMFLOW_FRONTIER_BASE_URL": "https://frontier.example/v1",
-                       "SLMFLOW_FRONTIER_API_KEY": FRONTIER_KEY,
-                       "SLMFLOW_PREFECT_AUTH": PREFECT_AUTH,
-                       "QDRANT_API_KEY": QDRANT_KEY}.items():
+    for key, value in {
+        "SLMFLOW_STATE_DIR": str(tmp_path / "state"),
+        "SLMFLOW_QDRANT_DIR": str(tmp_path / "qdrant"),
+        "SLMFLOW_PREFECT_PORT": str(free_ports(1)[0]),
+        "SLMFLOW_FRONTIER_BASE_URL": "https://frontier.example/v1",
+        "SLMFLOW_FRONTIER_API_KEY": FRONTIER_KEY,
+        "SLMFLOW_PREFECT_AUTH": PREFECT_AUTH,
+        "QDRANT_API_KEY": QDRANT_KEY,
+    }.items():
         monkeypatch.setenv(key, value)
     for key in ("PREFECT_API_URL", "RAY_ADDRESS", "SLMFLOW_RAY_ADDRESS"):
         monkeypatch.delenv(key, raising=False)
@@ -334,8 +361,7 @@ def test_status_masks_secrets_and_reports_protections(secret_env):
     _assert_no_secret(out, *SECRETS, "qdrant-DO-NOT-LEAK-url")
     report = json.loads(result.stdout)
     p = report["protections"]
-    assert set(p) == {"ray_token_auth", "prefect_auth", "loopback_only", "qdrant_api_key",
-                      "frontier_api_key"}
+    assert set(p) == {"ray_token_auth", "prefect_auth", "loopback_only", "qdrant_api_key", "frontier_api_key"}
     assert p["ray_token_auth"]["on"] is False  # nothing running: runs use the private cluster
     assert p["prefect_auth"]["on"] is None  # no server to ask
     assert "SLMFLOW_PREFECT_AUTH" in p["prefect_auth"]["detail"]
@@ -347,8 +373,9 @@ def test_status_masks_secrets_and_reports_protections(secret_env):
 
 # --- A job run leaves the frontier key nowhere ------------------------------------------------
 
-CLASSIFY = GenerationRequest(kind="classify", choices=["yes", "no"],
-                             messages=[Message(role="user", content="Is the sky blue?")])
+CLASSIFY = GenerationRequest(
+    kind="classify", choices=["yes", "no"], messages=[Message(role="user", content="Is the sky blue?")]
+)
 
 
 class _EchoKeyServer:
@@ -361,8 +388,9 @@ class _EchoKeyServer:
 
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                body = json.dumps({"error": {"message": "Incorrect API key provided: "
-                                             + str(self.headers.get("Authorization"))}}).encode()
+                body = json.dumps(
+                    {"error": {"message": "Incorrect API key provided: " + str(self.headers.get("Authorization"))}}
+                ).encode()
                 self.send_response(401)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -477,20 +505,22 @@ def test_a_job_run_leaves_the_frontier_key_nowhere(prefect_api, tmp_path, monkey
         # One frontier call is refused (401, not retried): its item ends needs-review with the
         # error as the reason, the path on which a key would most likely leak.
         server.faults.append(("status", 401))
-        settings = Settings(frontier_base_url=server.base_url, frontier_model=server.model,
-                            frontier_api_key=FRONTIER_KEY, results_dir=tmp_path / "runs",
-                            prices={"small": Price(input_per_m=1, output_per_m=2)})
+        settings = Settings(
+            frontier_base_url=server.base_url,
+            frontier_model=server.model,
+            frontier_api_key=FRONTIER_KEY,
+            results_dir=tmp_path / "runs",
+            prices={"small": Price(input_per_m=1, output_per_m=2)},
+        )
         monkeypatch.setattr(job_module, "get_settings", lambda: settings)
         monkeypatch.setattr(job_module, "get_fleet", lambda s: _KeyScanFleet(s))
         monkeypatch.setattr(job_module, "RayWorkers", _KeyScanWorkers)
         state = job_module.run_job(str(spec), return_state=True)
     assert state.is_completed(), state.message
     # The key went where it belongs: every request's Authorization header.
-    assert server.headers and all(h["authorization"] == f"Bearer {FRONTIER_KEY}"
-                                  for h in server.headers)
+    assert server.headers and all(h["authorization"] == f"Bearer {FRONTIER_KEY}" for h in server.headers)
 
-    results = [json.loads(line) for p in (tmp_path / "runs").rglob("*.jsonl")
-               for line in p.read_text().splitlines()]
+    results = [json.loads(line) for p in (tmp_path / "runs").rglob("*.jsonl") for line in p.read_text().splitlines()]
     statuses = sorted(r["status"] for r in results if "status" in r)
     assert statuses == ["escalated", "escalated", "needs_review"], statuses
 
@@ -500,25 +530,29 @@ def test_a_job_run_leaves_the_frontier_key_nowhere(prefect_api, tmp_path, monkey
         await APILogHandler.aflush()  # the run's logs are shipped in batches
         async with get_client() as client:
             flow_run = await client.read_flow_run(run_id)
-            tasks = await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
+            tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
             artifacts = await client.read_artifacts(
-                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
-            logs = await client.read_logs(
-                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+            )
+            logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
         return flow_run, tasks, artifacts, logs
 
     flow_run, tasks, artifacts, logs = asyncio.run(read_back())
     assert {a.key for a in artifacts} >= {"key-scan-results", "key-scan-summary", "key-scan-ledger"}
     assert logs and len(tasks) == 3
-    assert any(t.state and t.state.name == "NeedsReview" and "401" in (t.state.message or "")
-               for t in tasks)
+    assert any(t.state and t.state.name == "NeedsReview" and "401" in (t.state.message or "") for t in tasks)
     captured = capfd.readouterr()
-    _assert_no_secret("\n".join([
-        _files_text(tmp_path / "runs"),
-        flow_run.model_dump_json(),
-        *(t.model_dump_json() for t in tasks),
-        *(a.model_dump_json() for a in artifacts),
-        *(entry.model_dump_json() for entry in logs),
-        captured.out, captured.err,
-    ]), FRONTIER_KEY)
+    _assert_no_secret(
+        "\n".join(
+            [
+                _files_text(tmp_path / "runs"),
+                flow_run.model_dump_json(),
+                *(t.model_dump_json() for t in tasks),
+                *(a.model_dump_json() for a in artifacts),
+                *(entry.model_dump_json() for entry in logs),
+                captured.out,
+                captured.err,
+            ]
+        ),
+        FRONTIER_KEY,
+    )

@@ -25,34 +25,49 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 @pytest.fixture(scope="module")
 def stack_env(session_dir, standin):
     prefect_port, health_port = free_ports(2)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RAY_"))}
-    env.update({
-        "SLMFLOW_STATE_DIR": str(session_dir / "stack-state"),
-        "SLMFLOW_QDRANT_DIR": str(session_dir / "stack-qdrant"),
-        "SLMFLOW_RESULTS_DIR": str(session_dir / "stack-runs"),
-        "SLMFLOW_PREFECT_PORT": str(prefect_port),
-        "SLMFLOW_RAY_PORT": str(port_block(3)),
-        "SLMFLOW_WORKER_HEALTH_PORT": str(health_port),
-        # The session's stand-in plays the frontier, so `up` starts no second one.
-        "SLMFLOW_FRONTIER_BASE_URL": standin.url,
-        "SLMFLOW_FRONTIER_MODEL": "frontier-standin",
-        "SLMFLOW_FRONTIER_API_KEY": "sk-ui-test-not-a-real-key",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-    })
+    env.update(
+        {
+            "SLMFLOW_STATE_DIR": str(session_dir / "stack-state"),
+            "SLMFLOW_QDRANT_DIR": str(session_dir / "stack-qdrant"),
+            "SLMFLOW_RESULTS_DIR": str(session_dir / "stack-runs"),
+            "SLMFLOW_PREFECT_PORT": str(prefect_port),
+            "SLMFLOW_RAY_PORT": str(port_block(3)),
+            "SLMFLOW_WORKER_HEALTH_PORT": str(health_port),
+            # The session's stand-in plays the frontier, so `up` starts no second one.
+            "SLMFLOW_FRONTIER_BASE_URL": standin.url,
+            "SLMFLOW_FRONTIER_MODEL": "frontier-standin",
+            "SLMFLOW_FRONTIER_API_KEY": "sk-ui-test-not-a-real-key",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+        }
+    )
     return env
 
 
 def _slmflow(env, *args, timeout=600):
-    return subprocess.run([str(Path(sys.executable).parent / "slmflow"), *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "slmflow"), *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _services(env) -> dict[str, dict]:
@@ -98,12 +113,18 @@ def test_up_deploy_click_run_status_down(stack_env, session_dir):
         # Loopback only: every socket of every process `up` started.
         listeners = _listening(pgids)
         assert listeners, "found no listening sockets at all"
-        exposed = [l for l in listeners if l[0] not in ("127.0.0.1", "::ffff:127.0.0.1", "::1")]
+        exposed = [sock for sock in listeners if sock[0] not in ("127.0.0.1", "::ffff:127.0.0.1", "::1")]
         assert not exposed, f"listening beyond loopback: {exposed}"
 
         api_env = {**env, "PREFECT_API_URL": f"http://127.0.0.1:{env['SLMFLOW_PREFECT_PORT']}/api"}
-        deploy = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
-                                env=api_env, cwd=REPO, capture_output=True, text=True, timeout=300)
+        deploy = subprocess.run(
+            [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
+            env=api_env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert deploy.returncode == 0, deploy.stdout + deploy.stderr
         (deployment,) = _api(env, "/deployments/filter", {"deployments": {"name": {"any_": ["support-inbox"]}}})
 
@@ -124,8 +145,7 @@ def test_up_deploy_click_run_status_down(stack_env, session_dir):
             page.screenshot(path=str(shots / "2-custom-run.png"))
 
             def deployment_runs():
-                return _api(env, "/flow_runs/filter",
-                            {"flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}})
+                return _api(env, "/flow_runs/filter", {"flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}})
 
             # The UI's confirmation toast is transient; the API says whether the run exists.
             for _ in range(2):
@@ -147,8 +167,9 @@ def test_up_deploy_click_run_status_down(stack_env, session_dir):
             assert run["parameters"]["limit"] == 2  # the parameter changed in the UI
             assert run["state_type"] == "COMPLETED", run["state"]
 
-            page.goto(f"http://127.0.0.1:{env['SLMFLOW_PREFECT_PORT']}/v2/runs/flow-run/{run['id']}",
-                      wait_until="networkidle")
+            page.goto(
+                f"http://127.0.0.1:{env['SLMFLOW_PREFECT_PORT']}/v2/runs/flow-run/{run['id']}", wait_until="networkidle"
+            )
             page.get_by_role("tab", name="Artifacts").click()
             page.get_by_text("support-inbox-ledger").first.wait_for(timeout=30_000)
             page.screenshot(path=str(shots / "3-run-artifacts.png"), full_page=True)
@@ -158,8 +179,7 @@ def test_up_deploy_click_run_status_down(stack_env, session_dir):
             page.screenshot(path=str(shots / "4-cost-summary.png"), full_page=True)
             browser.close()
 
-        keys = {a["key"] for a in _api(env, "/artifacts/filter",
-                                       {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})}
+        keys = {a["key"] for a in _api(env, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})}
         assert {"support-inbox-results", "support-inbox-summary", "support-inbox-ledger"} <= keys
 
         status = _slmflow(env, "status", "--json")
@@ -174,8 +194,11 @@ def test_up_deploy_click_run_status_down(stack_env, session_dir):
         down = _slmflow(env, "down")
     assert down.returncode == 0, down.stderr
     time.sleep(1)
-    leftovers = [p for p in psutil.process_iter(["pid", "status"])
-                 if p.info["status"] != psutil.STATUS_ZOMBIE and _pgid(p.pid) in pgids]
+    leftovers = [
+        p
+        for p in psutil.process_iter(["pid", "status"])
+        if p.info["status"] != psutil.STATUS_ZOMBIE and _pgid(p.pid) in pgids
+    ]
     assert not leftovers, f"processes left behind: {leftovers}"
     assert not _services(env)
 

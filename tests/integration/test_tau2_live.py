@@ -12,8 +12,8 @@ from evals.tau2.scoring import pass_hat_k
 from evals.tau2.tasks import load_tasks
 from flows.ledger import Ledger
 from flows.ratelimit import ensure_frontier_rate_limit
-from workers.remote import RayWorkers
 from workers.fleet import frontier_endpoint
+from workers.remote import RayWorkers
 
 pytestmark = pytest.mark.slow
 DATA = default_data_dir() / "tau2"
@@ -31,8 +31,10 @@ def test_tau2_retail_subset_small_and_cascade(prefect_api, fleet, settings):
             assert e.score.reasons or e.score.passed  # a failure always says why
             if mode == "small":
                 assert e.escalated_steps == 0
-        report[mode] = {"pass^1": pass_hat_k({e.task_id: [e.score.passed] for e in episodes}, 1),
-                        "steps": sum(e.steps for e in episodes),
-                        "escalated_steps": sum(e.escalated_steps for e in episodes),
-                        "usd": round(sum(e.usd for e in episodes), 6)}
+        report[mode] = {
+            "pass^1": pass_hat_k({e.task_id: [e.score.passed] for e in episodes}, 1),
+            "steps": sum(e.steps for e in episodes),
+            "escalated_steps": sum(e.escalated_steps for e in episodes),
+            "usd": round(sum(e.usd for e in episodes), 6),
+        }
     print(json.dumps(report))

@@ -34,7 +34,7 @@ class ScriptedOpenAIServer:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}/v1"
 
-    def __enter__(self) -> "ScriptedOpenAIServer":
+    def __enter__(self) -> ScriptedOpenAIServer:
         self._thread.start()
         return self
 
@@ -61,8 +61,12 @@ class ScriptedOpenAIServer:
 
             def do_GET(self):
                 if self.path.rstrip("/").endswith("/models"):
-                    self._send(200, json.dumps({"object": "list", "data": [
-                        {"id": server.model, "object": "model", "owned_by": "tests"}]}).encode())
+                    self._send(
+                        200,
+                        json.dumps(
+                            {"object": "list", "data": [{"id": server.model, "object": "model", "owned_by": "tests"}]}
+                        ).encode(),
+                    )
                 else:
                     self._send(404, b"{}")
 
@@ -90,18 +94,28 @@ def _completion(model: str, request: dict, content: str | dict) -> dict:
     """`content` is the answer's text, or {"tool_calls": [{"name", "arguments"}]} for a call."""
     prompt_tokens = sum(len(m.get("content", "").split()) for m in request.get("messages", []))
     if isinstance(content, dict):
-        calls = [{"id": f"call_{i}", "type": "function",
-                  "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
-                 for i, c in enumerate(content["tool_calls"])]
+        calls = [
+            {
+                "id": f"call_{i}",
+                "type": "function",
+                "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])},
+            }
+            for i, c in enumerate(content["tool_calls"])
+        ]
         message, finish = {"role": "assistant", "content": None, "tool_calls": calls}, "tool_calls"
         completion_tokens = max(1, len(json.dumps(calls).split()))
     else:
         message, finish = {"role": "assistant", "content": content}, "stop"
         completion_tokens = max(1, len(content.split()))
     return {
-        "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": int(time.time()),
         "model": model,
         "choices": [{"index": 0, "finish_reason": finish, "logprobs": None, "message": message}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
     }

@@ -31,7 +31,7 @@ def add(a: int, b: int) -> int:
 @tool
 def norm(p: Point) -> float:
     """Euclidean length of a point (a pydantic argument reaches the tool as the model)."""
-    return (p.x ** 2 + p.y ** 2) ** 0.5
+    return (p.x**2 + p.y**2) ** 0.5
 
 
 @tool(timeout_s=0.5)

@@ -13,8 +13,16 @@ from retrieval.store import EdgeStore, ServerStore, VectorStore
 SERVER_URL = os.environ.get("QDRANT_URL")
 
 
-@pytest.fixture(params=["edge", "local", pytest.param("server", marks=pytest.mark.skipif(
-    not SERVER_URL, reason="QDRANT_URL not set: no Qdrant server to test against"))])
+@pytest.fixture(
+    params=[
+        "edge",
+        "local",
+        pytest.param(
+            "server",
+            marks=pytest.mark.skipif(not SERVER_URL, reason="QDRANT_URL not set: no Qdrant server to test against"),
+        ),
+    ]
+)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
     if request.param == "edge":
         s: VectorStore = EdgeStore(tmp_path / "qdrant")

@@ -46,23 +46,26 @@ def test_help_explains_the_modes() -> None:
 def test_replay_writes_the_report(tmp_path: Path, data_dir: Path) -> None:
     replay = write_synthetic("pubmedqa", data_dir, tmp_path / "pub.jsonl")
     out = tmp_path / "out"
-    result = _eval("pubmedqa", "--input", str(replay), "--output-dir", str(out),
-                   "--data-dir", str(data_dir), "--limit", "4")
+    result = _eval(
+        "pubmedqa", "--input", str(replay), "--output-dir", str(out), "--data-dir", str(data_dir), "--limit", "4"
+    )
     assert result.exit_code == 0, result.output
     assert "SYNTHETIC" in result.output and "verified cascade" in result.output
     assert json.loads((out / "metrics.json").read_text())["n_items"] == 4
     assert (out / "curve.png").is_file() and (out / "report.md").is_file()
 
-    again = _eval("pubmedqa", "-i", str(replay), "-o", str(out), "--data-dir", str(data_dir),
-                  "--limit", "4")
+    again = _eval("pubmedqa", "-i", str(replay), "-o", str(out), "--data-dir", str(data_dir), "--limit", "4")
     assert again.exit_code == 0 and "(4 cached)" in again.output
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["gsm8k"], "replay mode needs --input"),
-    (["gsm8k", "--input", "missing.jsonl"], "replay file not found"),
-    (["gsm8k", "--mode", "live", "--input", "x.jsonl"], "--input is for replay mode"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["gsm8k"], "replay mode needs --input"),
+        (["gsm8k", "--input", "missing.jsonl"], "replay file not found"),
+        (["gsm8k", "--mode", "live", "--input", "x.jsonl"], "--input is for replay mode"),
+    ],
+)
 def test_user_errors_exit_1_with_a_message(args: list[str], message: str) -> None:
     result = _eval(*args)
     assert result.exit_code == 1
@@ -80,8 +83,7 @@ def test_malformed_file_names_the_line(tmp_path: Path) -> None:
 
 def test_wrong_kind_for_the_dataset(tmp_path: Path, data_dir: Path) -> None:
     replay = write_synthetic("pubmedqa", data_dir, tmp_path / "pub.jsonl")
-    result = _eval("gsm8k", "--input", str(replay), "--data-dir", str(data_dir),
-                   "-o", str(tmp_path / "out"))
+    result = _eval("gsm8k", "--input", str(replay), "--data-dir", str(data_dir), "-o", str(tmp_path / "out"))
     assert result.exit_code == 1 and "has kind 'classify'" in result.output
     _no_traceback(result)
 
@@ -92,24 +94,19 @@ def test_bad_choices_are_usage_errors() -> None:
     assert _eval("gsm8k", "--limit", "0", "--input", "x").exit_code == 2
 
 
-def test_live_mode_with_a_fake_fleet(tmp_path: Path, data_dir: Path,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_live_mode_with_a_fake_fleet(tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(eval_cli, "_fleet_workers", lambda settings: FakeWorkers())
     out = tmp_path / "live"
-    result = _eval("gsm8k", "--mode", "live", "--limit", "3", "-o", str(out),
-                   "--data-dir", str(data_dir))
+    result = _eval("gsm8k", "--mode", "live", "--limit", "3", "-o", str(out), "--data-dir", str(data_dir))
     assert result.exit_code == 0, result.output
     assert len((out / "replay.jsonl").read_text().splitlines()) == 3
 
 
-def test_live_mode_exits_1_when_items_fail(tmp_path: Path, data_dir: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_live_mode_exits_1_when_items_fail(tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.unit.test_evals_replay import GSM_ROWS
 
-    monkeypatch.setattr(eval_cli, "_fleet_workers",
-                        lambda settings: FakeWorkers(fail_on=GSM_ROWS[0][0]))
-    result = _eval("gsm8k", "--mode", "live", "--limit", "3", "-o", str(tmp_path / "live"),
-                   "--data-dir", str(data_dir))
+    monkeypatch.setattr(eval_cli, "_fleet_workers", lambda settings: FakeWorkers(fail_on=GSM_ROWS[0][0]))
+    result = _eval("gsm8k", "--mode", "live", "--limit", "3", "-o", str(tmp_path / "live"), "--data-dir", str(data_dir))
     assert result.exit_code == 1
     assert "1 item(s) could not be generated" in result.output and "rerunning" in result.output
     _no_traceback(result)
@@ -120,27 +117,25 @@ def test_no_fleet_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         raise EvalError("cannot reach the fleet (ConnectionError: no Ray cluster)")
 
     monkeypatch.setattr(eval_cli, "_fleet_workers", unreachable)
-    result = _eval("gsm8k", "--mode", "live", "-o", str(tmp_path / "o"),
-                   "--data-dir", str(write_data(tmp_path / "d")))
+    result = _eval("gsm8k", "--mode", "live", "-o", str(tmp_path / "o"), "--data-dir", str(write_data(tmp_path / "d")))
     assert result.exit_code == 1 and "cannot reach the fleet" in result.output
     _no_traceback(result)
 
 
 def test_missing_data_dir_in_live_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(eval_cli, "_fleet_workers", lambda settings: FakeWorkers())
-    result = _eval("gsm8k", "--mode", "live", "--data-dir", str(tmp_path / "nowhere"),
-                   "-o", str(tmp_path / "o"))
+    result = _eval("gsm8k", "--mode", "live", "--data-dir", str(tmp_path / "nowhere"), "-o", str(tmp_path / "o"))
     assert result.exit_code == 1 and "--data-dir" in result.output
     _no_traceback(result)
 
 
-def test_interrupt_exits_130(tmp_path: Path, data_dir: Path,
-                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupt_exits_130(tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     class Interrupting(FakeWorkers):
         def small(self, request):
             raise KeyboardInterrupt
 
     monkeypatch.setattr(eval_cli, "_fleet_workers", lambda settings: Interrupting())
-    result = _eval("gsm8k", "--mode", "live", "--concurrency", "1", "-o", str(tmp_path / "o"),
-                   "--data-dir", str(data_dir))
+    result = _eval(
+        "gsm8k", "--mode", "live", "--concurrency", "1", "-o", str(tmp_path / "o"), "--data-dir", str(data_dir)
+    )
     assert result.exit_code == EXIT_INTERRUPTED and "resume" in result.output

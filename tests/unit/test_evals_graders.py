@@ -18,17 +18,20 @@ from evals.errors import EvalError
 # ---------------------------------------------------------------- GSM8K
 
 
-@pytest.mark.parametrize(("answer", "number"), [
-    ("She sold 48 + 24 = 72 clips.\n#### 72", "72"),
-    ("#### 1,234", "1234"),
-    ("Step 3 gives 40.\nA: 18", "18"),
-    ("So 5 + 7 = 12. The answer is $1,200.50.", "1200.50"),
-    ("First 3 then 4, the total is 19", "19"),
-    ("\\boxed{-7}", "-7"),
-    ("The answer is 10. Checking: 2 * 5 = 10, then 99 bottles", "10"),  # marker beats last number
-    ("#### 3\nsome follow-up mentions 8", "3"),
-    ("no digits at all", None),
-])
+@pytest.mark.parametrize(
+    ("answer", "number"),
+    [
+        ("She sold 48 + 24 = 72 clips.\n#### 72", "72"),
+        ("#### 1,234", "1234"),
+        ("Step 3 gives 40.\nA: 18", "18"),
+        ("So 5 + 7 = 12. The answer is $1,200.50.", "1200.50"),
+        ("First 3 then 4, the total is 19", "19"),
+        ("\\boxed{-7}", "-7"),
+        ("The answer is 10. Checking: 2 * 5 = 10, then 99 bottles", "10"),  # marker beats last number
+        ("#### 3\nsome follow-up mentions 8", "3"),
+        ("no digits at all", None),
+    ],
+)
 def test_gsm8k_reads_the_final_number(answer: str, number: str | None) -> None:
     assert final_number(answer) == (Decimal(number) if number else None)
 
@@ -45,35 +48,45 @@ def test_gsm8k_grades_exact_match_after_stripping_commas() -> None:
 
 # ---------------------------------------------------------------- BFCL
 
-AREA = {"name": "geometry.area", "parameters": {"type": "dict", "required": ["base", "height"],
-        "properties": {"base": {"type": "integer"}, "height": {"type": "float"},
-                       "unit": {"type": "string"}, "tags": {"type": "array",
-                                                            "items": {"type": "string"}}}}}
-AREA_GOLD = [{"geometry.area": {"base": [10], "height": [5.0], "unit": ["cm", ""],
-                                "tags": [["a b"], ""]}}]
+AREA = {
+    "name": "geometry.area",
+    "parameters": {
+        "type": "dict",
+        "required": ["base", "height"],
+        "properties": {
+            "base": {"type": "integer"},
+            "height": {"type": "float"},
+            "unit": {"type": "string"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+}
+AREA_GOLD = [{"geometry.area": {"base": [10], "height": [5.0], "unit": ["cm", ""], "tags": [["a b"], ""]}}]
 
 
-def _check(answer: str, gold=AREA_GOLD, category: str = "simple_python",
-           tools=(AREA,)) -> bool:
+def _check(answer: str, gold=AREA_GOLD, category: str = "simple_python", tools=(AREA,)) -> bool:
     return bfcl_checker.check(list(tools), bfcl_checker.decode(answer), gold, category)[0]
 
 
-@pytest.mark.parametrize(("answer", "ok"), [
-    ("[geometry.area(base=10, height=5.0)]", True),
-    ("geometry.area(base=10, height=5)", True),  # int for float, brackets optional
-    ("[geometry.area(base=10, height=5.0, unit='CM')]", True),  # strings: case-insensitive
-    ("[geometry.area(base=10, height=5.0, tags=['A-B'])]", True),  # list items standardised
-    ('[{"name": "geometry.area", "arguments": {"base": 10, "height": 5.0}}]', True),
-    ("[geometry.area(base=11, height=5.0)]", False),  # value outside the allowed list
-    ("[geometry.area(base=10.0, height=5.0)]", False),  # float for integer
-    ("[geometry.area(base=10)]", False),  # required parameter missing
-    ("[geometry.area(base=10, height=5.0, colour='red')]", False),  # unexpected parameter
-    ("[geometry.area(base=10, height=5.0, unit='m')]", False),
-    ("[geometry.volume(base=10, height=5.0)]", False),  # wrong function
-    # `_` for `.` is accepted only from function-calling models; ours answer in prompting mode.
-    ("[geometry_area(base=10, height=5.0)]", False),
-    ("[geometry.area(base=10, height=5.0), geometry.area(base=10, height=5.0)]", False),
-])
+@pytest.mark.parametrize(
+    ("answer", "ok"),
+    [
+        ("[geometry.area(base=10, height=5.0)]", True),
+        ("geometry.area(base=10, height=5)", True),  # int for float, brackets optional
+        ("[geometry.area(base=10, height=5.0, unit='CM')]", True),  # strings: case-insensitive
+        ("[geometry.area(base=10, height=5.0, tags=['A-B'])]", True),  # list items standardised
+        ('[{"name": "geometry.area", "arguments": {"base": 10, "height": 5.0}}]', True),
+        ("[geometry.area(base=11, height=5.0)]", False),  # value outside the allowed list
+        ("[geometry.area(base=10.0, height=5.0)]", False),  # float for integer
+        ("[geometry.area(base=10)]", False),  # required parameter missing
+        ("[geometry.area(base=10, height=5.0, colour='red')]", False),  # unexpected parameter
+        ("[geometry.area(base=10, height=5.0, unit='m')]", False),
+        ("[geometry.volume(base=10, height=5.0)]", False),  # wrong function
+        # `_` for `.` is accepted only from function-calling models; ours answer in prompting mode.
+        ("[geometry_area(base=10, height=5.0)]", False),
+        ("[geometry.area(base=10, height=5.0), geometry.area(base=10, height=5.0)]", False),
+    ],
+)
 def test_bfcl_simple_ast_rules(answer: str, ok: bool) -> None:
     assert _check(answer) is ok
 
@@ -86,10 +99,10 @@ def test_bfcl_is_graded_by_bfcl_evals_own_checker(monkeypatch) -> None:
     assert "bfcl_eval.constants.model_config" not in sys.modules
     assert "bfcl_eval.constants.eval_config" not in sys.modules
     seen = []
-    monkeypatch.setattr(bfcl_checker, "load_ast_checker",
-                        lambda: lambda *args: seen.append(args) or checker(*args))
-    item = Item(id="simple_python_0", question="q", gold=AREA_GOLD,
-                extra={"tools": [AREA], "category": "simple_python"})
+    monkeypatch.setattr(bfcl_checker, "load_ast_checker", lambda: lambda *args: seen.append(args) or checker(*args))
+    item = Item(
+        id="simple_python_0", question="q", gold=AREA_GOLD, extra={"tools": [AREA], "category": "simple_python"}
+    )
     assert get_adapter("bfcl").grade("[geometry.area(base=10, height=5.0)]", item).correct
     assert len(seen) == 1
 
@@ -113,8 +126,7 @@ def test_bfcl_optional_parameter_without_empty_marker_must_be_given() -> None:
 
 
 def test_bfcl_parallel_calls_match_in_any_order() -> None:
-    gold = [{"geometry.area": {"base": [1], "height": [2.0]}},
-            {"geometry.area": {"base": [3], "height": [4.0]}}]
+    gold = [{"geometry.area": {"base": [1], "height": [2.0]}}, {"geometry.area": {"base": [3], "height": [4.0]}}]
     both = "[geometry.area(base=3, height=4.0), geometry.area(base=1, height=2.0)]"
     assert _check(both, gold, "parallel")
     assert not _check("[geometry.area(base=3, height=4.0)]", gold, "parallel")
@@ -123,15 +135,13 @@ def test_bfcl_parallel_calls_match_in_any_order() -> None:
 
 def test_bfcl_multiple_picks_the_right_function_among_several() -> None:
     other = {"name": "other", "parameters": {"type": "dict", "required": [], "properties": {}}}
-    assert _check("[geometry.area(base=10, height=5.0)]", category="multiple",
-                  tools=(other, AREA))
+    assert _check("[geometry.area(base=10, height=5.0)]", category="multiple", tools=(other, AREA))
     assert not _check("[other()]", category="multiple", tools=(other, AREA))
 
 
 def test_bfcl_irrelevance_is_correct_only_without_a_call() -> None:
     bfcl = get_adapter("bfcl")
-    item = Item(id="irrelevance_0", question="q", gold=[],
-                extra={"tools": [AREA], "category": "irrelevance"})
+    item = Item(id="irrelevance_0", question="q", gold=[], extra={"tools": [AREA], "category": "irrelevance"})
     assert bfcl.grade("None of the functions fit this request.", item).correct
     assert bfcl.grade("[]", item).correct
     assert not bfcl.grade("[geometry.area(base=1, height=2.0)]", item).correct
@@ -147,9 +157,16 @@ def test_bfcl_decoder_never_executes_model_output() -> None:
 # ---------------------------------------------------------------- PubMedQA
 
 
-@pytest.mark.parametrize(("answer", "label"), [
-    ("yes", "yes"), ("Maybe.", "maybe"), ("No, the data do not show it.", "no"),
-    ("The answer is yes", "yes"), ("unclear", None)])
+@pytest.mark.parametrize(
+    ("answer", "label"),
+    [
+        ("yes", "yes"),
+        ("Maybe.", "maybe"),
+        ("No, the data do not show it.", "no"),
+        ("The answer is yes", "yes"),
+        ("unclear", None),
+    ],
+)
 def test_pubmedqa_reads_the_label(answer: str, label: str | None) -> None:
     assert read_label(answer) == label
 
@@ -170,8 +187,7 @@ def test_hotpotqa_em_and_f1_use_the_official_normalisation() -> None:
     assert exact_match("The Chief of Protocol.", "Chief of Protocol")
     assert token_f1("Chief of Protocol", "Chief of Protocol") == 1.0
     # pred "greenwich village" vs gold "greenwich village new york city": P=1, R=2/5
-    assert token_f1("Greenwich Village", "Greenwich Village, New York City") == pytest.approx(
-        2 * 1 * 0.4 / 1.4)
+    assert token_f1("Greenwich Village", "Greenwich Village, New York City") == pytest.approx(2 * 1 * 0.4 / 1.4)
     assert token_f1("yes it is", "yes") == 0.0  # yes/no earn no partial credit
     assert not exact_match("no", "yes")
 

@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import pytest
 
-from evals.metrics import (Row, escalation_for, frontier_only, small_only, summarize_curve,
-                           threshold_curve, verified_cascade)
+from evals.metrics import (
+    Row,
+    escalation_for,
+    frontier_only,
+    small_only,
+    summarize_curve,
+    threshold_curve,
+    verified_cascade,
+)
 
 
 def _row(score: float, small: bool, frontier: bool = True, accept: bool = True) -> Row:
-    return Row(small_correct=small, frontier_correct=frontier, small_usd=0.001,
-               frontier_usd=0.01, small_score=float(small), frontier_score=float(frontier),
-               accept=accept, score=score)
+    return Row(
+        small_correct=small,
+        frontier_correct=frontier,
+        small_usd=0.001,
+        frontier_usd=0.01,
+        small_score=float(small),
+        frontier_score=float(frontier),
+        accept=accept,
+        score=score,
+    )
 
 
 # Verifier scores and correctness. Small is right on b and d (50%), the frontier on all (100%).
@@ -53,8 +67,7 @@ def test_no_gap_to_recover() -> None:
 
 
 def test_target_never_reached() -> None:
-    points = threshold_curve([_row(0.1, True), _row(0.2, False, frontier=False),
-                              _row(0.3, False)])
+    points = threshold_curve([_row(0.1, True), _row(0.2, False, frontier=False), _row(0.3, False)])
     assert escalation_for(points, 1.5) is None
 
 

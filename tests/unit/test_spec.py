@@ -14,9 +14,13 @@ def spec(**overrides):
         "inputs": {"items": [{"id": "a", "text": "hello"}, {"id": "b", "text": "world"}]},
         "tasks": [
             {"id": "label", "kind": "classify", "choices": ["x", "y"], "prompt": "{{ item.text }}"},
-            {"id": "fields", "kind": "extract", "prompt": "{{ item.text }} {{ upstream.label }}",
-             "depends_on": ["label"],
-             "schema": {"type": "object", "properties": {"a": {"type": "string"}}}},
+            {
+                "id": "fields",
+                "kind": "extract",
+                "prompt": "{{ item.text }} {{ upstream.label }}",
+                "depends_on": ["label"],
+                "schema": {"type": "object", "properties": {"a": {"type": "string"}}},
+            },
         ],
     }
     base.update(overrides)
@@ -94,8 +98,9 @@ def test_classify_needs_choices():
 
 def test_answer_needs_declared_collection():
     raw = spec()
-    raw["tasks"].append({"id": "reply", "kind": "answer", "prompt": "{{ item.text }}",
-                         "grounding": {"collection": "kb"}})
+    raw["tasks"].append(
+        {"id": "reply", "kind": "answer", "prompt": "{{ item.text }}", "grounding": {"collection": "kb"}}
+    )
     msg = error_of(raw)
     assert "task 'reply'" in msg and "kb" in msg
 

@@ -179,11 +179,13 @@ def test_exchange_with_a_wrong_payment_method_errors(retail_dir: Path) -> None:
     db = load_db()
     order = _order_with("delivered", db)
     item = order["items"][0]
-    other = next(v for v, variant in db["products"][item["product_id"]]["variants"].items()
-                 if v != item["item_id"] and variant["available"])
+    other = next(
+        v
+        for v, variant in db["products"][item["product_id"]]["variants"].items()
+        if v != item["item_id"] and variant["available"]
+    )
     with pytest.raises(ValueError, match="^Payment method not found$"):
-        retail.exchange_delivered_order_items(order["order_id"], [item["item_id"]], [other],
-                                              "credit_card_0000000")
+        retail.exchange_delivered_order_items(order["order_id"], [item["item_id"]], [other], "credit_card_0000000")
     with pytest.raises(ValueError, match="^The number of items to be exchanged should match.$"):
         retail.exchange_delivered_order_items(order["order_id"], [item["item_id"]], [], "credit_card_0000000")
     with pytest.raises(ValueError, match="^Order not found$"):
@@ -192,18 +194,33 @@ def test_exchange_with_a_wrong_payment_method_errors(retail_dir: Path) -> None:
 
 def test_book_reservation_checks_payment_then_books(airline_dir: Path) -> None:
     db = load_db()
-    user_id, user = next((uid, u) for uid, u in db["users"].items()
-                         if any(m["source"] == "credit_card" for m in u["payment_methods"].values()))
+    user_id, user = next(
+        (uid, u)
+        for uid, u in db["users"].items()
+        if any(m["source"] == "credit_card" for m in u["payment_methods"].values())
+    )
     card = next(pid for pid, m in user["payment_methods"].items() if m["source"] == "credit_card")
-    number, date, on_date = next((f["flight_number"], d, s) for f in db["flights"].values()
-                                 for d, s in f["dates"].items() if s["status"] == "available")
+    number, date, on_date = next(
+        (f["flight_number"], d, s)
+        for f in db["flights"].values()
+        for d, s in f["dates"].items()
+        if s["status"] == "available"
+    )
     flight = db["flights"][number]
     price = on_date["prices"]["economy"]
     seats = on_date["available_seats"]["economy"]
-    args = dict(user_id=user_id, origin=flight["origin"], destination=flight["destination"],
-                flight_type="one_way", cabin="economy", flights=[{"flight_number": number, "date": date}],
-                passengers=[{"first_name": "Ada", "last_name": "Lovelace", "dob": "1990-01-01"}],
-                total_baggages=1, nonfree_baggages=0, insurance="yes")
+    args = dict(
+        user_id=user_id,
+        origin=flight["origin"],
+        destination=flight["destination"],
+        flight_type="one_way",
+        cabin="economy",
+        flights=[{"flight_number": number, "date": date}],
+        passengers=[{"first_name": "Ada", "last_name": "Lovelace", "dob": "1990-01-01"}],
+        total_baggages=1,
+        nonfree_baggages=0,
+        insurance="yes",
+    )
     with pytest.raises(ValueError, match=f"^Payment amount does not add up, total price is {price + 30},"):
         airline.book_reservation(**args, payment_methods=[{"payment_id": card, "amount": 1}])
     booked = airline.book_reservation(**args, payment_methods=[{"payment_id": card, "amount": price + 30}])
@@ -222,8 +239,9 @@ def test_certificates_cannot_pay_for_changes(airline_dir: Path) -> None:
     user_id = reservation["user_id"]
     assert message == f"Certificate certificate_3221322 added to user {user_id} with amount 100."
     with pytest.raises(ValueError, match="^Certificate cannot be used to update reservation$"):
-        airline.update_reservation_baggages(reservation["reservation_id"], 9,
-                                            reservation["nonfree_baggages"] + 1, "certificate_3221322")
+        airline.update_reservation_baggages(
+            reservation["reservation_id"], 9, reservation["nonfree_baggages"] + 1, "certificate_3221322"
+        )
     with pytest.raises(ValueError, match="^Number of passengers does not match$"):
         airline.update_reservation_passengers(reservation["reservation_id"], [])
     with pytest.raises(ValueError, match="^Reservation NOPE00 not found$"):
@@ -257,12 +275,26 @@ def test_tools_run_in_the_sandboxed_tool_host(tmp_path: Path) -> None:
     registry.add_module(tool_module("retail"))
     executor = ToolExecutor(registry, tmp_path)
     try:
-        read = executor.call(ToolCall(name="get_order_details", arguments={"order_id": order["order_id"]}),
-                             registry.names, "job")
+        read = executor.call(
+            ToolCall(name="get_order_details", arguments={"order_id": order["order_id"]}), registry.names, "job"
+        )
         assert read.ok and read.content["order_id"] == order["order_id"], read.error
-        write = executor.call(ToolCall(name="modify_pending_order_address", arguments={
-            "order_id": order["order_id"], "address1": "1 Main St", "address2": "", "city": "Austin",
-            "state": "TX", "country": "USA", "zip": "78701"}), registry.names, "job")
+        write = executor.call(
+            ToolCall(
+                name="modify_pending_order_address",
+                arguments={
+                    "order_id": order["order_id"],
+                    "address1": "1 Main St",
+                    "address2": "",
+                    "city": "Austin",
+                    "state": "TX",
+                    "country": "USA",
+                    "zip": "78701",
+                },
+            ),
+            registry.names,
+            "job",
+        )
         assert write.ok, write.error
     finally:
         executor.close()
@@ -330,12 +362,24 @@ def test_pass_hat_k() -> None:
 
 # ---- tasks and the user simulator --------------------------------------------------------------
 
-_TASK = {"id": "7", "user_scenario": {"persona": None, "instructions": {
-    "domain": "retail", "reason_for_call": "Return the lamp.", "known_info": "You are Ann Lee.",
-    "unknown_info": None, "task_instructions": "Be brief."}},
-    "evaluation_criteria": {"actions": [{"action_id": "7_0", "name": "get_user_details",
-                                         "arguments": {"user_id": "ann_lee_1"}}],
-                            "communicate_info": ["secret-fact-42"], "nl_assertions": None}}
+_TASK = {
+    "id": "7",
+    "user_scenario": {
+        "persona": None,
+        "instructions": {
+            "domain": "retail",
+            "reason_for_call": "Return the lamp.",
+            "known_info": "You are Ann Lee.",
+            "unknown_info": None,
+            "task_instructions": "Be brief.",
+        },
+    },
+    "evaluation_criteria": {
+        "actions": [{"action_id": "7_0", "name": "get_user_details", "arguments": {"user_id": "ann_lee_1"}}],
+        "communicate_info": ["secret-fact-42"],
+        "nl_assertions": None,
+    },
+}
 
 
 def test_load_tasks_gives_clear_errors(tmp_path: Path) -> None:

@@ -57,9 +57,12 @@ def test_sandbox_keeps_tools_inside_their_directory(executor, tmp_path):
     assert call(executor, "read_file", path="notes.txt").content == "hi"
     outside = tmp_path / "outside.txt"
     outside.write_text("secret")
-    for name, args in (("read_file", {"path": str(outside)}), ("read_file", {"path": "../outside.txt"}),
-                       ("read_file", {"path": "/etc/passwd"}),
-                       ("write_file", {"path": str(tmp_path / "new.txt"), "text": "x"})):
+    for name, args in (
+        ("read_file", {"path": str(outside)}),
+        ("read_file", {"path": "../outside.txt"}),
+        ("read_file", {"path": "/etc/passwd"}),
+        ("write_file", {"path": str(tmp_path / "new.txt"), "text": "x"}),
+    ):
         o = call(executor, name, **args)
         assert not o.ok and "outside the tool directory" in o.error, (name, args, o)
     assert not (tmp_path / "new.txt").exists()

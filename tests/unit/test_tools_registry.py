@@ -6,15 +6,21 @@ from pathlib import Path
 import pytest
 
 from flows.spec import SpecError, build_job
-from tools import FINAL_ANSWER, NO_TOOL, ToolError, ToolRegistry, call_schema, from_callable, tool
 from tests.support import sample_tools
+from tools import FINAL_ANSWER, NO_TOOL, ToolError, ToolRegistry, call_schema, from_callable, tool
 
 
 def test_schema_is_derived_from_signature_and_docstring():
     t = from_callable(sample_tools.add)
-    assert t.parameters == {"type": "object", "additionalProperties": False, "required": ["a", "b"],
-                            "properties": {"a": {"type": "integer", "description": "the first addend."},
-                                           "b": {"type": "integer", "description": "the second addend."}}}
+    assert t.parameters == {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["a", "b"],
+        "properties": {
+            "a": {"type": "integer", "description": "the first addend."},
+            "b": {"type": "integer", "description": "the second addend."},
+        },
+    }
     assert t.description == "Add two integers."
     assert t.openai()["function"]["name"] == "add"
     assert t.source == "python:tests.support.sample_tools:add"
@@ -66,6 +72,7 @@ def test_bad_tools_are_refused():
     with pytest.raises(ToolError, match=r"\*args"):
         from_callable(variadic)
     for reserved in (NO_TOOL, FINAL_ANSWER):
+
         def fn(x: int) -> int:
             return x
 
@@ -84,9 +91,12 @@ def test_call_schema_allows_exactly_the_offered_tools():
 
 
 def _spec(**task):
-    return {"name": "t", "inputs": {"items": [{"id": "1", "q": "2 + 3"}]},
-            "tools": {"sources": [{"module": "tests.support.sample_tools"}]},
-            "tasks": [{"id": "calc", "kind": "tool_call", "prompt": "{{ item.q }}", **task}]}
+    return {
+        "name": "t",
+        "inputs": {"items": [{"id": "1", "q": "2 + 3"}]},
+        "tools": {"sources": [{"module": "tests.support.sample_tools"}]},
+        "tasks": [{"id": "calc", "kind": "tool_call", "prompt": "{{ item.q }}", **task}],
+    }
 
 
 def test_job_allowlists_are_checked_at_load():
@@ -109,14 +119,18 @@ def test_job_allowlists_are_checked_at_load():
     with pytest.raises(SpecError, match="only agent tasks take agent limits"):
         build_job(_spec(tools=["add"], agent={"max_steps": 3}), Path("."))
     with pytest.raises(SpecError, match="only tool_call and agent tasks take tools"):
-        build_job({**_spec(), "tasks": [{"id": "a", "kind": "classify", "choices": ["x", "y"],
-                                         "prompt": "p", "tools": ["add"]}]}, Path("."))
+        build_job(
+            {
+                **_spec(),
+                "tasks": [{"id": "a", "kind": "classify", "choices": ["x", "y"], "prompt": "p", "tools": ["add"]}],
+            },
+            Path("."),
+        )
 
 
 def test_order_desk_demo_spec_loads():
     job_path = Path(__file__).resolve().parents[2] / "deployments" / "order_desk" / "job.yaml"
-    from flows.spec import load_job
-    from flows.spec import python_registry
+    from flows.spec import load_job, python_registry
 
     job = load_job(job_path)
     assert set(python_registry(job).names) == {"lookup_order", "refund_eligibility", "issue_refund"}

@@ -5,28 +5,31 @@ from pathlib import Path
 
 import pytest
 
+from flows.cascade import UnitContext
 from flows.ledger import Ledger, RunSummary
 from flows.spec import build_job
-from flows.cascade import UnitContext
 from flows.unit import execute_unit
+from slmflow.core.errors import FrontierError
 from slmflow.core.records import Draft, Evidence, Status
 from slmflow.core.settings import Price, Settings
 from verification.verifier import Verifier
-from slmflow.core.errors import FrontierError
 
 SCHEMA = {"type": "object", "properties": {"order": {"type": "string"}}, "required": ["order"]}
 
 
 def job():
-    return build_job({
-        "name": "t",
-        "inputs": {"items": [{"id": "1", "text": "Where is order NB-1?"}]},
-        "collections": {},
-        "tasks": [
-            {"id": "label", "kind": "classify", "choices": ["a", "b"], "prompt": "{{ item.text }}"},
-            {"id": "fields", "kind": "extract", "schema": SCHEMA, "prompt": "{{ item.text }}"},
-        ],
-    }, Path("."))
+    return build_job(
+        {
+            "name": "t",
+            "inputs": {"items": [{"id": "1", "text": "Where is order NB-1?"}]},
+            "collections": {},
+            "tasks": [
+                {"id": "label", "kind": "classify", "choices": ["a", "b"], "prompt": "{{ item.text }}"},
+                {"id": "fields", "kind": "extract", "schema": SCHEMA, "prompt": "{{ item.text }}"},
+            ],
+        },
+        Path("."),
+    )
 
 
 class FakeWorkers:
@@ -51,13 +54,21 @@ class FakeWorkers:
 
 
 def draft(model, output, text=None, tokens_in=100, tokens_out=10, confidence=0.9):
-    return Draft(model=model, text=text if text is not None else json.dumps(output) if not isinstance(output, str) else output,
-                 output=output, tokens_in=tokens_in, tokens_out=tokens_out, latency_s=0.1,
-                 finish_reason="stop", confidence=confidence)
+    return Draft(
+        model=model,
+        text=text if text is not None else json.dumps(output) if not isinstance(output, str) else output,
+        output=output,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        latency_s=0.1,
+        finish_reason="stop",
+        confidence=confidence,
+    )
 
 
-SETTINGS = Settings(prices={"small": Price(input_per_m=1, output_per_m=2),
-                            "big": Price(input_per_m=10, output_per_m=20)})
+SETTINGS = Settings(
+    prices={"small": Price(input_per_m=1, output_per_m=2), "big": Price(input_per_m=10, output_per_m=20)}
+)
 
 
 def run(task_id, workers):
@@ -116,17 +127,28 @@ def test_run_summary_counts_and_savings():
 
 
 def one_task_job(task_overrides, n_items=1):
-    return build_job({
-        "name": "t", "inputs": {"items": [{"id": str(i), "text": "Where is order NB-1?"}
-                                          for i in range(n_items)]},
-        "collections": {"kb": {"path": "."}},
-        "tasks": [{"id": "label", "kind": "classify", "choices": ["a", "b"],
-                   "prompt": "{{ item.text }}", **task_overrides}],
-    }, Path("."))
+    return build_job(
+        {
+            "name": "t",
+            "inputs": {"items": [{"id": str(i), "text": "Where is order NB-1?"} for i in range(n_items)]},
+            "collections": {"kb": {"path": "."}},
+            "tasks": [
+                {
+                    "id": "label",
+                    "kind": "classify",
+                    "choices": ["a", "b"],
+                    "prompt": "{{ item.text }}",
+                    **task_overrides,
+                }
+            ],
+        },
+        Path("."),
+    )
 
 
 def run_with(task_overrides, workers, budget=None):
     from flows.budget import Budget, BudgetSpec
+
     j = one_task_job(task_overrides)
     ctx = UnitContext("t", "run1", workers, Ledger(SETTINGS, "big"), Budget(BudgetSpec(**(budget or {}))))
     return execute_unit(ctx, j.spec.task("label"), j.items[0], {}), ctx
@@ -134,6 +156,7 @@ def run_with(task_overrides, workers, budget=None):
 
 def test_budget_on_escalations_ends_in_needs_review_with_reason():
     from flows.budget import Budget, BudgetSpec
+
     w = FakeWorkers(draft("small", "zzz"), draft("big", "a"))
     j = one_task_job({}, n_items=2)
     ctx = UnitContext("t", "run1", w, Ledger(SETTINGS, "big"), Budget(BudgetSpec(max_escalations=1)))
@@ -180,8 +203,9 @@ def test_policy_retries_small_with_more_evidence_before_escalating():
             return draft("small", "a" if len(self.k) == 2 else "zzz")
 
     w = Workers()
-    result, _ = run_with({"grounding": {"collection": "kb", "top_k": 2},
-                          "escalation": {"retry_small_with_more_evidence": True}}, w)
+    result, _ = run_with(
+        {"grounding": {"collection": "kb", "top_k": 2}, "escalation": {"retry_small_with_more_evidence": True}}, w
+    )
     assert w.k == [2, 4]
     assert result.status is Status.accepted and [a.role for a in result.attempts] == ["small", "small"]
     assert w.frontier_requests == []
@@ -196,6 +220,7 @@ def test_frontier_attempts_are_bounded():
 
 def test_escalations_become_verifier_labels(tmp_path):
     from flows.report import append_labels
+
     escalated = run("label", FakeWorkers(draft("small", "zzz"), draft("big", "b")))
     accepted = run("label", FakeWorkers(draft("small", "a")))
     path = tmp_path / "labels.jsonl"

@@ -20,17 +20,46 @@ verifier_app.command("calibrate")(calibrate_command)
 app.add_typer(verifier_app, name="verifier")
 runner = CliRunner()
 
-MATH = {"id": "m", "kind": "math", "question": "Tom has 3 bags of 4 apples. He eats 2. How many are left?",
-        "answer": "He has 3 * 4 = 12 apples.\nAfter eating, 12 - 2 = 10 are left.\n#### 10"}
-TOOL = {"id": "t", "kind": "tool_call", "question": "Weather in Paris?", "answer": "get_weather(town='Paris')",
-        "tools": [{"name": "get_weather", "description": "Weather for a city",
-                   "parameters": {"type": "dict", "required": ["city"], "properties": {"city": {"type": "string"}}}}]}
-ANSWER = {"id": "a", "kind": "answer", "question": "Language?", "answer": "It is written in Rust [1].",
-          "evidence": ["Qdrant is written in Rust."]}
-CLASSIFY = {"id": "c", "kind": "classify", "question": "Where is my parcel?", "answer": "shipping",
-            "choices": ["shipping", "billing"]}
-EXTRACT = {"id": "e", "kind": "extract", "question": "Order 7", "answer": "{\"order\": 7}",
-           "schema": {"type": "object", "properties": {"order": {"type": "string"}}}}
+MATH = {
+    "id": "m",
+    "kind": "math",
+    "question": "Tom has 3 bags of 4 apples. He eats 2. How many are left?",
+    "answer": "He has 3 * 4 = 12 apples.\nAfter eating, 12 - 2 = 10 are left.\n#### 10",
+}
+TOOL = {
+    "id": "t",
+    "kind": "tool_call",
+    "question": "Weather in Paris?",
+    "answer": "get_weather(town='Paris')",
+    "tools": [
+        {
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "parameters": {"type": "dict", "required": ["city"], "properties": {"city": {"type": "string"}}},
+        }
+    ],
+}
+ANSWER = {
+    "id": "a",
+    "kind": "answer",
+    "question": "Language?",
+    "answer": "It is written in Rust [1].",
+    "evidence": ["Qdrant is written in Rust."],
+}
+CLASSIFY = {
+    "id": "c",
+    "kind": "classify",
+    "question": "Where is my parcel?",
+    "answer": "shipping",
+    "choices": ["shipping", "billing"],
+}
+EXTRACT = {
+    "id": "e",
+    "kind": "extract",
+    "question": "Order 7",
+    "answer": '{"order": 7}',
+    "schema": {"type": "object", "properties": {"order": {"type": "string"}}},
+}
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -40,8 +69,10 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 def test_verify_writes_one_line_per_input_in_order(tmp_path: Path) -> None:
     rows = [MATH, TOOL, ANSWER, CLASSIFY, EXTRACT, {**MATH, "id": "m2", "answer": MATH["answer"].replace("10", "11")}]
-    result = runner.invoke(app, ["verify", "--input", str(write_jsonl(tmp_path / "in.jsonl", rows)),
-                                 "--output", str(tmp_path / "out.jsonl")])
+    result = runner.invoke(
+        app,
+        ["verify", "--input", str(write_jsonl(tmp_path / "in.jsonl", rows)), "--output", str(tmp_path / "out.jsonl")],
+    )
     assert result.exit_code == 0, result.output
     out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [o["id"] for o in out] == ["m", "t", "a", "c", "e", "m2"]
@@ -53,12 +84,15 @@ def test_verify_writes_one_line_per_input_in_order(tmp_path: Path) -> None:
     assert "items/s" in result.output
 
 
-@pytest.mark.parametrize("line,needle", [
-    ("{not json", "line 2: not JSON"),
-    ('{"id": "x", "kind": "poem", "question": "q", "answer": "a"}', "line 2: kind"),
-    ('{"id": "x", "kind": "math", "question": "q"}', "line 2: answer: Field required"),
-    ("[1, 2]", "line 2: expected a JSON object"),
-])
+@pytest.mark.parametrize(
+    "line,needle",
+    [
+        ("{not json", "line 2: not JSON"),
+        ('{"id": "x", "kind": "poem", "question": "q", "answer": "a"}', "line 2: kind"),
+        ('{"id": "x", "kind": "math", "question": "q"}', "line 2: answer: Field required"),
+        ("[1, 2]", "line 2: expected a JSON object"),
+    ],
+)
 def test_bad_line_is_named_without_a_traceback(tmp_path: Path, line: str, needle: str) -> None:
     src = tmp_path / "in.jsonl"
     src.write_text(json.dumps(MATH) + "\n" + line + "\n")
@@ -80,38 +114,78 @@ def tiny_data(root: Path, n: int = 90) -> Path:
     rows = []
     for i in range(n):
         a, b, c = rng.randint(2, 9), rng.randint(2, 9), rng.randint(1, 5)
-        rows.append({"question": f"Item {i}: Ann has {a} boxes of {b} pens and gives away {c}. How many are left?",
-                     "answer": f"She has {a}*{b} = <<{a}*{b}={a * b}>>{a * b} pens.\n"
-                               f"She has {a * b}-{c} = <<{a * b}-{c}={a * b - c}>>{a * b - c} left.\n#### {a * b - c}"})
+        rows.append(
+            {
+                "question": f"Item {i}: Ann has {a} boxes of {b} pens and gives away {c}. How many are left?",
+                "answer": f"She has {a}*{b} = <<{a}*{b}={a * b}>>{a * b} pens.\n"
+                f"She has {a * b}-{c} = <<{a * b}-{c}={a * b - c}>>{a * b - c} left.\n#### {a * b - c}",
+            }
+        )
     write_jsonl(root / "gsm8k" / "train.jsonl", rows)
     bfcl = root / "bfcl_v4"
     (bfcl / "possible_answer").mkdir(parents=True)
-    fn = {"name": "math.area", "description": "Area of a rectangle given width and height.",
-          "parameters": {"type": "dict", "required": ["width", "height"],
-                         "properties": {"width": {"type": "integer"}, "height": {"type": "integer"},
-                                        "unit": {"type": "string", "enum": ["m", "cm"]}}}}
+    fn = {
+        "name": "math.area",
+        "description": "Area of a rectangle given width and height.",
+        "parameters": {
+            "type": "dict",
+            "required": ["width", "height"],
+            "properties": {
+                "width": {"type": "integer"},
+                "height": {"type": "integer"},
+                "unit": {"type": "string", "enum": ["m", "cm"]},
+            },
+        },
+    }
     items, truths = [], []
     for i in range(n):
         w, h = rng.randint(1, 50), rng.randint(51, 99)
-        items.append({"id": f"simple_python_{i}", "question": [[{"role": "user",
-                      "content": f"Find the area of a rectangle {w} wide and {h} high."}]], "function": [fn]})
-        truths.append({"id": f"simple_python_{i}", "ground_truth": [{"math.area": {"width": [w], "height": [h],
-                                                                                   "unit": ["", "m"]}}]})
+        items.append(
+            {
+                "id": f"simple_python_{i}",
+                "question": [[{"role": "user", "content": f"Find the area of a rectangle {w} wide and {h} high."}]],
+                "function": [fn],
+            }
+        )
+        truths.append(
+            {
+                "id": f"simple_python_{i}",
+                "ground_truth": [{"math.area": {"width": [w], "height": [h], "unit": ["", "m"]}}],
+            }
+        )
     write_jsonl(bfcl / "BFCL_v4_simple_python.json", items)
     write_jsonl(bfcl / "possible_answer" / "BFCL_v4_simple_python.json", truths)
     for cat in ("multiple", "parallel", "parallel_multiple"):
         write_jsonl(bfcl / f"BFCL_v4_{cat}.json", [])
         write_jsonl(bfcl / "possible_answer" / f"BFCL_v4_{cat}.json", [])
-    write_jsonl(bfcl / "BFCL_v4_irrelevance.json", [
-        {"id": f"irrelevance_{i}", "question": [[{"role": "user", "content": f"Who wrote poem number {i}?"}]],
-         "function": [fn]} for i in range(n // 3)])
+    write_jsonl(
+        bfcl / "BFCL_v4_irrelevance.json",
+        [
+            {
+                "id": f"irrelevance_{i}",
+                "question": [[{"role": "user", "content": f"Who wrote poem number {i}?"}]],
+                "function": [fn],
+            }
+            for i in range(n // 3)
+        ],
+    )
     (root / "pubmedqa").mkdir()
-    (root / "pubmedqa" / "pqal_dev.json").write_text(json.dumps({
-        str(i): {"QUESTION": f"Does drug {i} help?", "LONG_ANSWER": "Yes.",
-                 "CONTEXTS": [f"In a trial of {100 + i} patients, Drug{i} lowered blood pressure by {i % 9 + 2} points "
-                              f"compared with placebo in Boston. The effect was larger in older patients than in "
-                              f"younger patients during the first year."]}
-        for i in range(n)}))
+    (root / "pubmedqa" / "pqal_dev.json").write_text(
+        json.dumps(
+            {
+                str(i): {
+                    "QUESTION": f"Does drug {i} help?",
+                    "LONG_ANSWER": "Yes.",
+                    "CONTEXTS": [
+                        f"In a trial of {100 + i} patients, Drug{i} lowered blood pressure by {i % 9 + 2} points "
+                        f"compared with placebo in Boston. The effect was larger in older patients than in "
+                        f"younger patients during the first year."
+                    ],
+                }
+                for i in range(n)
+            }
+        )
+    )
     return root
 
 
@@ -127,8 +201,21 @@ def test_train_and_calibrate_end_to_end(tmp_path: Path) -> None:
     assert again.exit_code == 0
     assert {p.name: p.read_text() for p in weights.glob("*.json")} == first  # reproducible
 
-    result = runner.invoke(app, ["verifier", "calibrate", "--target-error", "0.05", "--data", str(data),
-                                 "--weights", str(weights), "--seed", "1"])
+    result = runner.invoke(
+        app,
+        [
+            "verifier",
+            "calibrate",
+            "--target-error",
+            "0.05",
+            "--data",
+            str(data),
+            "--weights",
+            str(weights),
+            "--seed",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "escalation" in result.output
     for p in weights.glob("*.json"):
@@ -136,11 +223,13 @@ def test_train_and_calibrate_end_to_end(tmp_path: Path) -> None:
         assert meta["calibrated"]["target_error"] == 0.05
         assert meta["calibrated"]["error"] <= 0.05
 
-    labelled = write_jsonl(tmp_path / "labelled.jsonl", [{**MATH, "label": True},
-                                                         {**MATH, "id": "w", "answer": "3 * 4 = 13\n#### 13",
-                                                          "label": False}])
-    result = runner.invoke(app, ["verifier", "calibrate", "--target-error", "0.1", "--labelled", str(labelled),
-                                 "--weights", str(weights)])
+    labelled = write_jsonl(
+        tmp_path / "labelled.jsonl",
+        [{**MATH, "label": True}, {**MATH, "id": "w", "answer": "3 * 4 = 13\n#### 13", "label": False}],
+    )
+    result = runner.invoke(
+        app, ["verifier", "calibrate", "--target-error", "0.1", "--labelled", str(labelled), "--weights", str(weights)]
+    )
     assert result.exit_code == 0, result.output
     out = tmp_path / "out.jsonl"
     result = runner.invoke(app, ["verify", "--input", str(labelled), "--output", str(out), "--weights", str(weights)])
@@ -149,8 +238,19 @@ def test_train_and_calibrate_end_to_end(tmp_path: Path) -> None:
 
 def test_calibrate_without_weights_fails_cleanly(tmp_path: Path) -> None:
     labelled = write_jsonl(tmp_path / "l.jsonl", [{**MATH, "label": True}])
-    result = runner.invoke(app, ["verifier", "calibrate", "--target-error", "0.1", "--labelled", str(labelled),
-                                 "--weights", str(tmp_path / "none")])
+    result = runner.invoke(
+        app,
+        [
+            "verifier",
+            "calibrate",
+            "--target-error",
+            "0.1",
+            "--labelled",
+            str(labelled),
+            "--weights",
+            str(tmp_path / "none"),
+        ],
+    )
     assert result.exit_code == 1 and "verifier train" in result.output
 
 
@@ -216,11 +316,23 @@ def test_verify_is_model_free_without_fleet(tmp_path: Path, monkeypatch: pytest.
         raise AssertionError("the fleet must not be touched without --fleet")
 
     monkeypatch.setattr(crosscheck, "connect_fleet", no_fleet)
-    result = runner.invoke(app, ["verify", "--input", str(write_jsonl(tmp_path / "in.jsonl", [MATH])),
-                                 "--output", str(tmp_path / "out.jsonl")])
+    result = runner.invoke(
+        app,
+        ["verify", "--input", str(write_jsonl(tmp_path / "in.jsonl", [MATH])), "--output", str(tmp_path / "out.jsonl")],
+    )
     assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["verify", "--input", str(tmp_path / "in.jsonl"), "--output",
-                                 str(tmp_path / "out.jsonl"), "--cross-check", "other"])
+    result = runner.invoke(
+        app,
+        [
+            "verify",
+            "--input",
+            str(tmp_path / "in.jsonl"),
+            "--output",
+            str(tmp_path / "out.jsonl"),
+            "--cross-check",
+            "other",
+        ],
+    )
     assert result.exit_code == 1 and "need --fleet" in result.output
 
 
@@ -236,8 +348,19 @@ def test_verify_with_fleet_adds_independent_answers(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(crosscheck, "connect_fleet", connect)
     wrong = {**MATH, "id": "m-wrong", "answer": "He has 3 * 4 = 12 apples.\nThen 12 + 2 = 14 are left.\n#### 14"}
     rows = [MATH, wrong, CLASSIFY, ANSWER]
-    result = runner.invoke(app, ["verify", "--input", str(write_jsonl(tmp_path / "in.jsonl", rows)),
-                                 "--output", str(tmp_path / "out.jsonl"), "--fleet", "--cross-check", "qwen"])
+    result = runner.invoke(
+        app,
+        [
+            "verify",
+            "--input",
+            str(write_jsonl(tmp_path / "in.jsonl", rows)),
+            "--output",
+            str(tmp_path / "out.jsonl"),
+            "--fleet",
+            "--cross-check",
+            "qwen",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert asked == ["qwen"] and closed == [True]
     out = {o["id"]: o for o in map(json.loads, (tmp_path / "out.jsonl").read_text().splitlines())}
@@ -258,8 +381,17 @@ def test_verify_with_fleet_reports_an_unreachable_fleet(tmp_path: Path, monkeypa
         raise ConnectionError("no Ray cluster at 127.0.0.1:6390")
 
     monkeypatch.setattr(crosscheck, "connect_fleet", down)
-    result = runner.invoke(app, ["verify", "--input", str(write_jsonl(tmp_path / "in.jsonl", [MATH])),
-                                 "--output", str(tmp_path / "out.jsonl"), "--fleet"])
+    result = runner.invoke(
+        app,
+        [
+            "verify",
+            "--input",
+            str(write_jsonl(tmp_path / "in.jsonl", [MATH])),
+            "--output",
+            str(tmp_path / "out.jsonl"),
+            "--fleet",
+        ],
+    )
     assert result.exit_code == 1 and "cannot use the fleet" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out.jsonl").exists()
 
@@ -268,9 +400,20 @@ def test_verify_with_fleet_reports_an_unreachable_fleet(tmp_path: Path, monkeypa
 
 
 def _label(kind: str, question: str, small, agree: bool, accepted: bool = True, **extra) -> dict:
-    return {"job": "j", "run_id": "r", "item_id": extra.pop("item", "i"), "task_id": "t", "kind": kind,
-            "question": question, "small_output": small, "small_score": 0.1, "frontier_output": "x",
-            "frontier_accepted": accepted, "agree": agree, **extra}
+    return {
+        "job": "j",
+        "run_id": "r",
+        "item_id": extra.pop("item", "i"),
+        "task_id": "t",
+        "kind": kind,
+        "question": question,
+        "small_output": small,
+        "small_score": 0.1,
+        "frontier_output": "x",
+        "frontier_accepted": accepted,
+        "agree": agree,
+        **extra,
+    }
 
 
 def test_train_from_history_uses_escalation_labels(tmp_path: Path) -> None:
@@ -283,8 +426,18 @@ def test_train_from_history_uses_escalation_labels(tmp_path: Path) -> None:
     labels = tmp_path / "runs" / "labels.jsonl"
     labels.parent.mkdir()
     labels.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    args = ["verifier", "train", "--data", str(data), "--out", str(weights), "--seed", "1", "--from-history",
-            str(labels)]
+    args = [
+        "verifier",
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(weights),
+        "--seed",
+        "1",
+        "--from-history",
+        str(labels),
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
@@ -313,20 +466,27 @@ def test_train_from_history_defaults_to_the_results_dir(tmp_path: Path, monkeypa
 def test_train_from_history_reports_bad_lines_and_skips(tmp_path: Path) -> None:
     data, weights = tiny_data(tmp_path / "data", n=60), tmp_path / "weights"
     prompt = "Context:\n[1] Qdrant is written in Rust.\n\nWhat is Qdrant written in?"
-    lines = [json.dumps(_label("answer", prompt, "Rust [1].", True)), "{not json", "[1, 2]",
-             json.dumps({"kind": "answer"}), json.dumps(_label("extract", "q", {"a": 1}, False)),
-             json.dumps(_label("answer", prompt, "Java [1].", False, accepted=False)),
-             json.dumps(_label("tool_call", "q", "f(a=1)", True))]
+    lines = [
+        json.dumps(_label("answer", prompt, "Rust [1].", True)),
+        "{not json",
+        "[1, 2]",
+        json.dumps({"kind": "answer"}),
+        json.dumps(_label("extract", "q", {"a": 1}, False)),
+        json.dumps(_label("answer", prompt, "Java [1].", False, accepted=False)),
+        json.dumps(_label("tool_call", "q", "f(a=1)", True)),
+    ]
     labels = tmp_path / "labels.jsonl"
     labels.write_text("\n".join(lines) + "\n")
-    result = runner.invoke(app, ["verifier", "train", "--data", str(data), "--out", str(weights),
-                                 "--from-history", str(labels)])
+    result = runner.invoke(
+        app, ["verifier", "train", "--data", str(data), "--out", str(weights), "--from-history", str(labels)]
+    )
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "7 lines, 1 labels used" in text
     assert "line 2: not JSON" in text and "line 3: expected a JSON object" in text and "line 4: missing" in text
     assert "kind extract: no learned model" in text and "frontier answer the verifier also rejected" in text
     assert "tool_call: no 'tools' recorded" in text
-    missing = runner.invoke(app, ["verifier", "train", "--data", str(data), "--from-history",
-                                  str(tmp_path / "nope.jsonl")])
+    missing = runner.invoke(
+        app, ["verifier", "train", "--data", str(data), "--from-history", str(tmp_path / "nope.jsonl")]
+    )
     assert missing.exit_code == 1 and "cannot read escalation labels" in missing.output

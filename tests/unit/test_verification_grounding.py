@@ -6,10 +6,22 @@ from slmflow.core.records import Evidence, VerifyRequest
 from verification import grounding
 from verification.verifier import Verifier
 
-EVIDENCE = [Evidence(chunk_id="kb-1", doc_id="qdrant", collection="kb", score=1.0,
-                     text="Qdrant is a vector database written in Rust. It was first released on May 31, 2021."),
-            Evidence(chunk_id="kb-2", doc_id="qdrant", collection="kb", score=0.9,
-                     text="Search latency did not increase with 10,000 points.")]
+EVIDENCE = [
+    Evidence(
+        chunk_id="kb-1",
+        doc_id="qdrant",
+        collection="kb",
+        score=1.0,
+        text="Qdrant is a vector database written in Rust. It was first released on May 31, 2021.",
+    ),
+    Evidence(
+        chunk_id="kb-2",
+        doc_id="qdrant",
+        collection="kb",
+        score=0.9,
+        text="Search latency did not increase with 10,000 points.",
+    ),
+]
 
 
 def check(answer: str, evidence=EVIDENCE, embedder=None):
@@ -64,22 +76,34 @@ def test_embedder_can_only_add_a_reason_to_reject() -> None:
     assert check("Qdrant is written in Rust.", embedder=FakeEmbedder()).accept
     a = grounding.analyse("Qdrant is a database written in Rust bananas.", EVIDENCE, "", FakeEmbedder())
     assert a.sentences[0].semantic == 0.0
-    assert "in meaning" in " ".join(check("Qdrant is a database written in Rust bananas.",
-                                          embedder=FakeEmbedder()).reasons)
+    assert "in meaning" in " ".join(
+        check("Qdrant is a database written in Rust bananas.", embedder=FakeEmbedder()).reasons
+    )
 
 
 def test_classify_and_extract_keep_their_behaviour() -> None:
     v = Verifier()
-    ok = v.verify(VerifyRequest(kind="classify", source="s", text="billing", output="billing",
-                                choices=["billing", "shipping"], confidence=0.9))
-    bad = v.verify(VerifyRequest(kind="classify", source="s", text="refunds", output="refunds",
-                                 choices=["billing", "shipping"]))
+    ok = v.verify(
+        VerifyRequest(
+            kind="classify",
+            source="s",
+            text="billing",
+            output="billing",
+            choices=["billing", "shipping"],
+            confidence=0.9,
+        )
+    )
+    bad = v.verify(
+        VerifyRequest(kind="classify", source="s", text="refunds", output="refunds", choices=["billing", "shipping"])
+    )
     assert ok.accept and not bad.accept and "not one of" in bad.reasons[0]
     schema = {"type": "object", "properties": {"order": {"type": "string"}}, "required": ["order"]}
-    good = v.verify(VerifyRequest(kind="extract", source="order NB-1", text='{"order": "NB-1"}', output={"order": "NB-1"},
-                                  json_schema=schema))
-    broken = v.verify(VerifyRequest(kind="extract", source="order NB-1", text="{oops", output=None,
-                                    json_schema=schema))
+    good = v.verify(
+        VerifyRequest(
+            kind="extract", source="order NB-1", text='{"order": "NB-1"}', output={"order": "NB-1"}, json_schema=schema
+        )
+    )
+    broken = v.verify(VerifyRequest(kind="extract", source="order NB-1", text="{oops", output=None, json_schema=schema))
     missing = v.verify(VerifyRequest(kind="extract", source="x", text="{}", output={}, json_schema=schema))
     assert good.accept and not broken.accept and "not JSON" in broken.reasons[0]
     assert "'order' is a required property" in missing.reasons[0]

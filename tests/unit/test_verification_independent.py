@@ -17,9 +17,17 @@ from verification.verifier import Verifier
 QUESTION = "Tom has 3 bags of 4 apples. He eats 2. How many are left?"
 RIGHT = "He has 3 * 4 = 12 apples.\nAfter eating, 12 - 2 = 10 are left.\n#### 10"
 WRONG = "He has 3 * 4 = 12 apples.\nAfter eating, 12 + 2 = 14 are left.\n#### 14"  # consistent but wrong
-TOOLS = [{"name": "get_weather", "description": "Weather for a city",
-          "parameters": {"type": "dict", "required": ["city"],
-                         "properties": {"city": {"type": "string"}, "unit": {"type": "string"}}}}]
+TOOLS = [
+    {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {
+            "type": "dict",
+            "required": ["city"],
+            "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
+        },
+    }
+]
 
 
 class FakeWorkers:
@@ -40,8 +48,15 @@ class FakeWorkers:
                 output = json.loads(got)
             except json.JSONDecodeError:
                 output = None
-        return Draft(model="other-small", text=got, output=output, tokens_in=10, tokens_out=10, latency_s=0.01,
-                     finish_reason="stop")
+        return Draft(
+            model="other-small",
+            text=got,
+            output=output,
+            tokens_in=10,
+            tokens_out=10,
+            latency_s=0.01,
+            finish_reason="stop",
+        )
 
 
 def math_fleet(program: str, solution: str) -> FakeWorkers:
@@ -75,17 +90,21 @@ def test_math_disagreement_fails_with_both_numbers_named() -> None:
     assert not got["cross_model"].passed and "other-small answers 10" in got["cross_model"].reason
 
 
-@pytest.mark.parametrize("program,why", [
-    ("```python\nprint(1 / 0)\n```", "ZeroDivisionError"),
-    ("```python\nwhile True:\n    pass\n```", "CPU limit"),
-    ("```python\nimport socket\n```", "not allowed"),
-    ("```python\nprint('ten')\n```", "printed no number"),
-    ("I cannot write code.", "no program"),
-])
+@pytest.mark.parametrize(
+    "program,why",
+    [
+        ("```python\nprint(1 / 0)\n```", "ZeroDivisionError"),
+        ("```python\nwhile True:\n    pass\n```", "CPU limit"),
+        ("```python\nimport socket\n```", "not allowed"),
+        ("```python\nprint('ten')\n```", "printed no number"),
+        ("I cannot write code.", "no program"),
+    ],
+)
 def test_a_failed_program_is_inconclusive_not_a_rejection(program: str, why: str) -> None:
     fleet = math_fleet(program, "The answer is 10")
     check = by_name(IndependentChecker(fleet, limits=FAST, cross_model=False).checks(math_req(RIGHT)))[
-        "program_of_thought"]
+        "program_of_thought"
+    ]
     assert check.passed and check.reason.startswith("inconclusive") and why in check.reason
 
 
@@ -106,8 +125,13 @@ def test_a_percent_program_may_print_a_fraction() -> None:
 
 
 def test_classify_compares_labels() -> None:
-    req = VerifyRequest(kind="classify", source="Where is my parcel?", text="shipping", output="shipping",
-                        choices=["shipping", "billing"])
+    req = VerifyRequest(
+        kind="classify",
+        source="Where is my parcel?",
+        text="shipping",
+        output="shipping",
+        choices=["shipping", "billing"],
+    )
     agree = IndependentChecker(FakeWorkers(lambda r: "Shipping")).checks(req)
     assert agree[0].passed and not agree[0].reason
     fleet = FakeWorkers(lambda r: "billing")
@@ -120,8 +144,13 @@ def test_classify_compares_labels() -> None:
 
 def test_extract_compares_fields_and_scores_the_agreeing_share() -> None:
     schema = {"type": "object", "properties": {"order": {"type": "string"}, "product": {"type": "string"}}}
-    req = VerifyRequest(kind="extract", source="Order NB-7 for a Nimbus Cam", text="", json_schema=schema,
-                        output={"order": "NB-7", "product": "Nimbus Cam"})
+    req = VerifyRequest(
+        kind="extract",
+        source="Order NB-7 for a Nimbus Cam",
+        text="",
+        json_schema=schema,
+        output={"order": "NB-7", "product": "Nimbus Cam"},
+    )
     same = IndependentChecker(FakeWorkers(lambda r: '{"order": "nb-7 ", "product": "Nimbus  Cam"}')).checks(req)
     assert same[0].passed
     fleet = FakeWorkers(lambda r: '{"order": "NB-7", "product": "Nimbus Hub"}')
@@ -132,18 +161,30 @@ def test_extract_compares_fields_and_scores_the_agreeing_share() -> None:
     assert junk[0].passed and "not JSON" in junk[0].reason
 
 
-@pytest.mark.parametrize("stated,other,agree", [
-    ("get_weather(city='Paris')", '[{"name": "get_weather", "arguments": {"city": "paris"}}]', True),
-    ("get_weather(city='Paris')", "get_weather(city='Paris', unit='celsius')", True),  # optional extra
-    ("[get_weather(city='Paris'), get_weather(city='Rome')]",
-     "[get_weather(city='Rome'), get_weather(city='Paris')]", True),  # order does not matter
-    ("get_weather(city='Paris')", "get_weather(city='Lyon')", False),
-    ("get_weather(city='Paris')", "[]", False),  # the other model declines
-    ("get_weather(city='Paris')", "get_weather()", False),  # a required argument missing
-])
+@pytest.mark.parametrize(
+    "stated,other,agree",
+    [
+        ("get_weather(city='Paris')", '[{"name": "get_weather", "arguments": {"city": "paris"}}]', True),
+        ("get_weather(city='Paris')", "get_weather(city='Paris', unit='celsius')", True),  # optional extra
+        (
+            "[get_weather(city='Paris'), get_weather(city='Rome')]",
+            "[get_weather(city='Rome'), get_weather(city='Paris')]",
+            True,
+        ),  # order does not matter
+        ("get_weather(city='Paris')", "get_weather(city='Lyon')", False),
+        ("get_weather(city='Paris')", "[]", False),  # the other model declines
+        ("get_weather(city='Paris')", "get_weather()", False),  # a required argument missing
+    ],
+)
 def test_tool_calls_are_compared_loosely(stated: str, other: str, agree: bool) -> None:
-    req = VerifyRequest(kind="tool_call", source="Weather in Paris?", question="Weather in Paris?", text=stated,
-                        output=None, tools=TOOLS)
+    req = VerifyRequest(
+        kind="tool_call",
+        source="Weather in Paris?",
+        question="Weather in Paris?",
+        text=stated,
+        output=None,
+        tools=TOOLS,
+    )
     check = IndependentChecker(FakeWorkers(lambda r: other)).checks(req)[0]
     assert check.passed is agree and (agree or "independently" in check.reason)
 
@@ -171,8 +212,10 @@ def test_the_verifier_treats_disagreement_as_a_veto() -> None:
     checked = Verifier(learned=learned, independent=IndependentChecker(fleet, limits=FAST)).verify(math_req(WRONG))
     assert not checked.accept and checked.score == 0.0
     assert any(r.startswith("program_of_thought:") for r in checked.reasons)
-    agreeing = Verifier(learned=learned, independent=IndependentChecker(
-        math_fleet("```python\nprint(3 * 4 - 2)\n```", "The answer is 10"), limits=FAST)).verify(math_req(RIGHT))
+    agreeing = Verifier(
+        learned=learned,
+        independent=IndependentChecker(math_fleet("```python\nprint(3 * 4 - 2)\n```", "The answer is 10"), limits=FAST),
+    ).verify(math_req(RIGHT))
     alone = Verifier(learned=learned).verify(math_req(RIGHT))
     assert agreeing.accept == alone.accept and agreeing.score == alone.score
     rules = Verifier(independent=IndependentChecker(fleet, limits=FAST)).verify(math_req(WRONG))
@@ -197,15 +240,27 @@ from verification.sandbox import SandboxResult  # noqa: E402
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(kind=st.sampled_from(["math", "classify", "extract", "tool_call"]), text=st.text(max_size=80),
-       reply=st.text(max_size=80), printed=st.text(max_size=30),
-       output=st.one_of(st.none(), st.text(max_size=10), st.dictionaries(st.text(max_size=4), st.integers(), max_size=3)),
-       tools=st.sampled_from([None, [], TOOLS, [{"x": 1}]]))
+@given(
+    kind=st.sampled_from(["math", "classify", "extract", "tool_call"]),
+    text=st.text(max_size=80),
+    reply=st.text(max_size=80),
+    printed=st.text(max_size=30),
+    output=st.one_of(st.none(), st.text(max_size=10), st.dictionaries(st.text(max_size=4), st.integers(), max_size=3)),
+    tools=st.sampled_from([None, [], TOOLS, [{"x": 1}]]),
+)
 def test_any_second_opinion_gives_checks_without_raising(kind, text, reply, printed, output, tools) -> None:
     def fake_run(code, limits):
         return SandboxResult(ok=True, stdout=printed, stderr="", error="", returncode=0)
 
-    req = VerifyRequest(kind=kind, source=text, question=text, text=text, output=output, tools=tools,
-                        choices=["a", "b"], json_schema={"type": "object"})
+    req = VerifyRequest(
+        kind=kind,
+        source=text,
+        question=text,
+        text=text,
+        output=output,
+        tools=tools,
+        choices=["a", "b"],
+        json_schema={"type": "object"},
+    )
     for check in IndependentChecker(FakeWorkers(lambda r: reply), run=fake_run).checks(req):
         assert 0 <= check.score <= 1

@@ -8,28 +8,36 @@ from slmflow.core.records import VerifyRequest
 from verification import math as vm
 from verification.verifier import Verifier
 
-QUESTION = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips "
-            "in May. How many clips did Natalia sell altogether in April and May?")
-GOLD = ("Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n"
-        "Natalia sold 48+24 = <<48+24=72>>72 clips altogether in April and May.\n#### 72")
+QUESTION = (
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips "
+    "in May. How many clips did Natalia sell altogether in April and May?"
+)
+GOLD = (
+    "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n"
+    "Natalia sold 48+24 = <<48+24=72>>72 clips altogether in April and May.\n#### 72"
+)
 
 
 def verdict(answer: str, question: str = QUESTION, finish_reason: str | None = None):
-    return Verifier().verify(VerifyRequest(kind="math", source=question, text=answer, output=answer,
-                                           finish_reason=finish_reason))
+    return Verifier().verify(
+        VerifyRequest(kind="math", source=question, text=answer, output=answer, finish_reason=finish_reason)
+    )
 
 
 def failed(answer: str, question: str = QUESTION) -> dict[str, str]:
     return {c.name: c.reason for c in verdict(answer, question).checks if not c.passed}
 
 
-@pytest.mark.parametrize("answer", [
-    GOLD,
-    "Natalia sold 48 / 2 = 24 clips in May.\nShe sold 48 + 24 = 72 clips in total.\nThe answer is 72.",
-    "In May she sold 48 ÷ 2 = 24.\nAltogether 48 + 24 = 72.\nA: 72",
-    "May: 48 x 1/2 = 24 clips.\nTotal: 48 + 24 = 72 clips.\nSo Natalia sold 72 clips altogether.",
-    "May: 48/2 = 24. Total: 48 + 24 = 72. The final answer is \\boxed{72}.",
-])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        GOLD,
+        "Natalia sold 48 / 2 = 24 clips in May.\nShe sold 48 + 24 = 72 clips in total.\nThe answer is 72.",
+        "In May she sold 48 ÷ 2 = 24.\nAltogether 48 + 24 = 72.\nA: 72",
+        "May: 48 x 1/2 = 24 clips.\nTotal: 48 + 24 = 72 clips.\nSo Natalia sold 72 clips altogether.",
+        "May: 48/2 = 24. Total: 48 + 24 = 72. The final answer is \\boxed{72}.",
+    ],
+)
 def test_correct_solutions_pass_in_every_format(answer: str) -> None:
     assert failed(answer) == {}
 
@@ -65,20 +73,25 @@ def test_answer_that_never_states_a_result() -> None:
     assert "never states" in reasons["result_stated"]
 
 
-@pytest.mark.parametrize("answer,finish", [
-    ("In May she sold 48/2 = 24 clips.\nIn total she sold 48 + ", None),
-    ("In May she sold 48/2 = <<48/2=24", None),
-    ("In May she sold 48/2 = 24 clips and then in", None),
-    (GOLD, "length"),
-])
+@pytest.mark.parametrize(
+    "answer,finish",
+    [
+        ("In May she sold 48/2 = 24 clips.\nIn total she sold 48 + ", None),
+        ("In May she sold 48/2 = <<48/2=24", None),
+        ("In May she sold 48/2 = 24 clips and then in", None),
+        (GOLD, "length"),
+    ],
+)
 def test_truncated_output_is_unfinished(answer: str, finish: str | None) -> None:
     assert not verdict(answer, finish_reason=finish).accept
     assert any(c.name == "finished" and not c.passed for c in verdict(answer, finish_reason=finish).checks)
 
 
 def test_chains_and_percentages() -> None:
-    a = vm.analyse("A $80 coat is 25% off. What does it cost?",
-                   "The discount is 80 * 25% = 20.\nSo it costs 80 - 20 = 60 = 60 dollars.\n#### 60")
+    a = vm.analyse(
+        "A $80 coat is 25% off. What does it cost?",
+        "The discount is 80 * 25% = 20.\nSo it costs 80 - 20 = 60 = 60 dollars.\n#### 60",
+    )
     assert [s.correct for s in a.steps] == [True, True]
     assert a.final == 60 and a.final_is_last_result
 
@@ -89,8 +102,10 @@ def test_rounded_results_are_accepted_at_their_precision() -> None:
 
 
 def test_symbolic_equations_are_not_misread_as_arithmetic() -> None:
-    a = vm.analyse("Anna spent 1/4 of her money and has $24 left.",
-                   "She has X - X*1/4 = $24 left.\nSo X*3/4 = 24 and X = 24 / 3/4 = 32.\n#### 32")
+    a = vm.analyse(
+        "Anna spent 1/4 of her money and has $24 left.",
+        "She has X - X*1/4 = $24 left.\nSo X*3/4 = 24 and X = 24 / 3/4 = 32.\n#### 32",
+    )
     assert not [s for s in a.steps if s.expression.startswith("1/4")]
 
 
@@ -100,9 +115,11 @@ def test_long_whitespace_does_not_blow_up_the_parser() -> None:
 
 
 def test_markdown_and_latex_solutions_are_read() -> None:
-    answer = ("In May she sold $\\frac{48}{2} = 24$ clips.\n"
-              "April was twice May: $24 \\times 2 = 48$. Altogether she sold \\(48 + 24 = 72\\) clips.\n"
-              "**Answer:** The answer is **72**.")
+    answer = (
+        "In May she sold $\\frac{48}{2} = 24$ clips.\n"
+        "April was twice May: $24 \\times 2 = 48$. Altogether she sold \\(48 + 24 = 72\\) clips.\n"
+        "**Answer:** The answer is **72**."
+    )
     a = vm.analyse(QUESTION, answer)
     assert [s.correct for s in a.steps] == [True, True, True]
     assert a.final == 72 and a.final_explicit

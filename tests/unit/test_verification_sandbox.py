@@ -19,11 +19,14 @@ def test_a_correct_program_runs_and_its_result_is_read() -> None:
     assert printed_number(result.stdout) == 2.5
 
 
-@pytest.mark.parametrize("program", [
-    "import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=1)",
-    "__import__('urllib.request').request.urlopen('http://example.com')",
-    "import _socket",
-])
+@pytest.mark.parametrize(
+    "program",
+    [
+        "import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=1)",
+        "__import__('urllib.request').request.urlopen('http://example.com')",
+        "import _socket",
+    ],
+)
 def test_network_is_stopped(program: str) -> None:
     result = run_python(program, FAST)
     assert not result.ok and "not allowed" in result.error
@@ -38,18 +41,21 @@ def test_network_namespace_is_used_where_available() -> None:
     assert "network namespace" in isolation() or "uid" in isolation()
 
 
-@pytest.mark.parametrize("program", [
-    "print(open('/etc/hostname').read())",
-    "print(open('../../../../etc/passwd').read())",
-    "print(open(b'/etc/passwd').read())",
-    "import posix\nfd = posix.open('/etc/passwd', 0)\nprint(posix.read(fd, 100))",
-    "import io\nprint(io.FileIO('/etc/passwd').read())",
-    "import os\nprint(os.listdir('/'))",
-    "import builtins\nbuiltins.isinstance = lambda *a: True\nbuiltins.type = lambda x: str\n"
-    "print(open('/etc/hostname').read())",
-    "try:\n    open('/etc/passwd')\nexcept PermissionError as e:\n    print(e.__traceback__.tb_frame.f_locals)",
-    "import sys\nsys.settrace(lambda *a: None)",
-])
+@pytest.mark.parametrize(
+    "program",
+    [
+        "print(open('/etc/hostname').read())",
+        "print(open('../../../../etc/passwd').read())",
+        "print(open(b'/etc/passwd').read())",
+        "import posix\nfd = posix.open('/etc/passwd', 0)\nprint(posix.read(fd, 100))",
+        "import io\nprint(io.FileIO('/etc/passwd').read())",
+        "import os\nprint(os.listdir('/'))",
+        "import builtins\nbuiltins.isinstance = lambda *a: True\nbuiltins.type = lambda x: str\n"
+        "print(open('/etc/hostname').read())",
+        "try:\n    open('/etc/passwd')\nexcept PermissionError as e:\n    print(e.__traceback__.tb_frame.f_locals)",
+        "import sys\nsys.settrace(lambda *a: None)",
+    ],
+)
 def test_files_outside_the_working_directory_are_out_of_reach(program: str) -> None:
     result = run_python(program, FAST)
     assert not result.ok and "sandbox:" in result.error
@@ -58,8 +64,10 @@ def test_files_outside_the_working_directory_are_out_of_reach(program: str) -> N
 
 def test_files_inside_the_working_directory_are_usable_and_the_environment_is_empty(monkeypatch) -> None:
     monkeypatch.setenv("SLMFLOW_FRONTIER_API_KEY", "sekrit")
-    result = run_python("open('notes.txt', 'w').write('42')\nimport posix\n"
-                        "print(dict(posix.environ))\nprint(open('notes.txt').read())", FAST)
+    result = run_python(
+        "open('notes.txt', 'w').write('42')\nimport posix\nprint(dict(posix.environ))\nprint(open('notes.txt').read())",
+        FAST,
+    )
     assert result.ok, result.error
     assert "sekrit" not in result.stdout and printed_number(result.stdout) == 42
 
@@ -86,9 +94,14 @@ def test_a_sleeping_program_is_stopped_at_the_wall_clock_limit() -> None:
     assert not result.ok and "timed out" in result.error
 
 
-@pytest.mark.parametrize("program", ["x = bytearray(10 ** 10)\nprint(len(x))",
-                                     "x = [0] * (10 ** 9)\nprint(len(x))",
-                                     "x = 'a' * (2 ** 34)\nprint(len(x))"])
+@pytest.mark.parametrize(
+    "program",
+    [
+        "x = bytearray(10 ** 10)\nprint(len(x))",
+        "x = [0] * (10 ** 9)\nprint(len(x))",
+        "x = 'a' * (2 ** 34)\nprint(len(x))",
+    ],
+)
 def test_huge_memory_is_stopped(program: str) -> None:
     result = run_python(program, FAST)
     assert not result.ok and "MemoryError" in result.error
@@ -106,12 +119,15 @@ def test_a_crash_is_reported_not_raised() -> None:
     assert not result.ok and "SyntaxError" in result.error
 
 
-@pytest.mark.parametrize("reply,code_has", [
-    ("Here it is:\n```python\nprint(2 + 3)\n```\nDone.", "print(2 + 3)"),
-    ("```py\ndef solution():\n    return 7\n```", "print(solution())"),
-    ("```python\nx = 4\nprint(x)", "print(x)"),  # cut off before the closing fence
-    ("x = 4\nprint(x * 2)", "print(x * 2)"),
-])
+@pytest.mark.parametrize(
+    "reply,code_has",
+    [
+        ("Here it is:\n```python\nprint(2 + 3)\n```\nDone.", "print(2 + 3)"),
+        ("```py\ndef solution():\n    return 7\n```", "print(solution())"),
+        ("```python\nx = 4\nprint(x)", "print(x)"),  # cut off before the closing fence
+        ("x = 4\nprint(x * 2)", "print(x * 2)"),
+    ],
+)
 def test_program_is_taken_from_a_model_reply(reply: str, code_has: str) -> None:
     assert code_has in program_from(reply)
 
@@ -120,8 +136,17 @@ def test_prose_is_no_program() -> None:
     assert program_from("The answer is 42.") == ""
 
 
-@pytest.mark.parametrize("stdout,value", [("42\n", 42.0), ("Total: $1,250.50\n", 1250.5), ("7/2\n", 3.5),
-                                          ("step 1\n\n-3\n", -3.0), ("done\n", None), ("", None)])
+@pytest.mark.parametrize(
+    "stdout,value",
+    [
+        ("42\n", 42.0),
+        ("Total: $1,250.50\n", 1250.5),
+        ("7/2\n", 3.5),
+        ("step 1\n\n-3\n", -3.0),
+        ("done\n", None),
+        ("", None),
+    ],
+)
 def test_printed_number(stdout: str, value: float | None) -> None:
     assert printed_number(stdout) == value
 

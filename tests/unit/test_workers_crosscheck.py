@@ -22,7 +22,10 @@ def test_connect_fleet_pins_the_named_member(tmp_path, monkeypatch) -> None:
     assert got.name == "checker"
     view = got.workers.fleet
     assert [view.small_for(k) for k in ("classify", "answer", "extract")] == [
-        "actor small:checker:0", "actor small:checker:1", "actor small:checker:0"]
+        "actor small:checker:0",
+        "actor small:checker:1",
+        "actor small:checker:0",
+    ]
     assert view.frontier == "frontier-actor"
     got.close()
     assert closed == [True]

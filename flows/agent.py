@@ -21,7 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 from prefect.transactions import CommitMode, transaction
 
-from flows.cascade import UnitContext, as_call, cascade, ground, scope
+from flows.cascade import UnitContext, cascade, ground, verified_call
 from flows.ledger import Ledger
 from flows.prompts import build_request
 from flows.spec import AgentLimits, Item, TaskSpec
@@ -55,7 +55,7 @@ def execute_agent(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[s
         if not step.status.verified:
             status, error = step.status, f"step {n}: {step.error or 'could not be verified'}"
             break
-        if step.call.name == FINAL_ANSWER:
+        if step.call is not None and step.call.name == FINAL_ANSWER:
             answer = step.call.arguments.get("answer")
             # The episode is 'accepted' only if the small model did every step.
             status = Status.escalated if any(s.role == "frontier" for s in steps) else Status.accepted
@@ -104,18 +104,20 @@ def execute_step(
     question = render(task.prompt, item=item.data, upstream=upstream, evidence=evidence)
     # What the tools returned is evidence too: a final answer is held to it.
     seen = [
-        Evidence(chunk_id=f"step-{s.n}", doc_id=s.call.name, text=s.observation.text(), score=1.0, collection="tools")
+        Evidence(
+            chunk_id=f"step-{s.n}", doc_id=s.observation.tool, text=s.observation.text(), score=1.0, collection="tools"
+        )
         for s in history
         if s.observation is not None
     ]
     c = cascade(ctx, task, request, evidence + seen, question=question)
     if not c.status.verified:
         return AgentStep(n=n, status=c.status, attempts=c.attempts, error=c.error)
-    call = as_call(c.final.draft.output)
-    observation = None
-    if call.name != FINAL_ANSWER:
-        observation = ctx.tools.call(call, task.tools, scope(ctx, item, task))
-    return AgentStep(n=n, role=c.final.role, status=c.status, call=call, observation=observation, attempts=c.attempts)
+    call = verified_call(c)
+    observation = None if call.name == FINAL_ANSWER else ctx.run_tool(task, item, call)
+    return AgentStep(
+        n=n, role=c.attempts[-1].role, status=c.status, call=call, observation=observation, attempts=c.attempts
+    )
 
 
 @prefect_task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_on_exceptions_only)
@@ -145,6 +147,8 @@ def transcript(history: list[AgentStep]) -> str:
     """The earlier steps as the next prompt shows them."""
     lines = []
     for s in history:
+        if s.call is None:  # only verified steps, which all made a call, reach the transcript
+            continue
         observation = s.observation or Observation(tool=s.call.name, ok=True)
         lines.append(f"{s.n}. {s.call.name}({json.dumps(s.call.arguments)}) -> {observation.text()}")
     return "\n".join(lines)

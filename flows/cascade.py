@@ -19,7 +19,17 @@ from flows.ledger import Ledger
 from flows.prompts import search_query, with_feedback
 from flows.spec import Item, TaskSpec
 from slmflow.core.errors import EngineOutputError, FrontierError
-from slmflow.core.records import Attempt, Draft, Evidence, GenerationRequest, Status, ToolCall, Verdict, VerifyRequest
+from slmflow.core.records import (
+    Attempt,
+    Draft,
+    Evidence,
+    GenerationRequest,
+    Observation,
+    Status,
+    ToolCall,
+    Verdict,
+    VerifyRequest,
+)
 from tools.executor import ToolExecutor
 from tools.registry import FINAL_ANSWER, NO_TOOL, RESERVED, Tool, pseudo_tool
 
@@ -64,6 +74,13 @@ class UnitContext:
             raise RuntimeError(f"task {task.id!r} uses tools, but the run opened none")
         return [*self.tools.registry.select(task.tools), pseudo_tool(pseudo)]
 
+    def run_tool(self, task: TaskSpec, item: Item, call: ToolCall) -> Observation:
+        """Run a verified call of `task` for `item` through the run's executor (allowlist, sandbox,
+        side-effect ledger keyed by `scope`)."""
+        if self.tools is None or not task.tools:
+            raise RuntimeError(f"task {task.id!r} calls {call.name!r}, but the run opened no tools for it")
+        return self.tools.call(call, task.tools, scope(self, item, task))
+
 
 def verify_request(
     task: TaskSpec, request: GenerationRequest, draft: Draft, evidence: list[Evidence], question: str | None = None
@@ -106,6 +123,14 @@ def verify_request(
     return VerifyRequest(
         kind="tool_call", output=output, tools=offered, grounded_arguments=True, question=question, **common
     )
+
+
+def verified_call(c: Cascade) -> ToolCall:
+    """The call a verified tool step made: the verifier rejects anything that does not parse as one."""
+    call = as_call(c.final.draft.output) if c.final else None
+    if call is None or not c.status.verified:
+        raise ValueError(f"no verified call in a {c.status.value} cascade")
+    return call
 
 
 def as_call(output: Any) -> ToolCall | None:

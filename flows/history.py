@@ -30,7 +30,7 @@ PAGE = 200  # the most the artifacts endpoint returns per request
 
 def read_history(job: str | None = None, since: datetime | None = None, limit: int = 2000) -> list[RunRow]:
     key = ArtifactFilterKey(any_=[artifact_key(job, LEDGER)]) if job else ArtifactFilterKey(like_=f"%-{LEDGER}")
-    artifacts = []
+    artifacts: list = []
     with get_client(sync_client=True) as client:
         while len(artifacts) < limit:
             page = client.read_artifacts(
@@ -40,12 +40,12 @@ def read_history(job: str | None = None, since: datetime | None = None, limit: i
                 offset=len(artifacts),
             )
             artifacts.extend(page)
-            if len(page) < PAGE or (since and page[-1].created < since):
+            if len(page) < PAGE or (since and page[-1].created and page[-1].created < since):
                 break
     rows = []
     for art in artifacts:
         data = json.loads(art.data) if isinstance(art.data, str) else art.data
-        if not data or art.flow_run_id is None:
+        if not data or art.flow_run_id is None or art.created is None:
             continue
         rows.append(
             RunRow(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
@@ -32,10 +33,12 @@ from slmflow.core.settings import get_settings
 from workers.fleet import frontier_endpoint, get_fleet
 from workers.remote import RayWorkers
 
-_settings = get_settings()
+# Threads are the requests in flight: each unit waits on an actor call, not on a core.
+_units_in_flight: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=get_settings().task_concurrency)
 
 
-@flow(name="slmflow-job", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=_settings.task_concurrency))
+# Prefect declares TaskRunner invariant in its future type, so its own thread pool does not type-check.
+@flow(name="slmflow-job", log_prints=True, task_runner=_units_in_flight)  # type: ignore[arg-type]
 def run_job(spec: str, limit: int | None = None, recompute: bool = False) -> dict:
     """Run an agent job spec end to end. `limit` keeps only the first N items. Units verified by an
     earlier run of the same job, models and settings are reused unless `recompute` is set."""

@@ -286,6 +286,7 @@ def _load_items(spec: JobSpec, base_dir: Path) -> list[Item]:
     if spec.inputs.items is not None:
         records = list(enumerate(spec.inputs.items, 1))
     else:
+        assert spec.inputs.path is not None  # Inputs holds exactly one of items and path
         path = base_dir / spec.inputs.path
         try:
             text = path.read_text(encoding="utf-8")
@@ -341,7 +342,7 @@ def python_registry(job: Job) -> ToolRegistry:
     if base not in sys.path:
         sys.path.insert(0, base)
     registry = ToolRegistry()
-    for i, source in enumerate(job.spec.tools.sources):
+    for i, source in enumerate(job.spec.tools.sources if job.spec.tools else []):
         try:
             if source.module:
                 registry.add_module(source.module)
@@ -355,7 +356,7 @@ def python_registry(job: Job) -> ToolRegistry:
 def check_python_tools(job: Job) -> None:
     """With no MCP sources, every allowlist can be checked now."""
     registry = python_registry(job)
-    if not any(s.mcp for s in job.spec.tools.sources):
+    if job.spec.tools and not any(s.mcp for s in job.spec.tools.sources):
         check_allowlists(job, registry)
 
 

@@ -45,7 +45,7 @@ def check_template(source: str, depends_on: list[str]) -> None:
 def _locally_bound(ast: nodes.Template) -> set[str]:
     bound: set[str] = set()
     for node in ast.find_all((nodes.For, nodes.Assign)):
-        target = node.target
+        target = node.target  # type: ignore[attr-defined]  # both node types carry a target
         for name in [target, *target.find_all(nodes.Name)]:
             if isinstance(name, nodes.Name):
                 bound.add(name.name)
@@ -54,12 +54,12 @@ def _locally_bound(ast: nodes.Template) -> set[str]:
 
 def _upstream_refs(ast: nodes.Template) -> set[str]:
     refs = set()
-    for node in ast.find_all(nodes.Getattr):
-        if isinstance(node.node, nodes.Name) and node.node.name == "upstream":
-            refs.add(node.attr)
-    for node in ast.find_all(nodes.Getitem):
-        if isinstance(node.node, nodes.Name) and node.node.name == "upstream" and isinstance(node.arg, nodes.Const):
-            refs.add(str(node.arg.value))
+    for attr in ast.find_all(nodes.Getattr):
+        if isinstance(attr.node, nodes.Name) and attr.node.name == "upstream":
+            refs.add(attr.attr)
+    for item in ast.find_all(nodes.Getitem):
+        if isinstance(item.node, nodes.Name) and item.node.name == "upstream" and isinstance(item.arg, nodes.Const):
+            refs.add(str(item.arg.value))
     return refs
 
 

@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 
 from flows.agent import execute_agent
-from flows.cascade import UnitContext, as_call, cascade, ground, scope
+from flows.cascade import UnitContext, cascade, ground, verified_call
 from flows.prompts import build_request
 from flows.spec import Item, TaskSpec
 from flows.states import ESCALATED, INPUT_REJECTED, NEEDS_REVIEW, retry_on_exceptions_only
@@ -33,19 +33,21 @@ def execute_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[st
     def build(evidence: list[Evidence]) -> GenerationRequest:
         return build_request(task, item.data, upstream, evidence, offered)
 
+    top_k = task.grounding.top_k if task.grounding else 0
+
     def reground() -> tuple[GenerationRequest, list[Evidence]]:
-        evidence = ground(ctx, task, item, upstream, task.grounding.top_k * 2)
+        evidence = ground(ctx, task, item, upstream, top_k * 2)
         return build(evidence), evidence
 
-    evidence = ground(ctx, task, item, upstream, task.grounding.top_k if task.grounding else 0)
+    evidence = ground(ctx, task, item, upstream, top_k)
     c = cascade(ctx, task, build(evidence), evidence, reground if task.grounding else None)
     final = c.final
     output = final.draft.output if final and c.status.verified else None
     reasons = [r for a in c.attempts for r in (f"{a.role}: {x}" for x in a.verdict.reasons)]
     if task.kind == "tool_call" and c.status.verified:
         # Only a verified call runs; declining (no_suitable_tool) runs nothing.
-        call = as_call(output)
-        observation = None if call.name == NO_TOOL else ctx.tools.call(call, task.tools, scope(ctx, item, task))
+        call = verified_call(c)
+        observation = None if call.name == NO_TOOL else ctx.run_tool(task, item, call)
         output = {"call": call.model_dump(), "observation": observation.model_dump() if observation else None}
         if observation is not None and not observation.ok:
             reasons.append(f"tool: {observation.error}")

@@ -34,8 +34,9 @@ def _code_roots(registry: ToolRegistry) -> set[str]:
         source = registry.get(name).source
         if source.startswith("python:"):
             module = sys.modules.get(source.split(":")[1])
-            if module is not None and getattr(module, "__file__", None):
-                roots.add(str(Path(module.__file__).resolve().parent))
+            path = getattr(module, "__file__", None)
+            if path:
+                roots.add(str(Path(path).resolve().parent))
     return roots
 
 

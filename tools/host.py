@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +162,7 @@ class ToolHost:
     """The parent's handle on one host process. Not thread-safe: the executor pools them."""
 
     def __init__(
-        self, workdir: Path, privileges: tuple[bool, bool, bool], sys_path: list[str], code_roots: list[str] = ()
+        self, workdir: Path, privileges: tuple[bool, bool, bool], sys_path: list[str], code_roots: Collection[str] = ()
     ):
         """`code_roots`: folders whose Python files the host may read besides `sys_path`
         (packages an editable install maps by a finder rather than a path entry)."""
@@ -222,12 +223,14 @@ class ToolHost:
 
     def _send(self, message: dict[str, Any]) -> None:
         try:
+            assert self.proc.stdin is not None  # started with stdin=PIPE
             self.proc.stdin.write((json.dumps(message) + "\n").encode())
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             raise self._died() from None
 
     def _readline(self, deadline: float) -> bytes:
+        assert self.proc.stdout is not None  # started with stdout=PIPE
         fd = self.proc.stdout.fileno()
         while b"\n" not in self._buffer:
             left = deadline - time.monotonic()

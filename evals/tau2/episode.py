@@ -117,7 +117,7 @@ def _agent_turn(
         turn.append(step)
         if not step.status.verified:
             return None
-        if step.call.name == FINAL_ANSWER:
+        if step.call is not None and step.call.name == FINAL_ANSWER:
             return str(step.call.arguments.get("answer", ""))
     return None
 

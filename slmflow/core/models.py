@@ -85,7 +85,7 @@ def _convert(gguf: Path, out: Path, log) -> None:
     log("converting GGUF to an HF folder (bf16 safetensors, ~30 s) ...")
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
     # The dequantised weights are plain bf16; drop the GGUF quantiser so vLLM sees a normal model.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # transformers types it as a module
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

@@ -64,7 +64,7 @@ def use_token_auth(token_path: Path) -> None:
     os.environ.update(token_auth_env(token_path))
     del os.environ["RAY_AUTH_TOKEN"]
     try:
-        from ray._raylet import AuthenticationTokenLoader, Config
+        from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]  # Cython
     except ImportError:  # ray not importable: nothing cached yet, the environment is enough
         return
     Config.initialize("")

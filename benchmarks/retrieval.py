@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from slmflow.core.settings import get_settings
+
 REPO = Path(__file__).resolve().parent.parent
 if sys.path[0] == str(Path(__file__).resolve().parent):
     sys.path[0] = str(REPO)  # run as a file, this module's folder would shadow the `retrieval` package
@@ -352,7 +354,7 @@ def main() -> None:
     parser.add_argument(
         "--data",
         type=Path,
-        default=REPO.parent / "shared" / "data",
+        default=get_settings().data_dir,
         help="folder holding pubmedqa/ and hotpotqa_sample/",
     )
     parser.add_argument("--sizes", default="10000,100000", help="points per scale run, comma-separated; '' skips them")

@@ -219,12 +219,15 @@ class Job(BaseModel):
         return (self.base_dir / self.spec.collections[name].path).resolve()
 
 
-def load_job(path: str | Path, limit: int | None = None) -> Job:
-    path = Path(path)
+def load_job(spec: str | Path, limit: int | None = None) -> Job:
+    """Load and validate a job: `spec` is a spec file or the name of a shipped job (flows.catalog)."""
+    from flows.catalog import resolve_spec, shipped_jobs
+
+    path = resolve_spec(spec)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SpecError(f"job spec not found: {path}") from None
+        raise SpecError(f"job spec not found: {path} (shipped jobs: {', '.join(shipped_jobs())})") from None
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise SpecError(f"{path}: not a readable YAML file: {exc}") from None
     return build_job(raw, path.parent, source=str(path), limit=limit)

@@ -16,14 +16,12 @@ from typing import Any, ClassVar
 from evals.errors import EvalError
 from evals.records import ModelOutput, ReplayRecord
 from slmflow.core.records import GenerationRequest, Message, TaskKind, VerifyKind, VerifyRequest
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from slmflow.core.settings import get_settings
 
 
 def default_data_dir() -> Path:
-    """The `shared/data` folder next to the repository: third-party data is read in place, never
-    copied into the repo."""
-    return REPO_ROOT.parent / "shared" / "data"
+    """Where third-party data is read in place (settings `data_dir`, SLMFLOW_DATA_DIR)."""
+    return get_settings().data_dir
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,8 @@ def _main() -> None:
     apply_local_ray_env()
 
 
-DEMO_SPEC = Path(__file__).resolve().parents[2] / "deployments" / "support_inbox" / "job.yaml"
+DEMO_JOB = "support-inbox"
+SPEC_HELP = "job spec YAML, or the name of a shipped job (`slmflow jobs`)"
 
 
 class UserError(Exception):
@@ -59,7 +60,7 @@ def models_prepare() -> None:
 
 
 @app.command()
-def validate(spec: Path = typer.Argument(..., help="job spec YAML")) -> None:
+def validate(spec: str = typer.Argument(..., help=SPEC_HELP)) -> None:
     """Validate a job spec, its items and its templates without running anything."""
     from flows.spec import SpecError, load_job
 
@@ -74,7 +75,7 @@ def validate(spec: Path = typer.Argument(..., help="job spec YAML")) -> None:
 
 @app.command()
 def run(
-    spec: Path = typer.Argument(..., help="job spec YAML"),
+    spec: str = typer.Argument(..., help=SPEC_HELP),
     limit: int = typer.Option(None, min=1, help="only the first N items"),
     keep_fleet: bool = typer.Option(False, help="leave the actors this run created running"),
     recompute: bool = typer.Option(
@@ -93,10 +94,25 @@ def demo(limit: int = typer.Option(None, min=1, help="only the first N tickets")
     """Run the shipped support-inbox job end to end on the bundled model.
 
     Always computes every unit (a demo that replayed cached results would show nothing)."""
-    _run(DEMO_SPEC, limit, keep_fleet=False, recompute=True)
+    _run(DEMO_JOB, limit, keep_fleet=False, recompute=True)
 
 
-def _run(spec: Path, limit: int | None, keep_fleet: bool, recompute: bool) -> None:
+@app.command()
+def jobs() -> None:
+    """The jobs slmflow ships: run one by name (`slmflow run NAME`) or copy its folder as a start."""
+    from flows.catalog import shipped_jobs
+    from flows.spec import load_job
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("job", "items", "tasks", "spec"):
+        table.add_column(col, overflow="fold")
+    for name, path in shipped_jobs().items():
+        job = load_job(path)
+        table.add_row(name, str(len(job.items)), " -> ".join(job.spec.dag.order), str(path))
+    console.print(table)
+
+
+def _run(spec: str, limit: int | None, keep_fleet: bool, recompute: bool) -> None:
     from flows.spec import SpecError, load_job
     from slmflow.cli import services, stack
     from slmflow.core.models import ModelPrepError
@@ -118,7 +134,7 @@ def _run(spec: Path, limit: int | None, keep_fleet: bool, recompute: bool) -> No
     from workers.fleet import close_fleet
 
     try:
-        state = run_job(str(spec), limit=limit, recompute=recompute, return_state=True)
+        state = run_job(spec, limit=limit, recompute=recompute, return_state=True)
     finally:
         if not keep_fleet:
             close_fleet()

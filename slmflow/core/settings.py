@@ -17,6 +17,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 BUNDLED = "bundled"
 
 
+def _default_data_dir() -> Path:
+    """`shared/data` beside the checkout: third-party evaluation data is read in place, never copied
+    into the repository. An installed wheel has no checkout: set SLMFLOW_DATA_DIR."""
+    return Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
 def _default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "slmflow"
@@ -58,6 +64,10 @@ class Settings(BaseSettings):
 
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     results_dir: Path = Path("runs")
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="evaluation data (GSM8K, BFCL, BEGIN, ...) for eval, benchmarks and verifier training",
+    )
     fleet_file: Path | None = Field(
         None, description="YAML fleet config; without it, one bundled small model serves every kind."
     )

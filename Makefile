@@ -7,16 +7,22 @@ ENGINE  ?= cpu
 STAMP   := $(VENV)/.installed-$(ENGINE)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-fast install eval-extras model browser down clean
+.PHONY: demo test test-fast check install eval-extras model browser down clean
 
 demo: install model
 	$(BIN)/slmflow demo
 
 test: install model browser
+	bash scripts/check.sh
 	bash scripts/pytest.sh
 
 test-fast: install
+	bash scripts/check.sh
 	bash scripts/pytest.sh -m "not slow"
+
+# Lint, format, the import floors (import-linter) and types (mypy): part of `make test`.
+check: install
+	bash scripts/check.sh
 
 install: $(STAMP)
 

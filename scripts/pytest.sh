@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Run pytest from the project venv. Exit code 5 ("no tests collected") is a failure here too,
-# but reported as such rather than as a crash.
+# Run pytest from the project venv, then print one line on what was skipped and why.
+# Exit code 5 ("no tests collected") is a failure here too, reported as such rather than as a crash.
 set -u
 cd "$(dirname "$0")/.."
-.venv/bin/python -m pytest "$@"
+summary=$(mktemp)
+SLMFLOW_SKIP_SUMMARY="$summary" .venv/bin/python -m pytest "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "pytest collected no tests" >&2
-  exit 1
+  rc=1
 fi
+[ -s "$summary" ] && cat "$summary"
+rm -f "$summary"
 exit "$rc"

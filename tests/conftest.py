@@ -88,3 +88,23 @@ def fleet(settings, standin):
     yield fleet
     close_fleet()
     ray.shutdown()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """One line on what was skipped and why, also written to $SLMFLOW_SKIP_SUMMARY: the test command
+    prints it last, so a missing browser or data folder cannot pass unnoticed."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    total = sum(reasons.values())
+    line = (
+        f"skipped {total}: " + "; ".join(f"{n} x {reason}" for reason, n in sorted(reasons.items()))
+        if total
+        else "skipped 0"
+    )
+    terminalreporter.write_line(line)
+    path = os.environ.get("SLMFLOW_SKIP_SUMMARY")
+    if path:
+        Path(path).write_text(line + "\n")

@@ -13,7 +13,7 @@ from flows.tooling import open_tools
 from flows.unit import execute_unit
 from slmflow.core.records import Status
 from slmflow.core.settings import Settings
-from tests.unit.test_tool_units import SETTINGS, Scripted, _call
+from tests.support.fakes import SETTINGS, Scripted, call
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,7 +51,7 @@ def test_mcp_tools_join_the_allowlisted_registry(tmp_path):
         ctx = UnitContext(
             "mcp-job",
             "run",
-            Scripted([_call("lookup_city", code="SFO")], [_call("lookup_city", code="SFO")]),
+            Scripted([call("lookup_city", code="SFO")], [call("lookup_city", code="SFO")]),
             Ledger(SETTINGS, "big"),
             tools=tools,
         )
@@ -59,7 +59,7 @@ def test_mcp_tools_join_the_allowlisted_registry(tmp_path):
         # "SFO" is not in the request, so the verifier rejects both calls; nothing ran.
         assert r.status is Status.needs_review
         job = build_job({**_spec(["lookup_city"]), "inputs": {"items": [{"id": "1", "q": "Which city is SFO?"}]}}, ROOT)
-        ctx.workers = Scripted([_call("lookup_city", code="SFO")])
+        ctx.workers = Scripted([call("lookup_city", code="SFO")])
         r = execute_unit(ctx, job.spec.task("t"), job.items[0], {})
         assert r.status is Status.accepted
         assert r.output["observation"]["content"]["city"] == "San Francisco"

@@ -1,11 +1,8 @@
 """The DAG scheduler on the real Prefect API: per-task states, blocking, and the artifacts."""
 
-import asyncio
 from pathlib import Path
 
 from prefect import flow
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.cascade import UnitContext
@@ -14,7 +11,9 @@ from flows.report import publish_artifacts
 from flows.scheduler import run_dag
 from flows.spec import build_job
 from slmflow.core.records import Status
-from tests.unit.test_unit import SETTINGS, FakeWorkers, draft
+from tests.support.fakes import SETTINGS, FakeWorkers, draft
+from tests.support.prefect_api import artifacts as flow_run_artifacts
+from tests.support.prefect_api import task_runs
 
 JOB = build_job(
     {
@@ -59,13 +58,6 @@ def dag_flow():
     return [r.model_dump(mode="json") for r in results]
 
 
-async def _task_runs(flow_run_id):
-    async with get_client() as client:
-        runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-        artifacts = await client.read_artifacts()
-    return runs, artifacts
-
-
 def test_states_blocking_and_artifacts(prefect_api):
     state = dag_flow(return_state=True)
     results = {(r["item_id"], r["task_id"]): r for r in state.result()}
@@ -77,7 +69,8 @@ def test_states_blocking_and_artifacts(prefect_api):
     assert results[("bad", "echo")]["status"] == Status.blocked  # never ran on unverified input
     assert results[("esc", "echo")]["status"] == Status.escalated  # ran on the verified 'b'
 
-    runs, artifacts = asyncio.run(_task_runs(state.state_details.flow_run_id))
+    runs = task_runs(state.state_details.flow_run_id)
+    artifacts = flow_run_artifacts(state.state_details.flow_run_id)
     names = sorted((r.name, r.state.name) for r in runs)
     assert ("label[ok]", "Completed") in names
     assert ("label[esc]", "Escalated") in names

@@ -12,7 +12,7 @@ has the table of scenarios and the figures these tests print.
 7, secrets: test_security.py. 6, injection into tool calls, belongs to the tools work.)
 
 Scenarios 3, 4 and 8 take 25-45 s on 2 cores and are marked slow; 1 and 5 take ~10 s. Each
-scenario runs its job in a fresh interpreter (tests/integration/test_reliability_driver.py)
+scenario runs its job in a fresh interpreter (tests/support/reliability_driver.py)
 with its own private Ray cluster and settings, started in its own process group so that a test
 can kill it whole; every wait has a deadline, and each test checks that nothing it started is left.
 """
@@ -35,10 +35,11 @@ from pathlib import Path
 import pytest
 
 from slmflow.core.records import Status, TaskResult
+from tests.support.env import clean_env
 from tests.support.openai_server import ScriptedOpenAIServer
 
 REPO = Path(__file__).resolve().parents[2]
-DRIVER = "tests.integration.test_reliability_driver"
+DRIVER = "tests.support.reliability_driver"
 ROUTES = ["shipping", "billing"]
 CHECKS = ["ok", "wrong"]
 
@@ -71,10 +72,6 @@ def two_task_job(
     }
 
 
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "PREFECT_", "SLMFLOW_", "QDRANT_"))}
-
-
 def _leftovers(pgid: int) -> list[int]:
     import psutil
 
@@ -103,7 +100,7 @@ class Scenario:
     def __init__(self, root: Path, frontier: ScriptedOpenAIServer, prefect_url: str):
         self.root = root
         self.env = {
-            **_clean_env(),
+            **clean_env(),
             "PREFECT_API_URL": prefect_url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "DO_NOT_TRACK": "1",
@@ -343,7 +340,7 @@ class PrefectServer:
 
         started = time.monotonic()
         env = {
-            **_clean_env(),
+            **clean_env(),
             "PREFECT_HOME": str(self.home),
             "PREFECT_UI_ENABLED": "false",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",

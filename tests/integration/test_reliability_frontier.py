@@ -28,9 +28,9 @@ from flows.ledger import Ledger
 from flows.scheduler import run_dag
 from flows.spec import build_job
 from slmflow.core.records import Status
-from tests.integration.test_prefect_flow import _task_runs
+from tests.support.fakes import SETTINGS, draft
 from tests.support.openai_server import ScriptedOpenAIServer
-from tests.unit.test_unit import SETTINGS, draft
+from tests.support.prefect_api import task_runs
 from verification.verifier import Verifier
 from workers.frontier import FrontierClient
 
@@ -167,7 +167,7 @@ def test_frontier_faults_end_escalated_or_needs_review_never_unverified(prefect_
     # Transient faults are retried inside the frontier client; the verdicts are final, so
     # Prefect retried nothing.
     assert workers.client.retries == 2 * (1 + 2 + 1 + 1 + (ATTEMPTS - 1))
-    runs, _ = asyncio.run(_task_runs(state.state_details.flow_run_id))
+    runs = task_runs(state.state_details.flow_run_id)
     assert len(runs) == len(results) and all(r.run_count == 1 for r in runs)
     states = Counter(r.state.name for r in runs)
     assert states == {"Escalated": 10, "NeedsReview": 4}, states

@@ -32,6 +32,7 @@ import pytest
 
 from slmflow.core.errors import FrontierError
 from slmflow.core.records import GenerationRequest, Message
+from tests.support.env import clean_env
 from tests.support.openai_server import ScriptedOpenAIServer
 from tests.support.ports import free_ports, port_block
 from workers.frontier import FrontierClient
@@ -41,13 +42,6 @@ FRONTIER_KEY = "sk-frontier-DO-NOT-LEAK-7c1e94b2"
 QDRANT_KEY = "qdrant-key-DO-NOT-LEAK-51c2aa0e"
 PREFECT_AUTH = "admin:prefect-DO-NOT-LEAK-77d0f3"
 SECRETS = (FRONTIER_KEY, QDRANT_KEY, PREFECT_AUTH, PREFECT_AUTH.split(":", 1)[1])
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    """This environment without Ray, Prefect or slmflow settings, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "PREFECT_", "SLMFLOW_", "QDRANT_"))}
-    env.update({"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", **extra})
-    return env
 
 
 def _python(code: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
@@ -134,7 +128,7 @@ def test_ray_head_refuses_clients_without_its_token(short_tmp):
     settings = Settings(
         state_dir=short_tmp / "state", cache_dir=short_tmp / "cache", ray_port=port, prefect_port=free_ports(1)[0]
     )
-    env = _clean_env(
+    env = clean_env(
         SLMFLOW_STATE_DIR=str(settings.state_dir),
         SLMFLOW_CACHE_DIR=str(settings.cache_dir),
         SLMFLOW_RAY_PORT=str(port),
@@ -214,7 +208,7 @@ def test_prefect_api_refuses_requests_without_the_auth_string(short_tmp):
 
     prefect_port, health_port = free_ports(2)
     state = short_tmp / "state"
-    env = _clean_env(
+    env = clean_env(
         SLMFLOW_STATE_DIR=str(state),
         SLMFLOW_PREFECT_PORT=str(prefect_port),
         SLMFLOW_WORKER_HEALTH_PORT=str(health_port),
@@ -467,7 +461,7 @@ class _KeyScanWorkers:
         return []
 
     def small(self, request):
-        from tests.unit.test_unit import draft
+        from tests.support.fakes import draft
 
         return draft("small", "maybe")
 

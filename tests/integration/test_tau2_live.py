@@ -6,27 +6,26 @@ import json
 
 import pytest
 
-from evals.adapters import default_data_dir
 from evals.tau2.episode import run_episode
 from evals.tau2.scoring import pass_hat_k
 from evals.tau2.tasks import load_tasks
 from flows.ledger import Ledger
 from flows.ratelimit import ensure_frontier_rate_limit
+from tests.support.data import shared_data
 from workers.fleet import frontier_endpoint
 from workers.remote import RayWorkers
 
 pytestmark = pytest.mark.slow
-DATA = default_data_dir() / "tau2"
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason="tau2 data not present")
 def test_tau2_retail_subset_small_and_cascade(prefect_api, fleet, settings):
+    data = shared_data("tau2")
     ensure_frontier_rate_limit(settings.frontier_rpm)
-    tasks = load_tasks("retail", DATA)[:2]
+    tasks = load_tasks("retail", data)[:2]
     ledger = Ledger(settings, frontier_endpoint(settings)[1])
     report = {}
     for mode in ("small", "cascade"):
-        episodes = [run_episode(t, DATA, RayWorkers(fleet), ledger, mode, max_turns=2, max_steps=2) for t in tasks]
+        episodes = [run_episode(t, data, RayWorkers(fleet), ledger, mode, max_turns=2, max_steps=2) for t in tasks]
         for e in episodes:
             assert e.score.reasons or e.score.passed  # a failure always says why
             if mode == "small":

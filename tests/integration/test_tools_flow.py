@@ -2,31 +2,24 @@
 drafted by vLLM in a Ray actor, escalated through the OpenAI `tools` API to the stand-in (vLLM's
 own server), tool calls run in sandboxed hosts, steps visible as Prefect task runs."""
 
-import asyncio
 import json
 import sqlite3
 from pathlib import Path
 
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.job import run_job
 from flows.spec import load_job
 from flows.tooling import effects_path
 from slmflow.core.records import GenerationRequest, Message, Status, TaskResult
 from tests.support import sample_tools
+from tests.support.prefect_api import task_runs
 from tools import pseudo_tool
 from tools.registry import NO_TOOL, call_schema, from_callable
 
 pytestmark = pytest.mark.slow
 
 ORDER_DESK = Path(__file__).resolve().parents[2] / "deployments" / "order_desk" / "job.yaml"
-
-
-async def _task_runs(flow_run_id):
-    async with get_client() as client:
-        return await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
 
 
 def test_small_model_call_is_held_to_the_offered_tools(fleet):
@@ -123,7 +116,7 @@ def test_agent_steps_are_prefect_task_runs(prefect_api, fleet, settings, tmp_pat
     results = [
         TaskResult.model_validate_json(line) for line in Path(state.result()["results_path"]).read_text().splitlines()
     ]
-    runs = asyncio.run(_task_runs(state.state_details.flow_run_id))
+    runs = task_runs(state.state_details.flow_run_id)
     steps = {run.name: run.state_name for run in runs if " step " in run.name}
     for r in results:
         assert r.steps and r.attempts and r.cost.tokens_in > 0  # the ledger counts the steps

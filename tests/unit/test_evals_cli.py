@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from evals.errors import EvalError
 from slmflow.cli import evaluate as eval_cli
 from slmflow.cli.evaluate import EXIT_INTERRUPTED, eval_command
-from tests.unit.test_evals_replay import FakeWorkers, write_data, write_synthetic
+from tests.support.eval_data import GSM_ROWS, FakeWorkers, write_data, write_synthetic
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 app.command("eval")(eval_command)
@@ -103,7 +103,6 @@ def test_live_mode_with_a_fake_fleet(tmp_path: Path, data_dir: Path, monkeypatch
 
 
 def test_live_mode_exits_1_when_items_fail(tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.unit.test_evals_replay import GSM_ROWS
 
     monkeypatch.setattr(eval_cli, "_fleet_workers", lambda settings: FakeWorkers(fail_on=GSM_ROWS[0][0]))
     result = _eval("gsm8k", "--mode", "live", "--limit", "3", "-o", str(tmp_path / "live"), "--data-dir", str(data_dir))

@@ -8,12 +8,13 @@ from decimal import Decimal
 
 import pytest
 
-from evals.adapters import bfcl_checker, default_data_dir, get_adapter
+from evals.adapters import bfcl_checker, get_adapter
 from evals.adapters.base import Item
 from evals.adapters.gsm8k import final_number, gold_number
 from evals.adapters.hotpotqa import answer_span, exact_match, token_f1
 from evals.adapters.pubmedqa import macro_f1, read_label
 from evals.errors import EvalError
+from tests.support.data import shared_data
 
 # ---------------------------------------------------------------- GSM8K
 
@@ -204,11 +205,10 @@ def test_hotpotqa_reads_a_span_from_a_free_form_answer() -> None:
 # ---------------------------------------------------------------- the shared data, when present
 
 
-@pytest.mark.skipif(not default_data_dir().is_dir(), reason="shared/data is not next to the repo")
 @pytest.mark.parametrize("dataset", ["gsm8k", "bfcl", "pubmedqa", "hotpotqa"])
 def test_demo_answers_grade_as_intended_on_the_real_data(dataset: str) -> None:
     adapter = get_adapter(dataset)
-    items = adapter.load(default_data_dir(), limit=60)
+    items = adapter.load(shared_data(), limit=60)
     assert items
     for i, item in enumerate(items):
         right, wrong = adapter.demo_answers(item, i)

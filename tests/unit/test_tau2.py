@@ -24,6 +24,7 @@ from evals.tau2.domains import DOMAINS, domain_tools, tool_module
 from evals.tau2.scoring import db_hash, missing_info, pass_hat_k, replay, score
 from evals.tau2.tasks import Task, load_tasks
 from evals.tau2.user import OUT_OF_SCOPE, STOP, TRANSFER, is_stop, stop_token, user_system_prompt
+from tests.support.data import shared_data
 from tools.registry import from_callable
 
 DATA = default_data_dir() / "tau2"
@@ -39,14 +40,11 @@ NO_OP_WRITE_TASKS = {("retail", "105")}
 
 @pytest.fixture(scope="module")
 def data_dir() -> Path:
-    if not (DATA / "tool_signatures.json").is_file():
-        pytest.skip(f"tau2 data not found under {DATA}")
-    return DATA
+    return shared_data("tau2", "tool_signatures.json").parent
 
 
 def _use_fresh_db(domain: str, tmp_path: Path) -> Iterator[Path]:
-    if not (DATA / "tool_signatures.json").is_file():
-        pytest.skip(f"tau2 data not found under {DATA}")
+    shared_data("tau2", "tool_signatures.json")
     prepare_workdir(domain, DATA, tmp_path)
     with use_directory(tmp_path):
         yield tmp_path
@@ -263,8 +261,7 @@ def test_calculate_is_tau2s_arithmetic_and_nothing_else() -> None:
 
 
 def test_tools_run_in_the_sandboxed_tool_host(tmp_path: Path) -> None:
-    if not (DATA / "tool_signatures.json").is_file():
-        pytest.skip(f"tau2 data not found under {DATA}")
+    shared_data("tau2", "tool_signatures.json")
     from slmflow.core.records import ToolCall
     from tools.executor import ToolExecutor
     from tools.registry import ToolRegistry

@@ -10,9 +10,8 @@ from flows.ledger import Ledger, RunSummary
 from flows.spec import build_job
 from flows.unit import execute_unit
 from slmflow.core.errors import FrontierError
-from slmflow.core.records import Draft, Evidence, Status
-from slmflow.core.settings import Price, Settings
-from verification.verifier import Verifier
+from slmflow.core.records import Status
+from tests.support.fakes import SETTINGS, FakeWorkers, draft
 
 SCHEMA = {"type": "object", "properties": {"order": {"type": "string"}}, "required": ["order"]}
 
@@ -30,45 +29,6 @@ def job():
         },
         Path("."),
     )
-
-
-class FakeWorkers:
-    def __init__(self, small: Draft, frontier: Draft | Exception | None = None):
-        self._small, self._frontier = small, frontier
-        self.frontier_requests = []
-
-    def search(self, collection, query, k):
-        return [Evidence(chunk_id="d#0", doc_id="d", text="text", score=1.0, collection=collection)]
-
-    def small(self, request):
-        return self._small
-
-    def frontier(self, request):
-        self.frontier_requests.append(request)
-        if isinstance(self._frontier, Exception):
-            raise self._frontier
-        return self._frontier
-
-    def verify(self, request):
-        return Verifier().verify(request)
-
-
-def draft(model, output, text=None, tokens_in=100, tokens_out=10, confidence=0.9):
-    return Draft(
-        model=model,
-        text=text if text is not None else json.dumps(output) if not isinstance(output, str) else output,
-        output=output,
-        tokens_in=tokens_in,
-        tokens_out=tokens_out,
-        latency_s=0.1,
-        finish_reason="stop",
-        confidence=confidence,
-    )
-
-
-SETTINGS = Settings(
-    prices={"small": Price(input_per_m=1, output_per_m=2), "big": Price(input_per_m=10, output_per_m=20)}
-)
 
 
 def run(task_id, workers):

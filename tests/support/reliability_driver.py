@@ -3,8 +3,8 @@ interpreter, so that each scenario gets its own private Ray cluster, null-engine
 (the session's own fleet, when a slow test started one, holds the only engine slot), and so that a
 test can SIGKILL the whole flow process.
 
-    python -m tests.integration.test_reliability_driver job SPEC --out FIGURES.json [--kill-small-after N]
-    python -m tests.integration.test_reliability_driver load SPEC SPEC --out FIGURES.json
+    python -m tests.support.reliability_driver job SPEC --out FIGURES.json [--kill-small-after N]
+    python -m tests.support.reliability_driver load SPEC SPEC --out FIGURES.json
 
 Everything is configured by the environment the test passes (SLMFLOW_SMALL_MODEL=null,
 SLMFLOW_NULL_DELAY_S, PREFECT_API_URL, ...). The driver runs the real flow (`flows.job.run_job`)
@@ -14,7 +14,6 @@ and writes what it measured to FIGURES.json; the test makes the assertions.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import signal
@@ -103,31 +102,6 @@ class Sampler(threading.Thread):
         self.join(timeout=30)
 
 
-_UNSETTLED = {None, "Scheduled", "Pending", "Running", "AwaitingRetry", "Retrying"}
-
-
-def _task_runs(flow_run_id) -> list[dict]:
-    """Every task run of the flow run, as the Prefect API recorded it (state events are recorded
-    asynchronously, so the caller waits for the count it expects)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    async def read() -> list[dict]:
-        runs: list[dict] = []
-        async with get_client() as client:
-            while True:
-                page = await client.read_task_runs(
-                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=200, offset=len(runs)
-                )
-                runs += [
-                    {"name": r.name, "run_count": r.run_count, "state": r.state.name if r.state else None} for r in page
-                ]
-                if len(page) < 200:
-                    return runs
-
-    return asyncio.run(read())
-
-
 def _run(spec: str, record: dict[str, Any]) -> None:
     from flows.job import run_job
 
@@ -145,6 +119,7 @@ def _run(spec: str, record: dict[str, Any]) -> None:
 
 def job(args) -> int:
     from slmflow.core.settings import get_settings
+    from tests.support.prefect_api import settled, task_runs
     from workers.fleet import fleet_status
 
     started = time.monotonic()
@@ -165,12 +140,13 @@ def job(args) -> int:
         expected = figures["summary"]["tasks"] - figures["summary"]["counts"].get("blocked", 0)
         deadline = time.monotonic() + 30
         while True:
-            runs = _task_runs(figures["flow_run_id"])
-            settled = len(runs) >= expected and not any(r["state"] in _UNSETTLED for r in runs)
-            if settled or time.monotonic() > deadline:
+            runs = task_runs(figures["flow_run_id"])
+            if settled(runs, expected) or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        figures["task_runs"] = runs
+        figures["task_runs"] = [
+            {"name": r.name, "run_count": r.run_count, "state": r.state.name if r.state else None} for r in runs
+        ]
     Path(args.out).write_text(json.dumps(figures, indent=1, default=str))
     return 0 if figures["state"] == "COMPLETED" else 2
 

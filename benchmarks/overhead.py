@@ -62,7 +62,7 @@ def raw_engine(job, settings) -> tuple[float, int]:
     name, path = resolve_model(settings)
     engine = VLLMEngine(path, name, **settings.vllm.model_dump())
     task = job.spec.tasks[0]
-    requests = [build_request(task, item.data, {}, []) for item in job.items]
+    requests = [build_request(task, item.data, {}, []) for item in job.iter_items()]
 
     async def run():
         await engine.generate(requests[0])  # warm-up
@@ -80,8 +80,8 @@ def flow_runs(job, settings, repeats: int) -> list[tuple[str, float, int]]:
     from prefect.task_runners import ThreadPoolTaskRunner
 
     from flows.cascade import UnitContext
+    from flows.job import run_units
     from flows.ledger import Ledger
-    from flows.scheduler import run_dag
     from slmflow.core.records import CheckResult, Verdict
     from workers.fleet import frontier_endpoint, get_fleet
     from workers.remote import RayWorkers
@@ -104,7 +104,7 @@ def flow_runs(job, settings, repeats: int) -> list[tuple[str, float, int]]:
     def bench(workers):
         ctx = UnitContext(job.spec.name, "bench", workers, Ledger(settings, frontier_endpoint(settings)[1]))
         start = time.perf_counter()
-        results = run_dag(job, ctx, retries=0)
+        results = run_units(job, ctx, retries=0)
         return time.perf_counter() - start, sum(r.attempts[0].draft.tokens_out for r in results if r.attempts)
 
     best: dict[str, tuple[float, int]] = {}
@@ -119,7 +119,7 @@ def flow_runs(job, settings, repeats: int) -> list[tuple[str, float, int]]:
 def build_first_request(job):
     from flows.prompts import build_request
 
-    return build_request(job.spec.tasks[0], job.items[0].data, {}, [])
+    return build_request(job.spec.tasks[0], next(job.iter_items()).data, {}, [])
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, cast
 
 from prefect import task as prefect_task
 from prefect.cache_policies import NO_CACHE
@@ -24,6 +24,7 @@ from prefect.transactions import CommitMode, transaction
 from flows.cascade import UnitContext, cascade, ground, verified_call
 from flows.ledger import Ledger
 from flows.prompts import build_request
+from flows.retry import retrying
 from flows.spec import AgentLimits, Item, TaskSpec
 from flows.states import ESCALATED, INPUT_REJECTED, NEEDS_REVIEW, retry_on_exceptions_only
 from flows.templates import render
@@ -38,14 +39,7 @@ def execute_agent(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[s
     steps: list[AgentStep] = []
     status, error, answer = Status.needs_review, None, None
     for n in range(1, limits.max_steps + 1):
-        name = f"{task.id}[{item.id}] step {n}"
-        # Committed at once: a step's tool call has happened, so when the episode ends in
-        # needs-review (a failed state), Prefect must not show its steps as rolled back.
-        with transaction(commit_mode=CommitMode.EAGER):
-            state = agent_step.with_options(task_run_name=name)(
-                ctx, task, item, upstream, evidence, steps, return_state=True
-            )
-        step = state.result(raise_on_failure=False)
+        step = _run_step(ctx, task, item, upstream, evidence, steps, name=f"{task.id}[{item.id}] step {n}")
         if not isinstance(step, AgentStep):  # the step raised, even after its retries
             error = f"step {n}: {type(step).__name__}: {step}"[:1000]
             status = Status.failed
@@ -87,6 +81,32 @@ def execute_agent(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[s
         error=error,
         steps=steps,
     )
+
+
+def _run_step(
+    ctx: UnitContext,
+    task: TaskSpec,
+    item: Item,
+    upstream: dict[str, Any],
+    evidence: list[Evidence],
+    history: list[AgentStep],
+    name: str,
+) -> AgentStep | BaseException:
+    """One step, as its own Prefect task run or as a plain call (UnitContext.step_task_runs); an
+    exception that outlived the retries is returned, not raised."""
+    if not ctx.step_task_runs:
+        try:
+            return retrying(lambda: execute_step(ctx, task, item, upstream, evidence, history), ctx.retries)
+        except Exception as exc:
+            return exc
+    # Committed at once: a step's tool call has happened, so when the episode ends in needs-review
+    # (a failed state), Prefect must not show its steps as rolled back.
+    with transaction(commit_mode=CommitMode.EAGER):
+        state = agent_step.with_options(task_run_name=name, retries=ctx.retries)(
+            ctx, task, item, upstream, evidence, history, return_state=True
+        )
+    # The task returns a State whose data is the step (or the exception that ended its retries).
+    return cast("AgentStep | BaseException", state.result(raise_on_failure=False))
 
 
 def execute_step(

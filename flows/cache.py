@@ -1,5 +1,6 @@
-"""Reuse of verified unit results across runs (Prefect result persistence under a content key), so a
-crashed or interrupted run, run again, resumes where it stopped."""
+"""Reuse of verified unit results across runs, so a crashed or interrupted run, run again, resumes where it
+stopped: per unit through Prefect result persistence under a content key, or per batch of items through
+one checkpoint file per batch (flows.batch), which costs a file per batch instead of a file per unit."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import Any
 from prefect.cache_policies import CacheKeyFnPolicy
 
 from flows.prompts import build_request
-from flows.spec import Job
+from flows.spec import Item, Job
+from slmflow.core.records import TaskResult
 from slmflow.core.settings import Settings
 from workers.fleet import FleetConfig, frontier_endpoint
 
@@ -48,6 +50,36 @@ class UnitCache:
             "result_serializer": "json",
             "refresh_cache": self.refresh,
         }
+
+    # -- batches: one checkpoint file per batch instead of one persisted result per unit
+
+    def batch_key(self, job: Job, items: list[Item]) -> str:
+        """What decides a batch's results: the units' own inputs (job, tasks, items) and `version`.
+        Upstream outputs are decided inside the batch, so they need no place in the key."""
+        payload = {
+            "unit": UNIT_CACHE_VERSION,
+            "config": self.version,
+            "job": job.spec.name,
+            "tasks": [t.model_dump(mode="json", by_alias=True) for t in job.spec.tasks],
+            "items": [[i.id, i.data] for i in items],
+        }
+        return "batch-" + hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+    def load_batch(self, key: str) -> dict[tuple[str, str], TaskResult]:
+        """The verified results stored for the batch `key`, by (item, task); nothing on refresh.
+        As with single units, a unit that was not verified runs again."""
+        path = self.storage / "batches" / f"{key}.jsonl"
+        if self.refresh or not path.exists():
+            return {}
+        stored = (TaskResult.model_validate_json(line) for line in path.read_text(encoding="utf-8").splitlines())
+        return {(r.item_id, r.task_id): r for r in stored if r.status.verified}
+
+    def save_batch(self, key: str, results: list[TaskResult]) -> None:
+        folder = self.storage / "batches"
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f"{key}.partial"
+        partial.write_text("".join(r.model_dump_json() + "\n" for r in results), encoding="utf-8")
+        partial.replace(folder / f"{key}.jsonl")
 
 
 def unit_cache_key(_task_run_context, parameters: dict[str, Any]) -> str | None:

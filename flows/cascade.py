@@ -56,6 +56,9 @@ class UnitContext:
         budget: Budget | None = None,
         cache: UnitCache | None = None,
         tools: ToolExecutor | None = None,
+        step_task_runs: bool = True,
+        retries: int = 2,
+        threads: int = 32,
     ):
         self.job = job
         self.run_id = run_id
@@ -64,6 +67,11 @@ class UnitContext:
         self.budget = budget or Budget()
         self.cache = cache
         self.tools = tools
+        # Agent steps as their own Prefect task runs (a unit per task run), or as plain calls retried
+        # the same way (a batch: one task run for many units).
+        self.step_task_runs = step_task_runs
+        self.retries = retries
+        self.threads = threads  # units a batch runs at once
 
     def offered(self, task: TaskSpec, pseudo: str) -> list[Tool] | None:
         """What a tool task's model may call: its allowlist plus `pseudo` (declining or

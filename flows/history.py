@@ -15,8 +15,8 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.client.schemas.sorting import ArtifactSort
 from pydantic import BaseModel
 
-from flows.ledger import RunSummary
 from flows.report import LEDGER, artifact_key, from_ledger_row
+from flows.summary import RunSummary
 
 
 class RunRow(BaseModel):

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
-from pydantic import BaseModel
-
-from slmflow.core.records import Attempt, CostEntry, Draft, Status, TaskResult
+from slmflow.core.records import Attempt, CostEntry, Draft
 from slmflow.core.settings import Settings
 
 
@@ -38,43 +34,4 @@ class Ledger:
             tokens_out=sum(a.draft.tokens_out for a in attempts),
             usd=usd,
             counterfactual_usd=counterfactual,
-        )
-
-
-class RunSummary(BaseModel):
-    job: str
-    run_id: str
-    tasks: int
-    counts: dict[str, int]
-    usd: float
-    counterfactual_usd: float
-    wall_s: float
-    results_path: str | None = None
-
-    @property
-    def savings_usd(self) -> float:
-        return self.counterfactual_usd - self.usd
-
-    @property
-    def savings_x(self) -> float | None:
-        return self.counterfactual_usd / self.usd if self.usd > 0 else None
-
-    def pct(self, status: str) -> float:
-        return 100.0 * self.counts.get(status, 0) / self.tasks if self.tasks else 0.0
-
-    @property
-    def tasks_per_s(self) -> float:
-        return self.tasks / self.wall_s if self.wall_s > 0 else 0.0
-
-    @classmethod
-    def of(cls, job: str, run_id: str, results: list[TaskResult], wall_s: float) -> RunSummary:
-        counts = Counter(r.status.value for r in results)
-        return cls(
-            job=job,
-            run_id=run_id,
-            tasks=len(results),
-            counts={s.value: counts.get(s.value, 0) for s in Status},
-            usd=sum(r.cost.usd for r in results),
-            counterfactual_usd=sum(r.cost.counterfactual_usd for r in results),
-            wall_s=wall_s,
         )

@@ -1,16 +1,16 @@
-"""What a run leaves behind: a results JSONL, Prefect artifacts, and a summary on the console."""
+"""What a run shows: Prefect artifacts (per-task table, summary, the ledger row history reads) and a
+summary on the console. The results themselves stream to disk (flows.results)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from flows.ledger import RunSummary
+from flows.summary import RunSummary, TaskTotals
 from slmflow.core.records import Status, TaskResult
 
 LEDGER = "ledger"
@@ -21,53 +21,6 @@ _STYLE = {
     Status.failed: "red",
     Status.blocked: "magenta",
 }
-
-
-def write_results(results: list[TaskResult], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".partial")
-    with tmp.open("w", encoding="utf-8") as f:
-        for r in results:
-            f.write(r.model_dump_json() + "\n")
-    tmp.replace(path)
-    return path
-
-
-def escalation_labels(results: list[TaskResult]) -> list[dict]:
-    """One verifier training label per escalation: the small and frontier answers and whether
-    they agree. `slmflow verifier train --from-history` learns from these."""
-    rows = []
-    for r in results:
-        small = next((a for a in r.attempts if a.role == "small"), None)
-        big = next((a for a in reversed(r.attempts) if a.role == "frontier"), None)
-        if small is None or big is None:
-            continue
-        rows.append(
-            {
-                "job": r.job,
-                "run_id": r.run_id,
-                "item_id": r.item_id,
-                "task_id": r.task_id,
-                "kind": r.kind,
-                "question": r.prompt,
-                "small_output": small.draft.output,
-                "small_score": small.verdict.score,
-                "frontier_output": big.draft.output,
-                "frontier_accepted": big.verdict.accept,
-                "agree": small.draft.output == big.draft.output,
-            }
-        )
-    return rows
-
-
-def append_labels(results: list[TaskResult], path: Path) -> int:
-    rows = escalation_labels(results)
-    if rows:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, default=str) + "\n")
-    return len(rows)
 
 
 def table_rows(results: list[TaskResult]) -> list[dict]:
@@ -118,6 +71,7 @@ def artifact_key(job: str, what: str) -> str:
 
 
 def ledger_row(s: RunSummary) -> dict:
+    """The run's totals as one table row; `per_task` (JSON) carries the breakdown history plots."""
     return {
         "job": s.job,
         "run_id": s.run_id,
@@ -126,29 +80,35 @@ def ledger_row(s: RunSummary) -> dict:
         "cost_usd": s.usd,
         "counterfactual_usd": s.counterfactual_usd,
         "wall_s": s.wall_s,
+        "per_task": json.dumps({t: v.model_dump() for t, v in s.per_task.items()}),
     }
 
 
 def from_ledger_row(row: dict) -> RunSummary:
-    return RunSummary(
-        job=row["job"],
-        run_id=row["run_id"],
-        tasks=row["tasks"],
-        counts={s.value: row.get(s.value, 0) for s in Status},
-        usd=row["cost_usd"],
-        counterfactual_usd=row["counterfactual_usd"],
-        wall_s=row.get("wall_s", 0.0),
-    )
+    """A summary from a ledger row; rows written before per-task totals read as one task, "*"."""
+    if "per_task" in row:
+        per_task = {t: TaskTotals.model_validate(v) for t, v in json.loads(row["per_task"]).items()}
+    else:
+        per_task = {
+            "*": TaskTotals(
+                counts={s.value: row.get(s.value, 0) for s in Status},
+                usd=row["cost_usd"],
+                counterfactual_usd=row["counterfactual_usd"],
+            )
+        }
+    return RunSummary(job=row["job"], run_id=row["run_id"], per_task=per_task, wall_s=row.get("wall_s", 0.0))
 
 
-def publish_artifacts(results: list[TaskResult], summary: RunSummary, frontier_label: str) -> None:
-    """Three artifacts per run: the per-task table, the markdown summary, and a one-row ledger
-    that `slmflow history` reads back (small, so history stays fast at any run size)."""
-    create_table_artifact(
-        key=artifact_key(summary.job, "results"),
-        table=table_rows(results),
-        description=f"Per-task verdicts and costs, run {summary.run_id}",
-    )
+def publish_artifacts(summary: RunSummary, frontier_label: str, results: list[TaskResult]) -> None:
+    """The run's artifacts: the markdown summary and a one-row ledger that `slmflow history` reads
+    back (small, so history stays fast at any run size); for a job run unit by unit, also the table
+    of every unit (a batched run has one per batch instead, flows.batch)."""
+    if results:
+        create_table_artifact(
+            key=artifact_key(summary.job, "results"),
+            table=table_rows(results),
+            description=f"Per-task verdicts and costs, run {summary.run_id}",
+        )
     create_markdown_artifact(
         key=artifact_key(summary.job, "summary"),
         markdown=summary_markdown(summary, frontier_label),
@@ -161,22 +121,18 @@ def publish_artifacts(results: list[TaskResult], summary: RunSummary, frontier_l
     )
 
 
-def print_summary(
-    results: list[TaskResult], summary: RunSummary, frontier_label: str, console: Console | None = None
-) -> None:
+def print_summary(summary: RunSummary, frontier_label: str, console: Console | None = None) -> None:
     console = console or Console()
     table = Table(title=f"{summary.job} — per task", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     # "frontier $" is the all-frontier counterfactual; short headers keep it in 80 columns.
     for col in ("task", "accepted", "escalated", "review", "failed", "blocked", "cost $", "frontier $"):
         table.add_column(col, justify="right" if col != "task" else "left", no_wrap=True)
-    for task_id in dict.fromkeys(r.task_id for r in results):
-        rows = [r for r in results if r.task_id == task_id]
-        counts = {s: sum(r.status is s for r in rows) for s in Status}
+    for task_id, totals in summary.per_task.items():
         table.add_row(
             task_id,
-            *(f"[{_STYLE[s]}]{counts[s]}[/]" for s in Status),
-            f"{sum(r.cost.usd for r in rows):.4f}",
-            f"{sum(r.cost.counterfactual_usd for r in rows):.4f}",
+            *(f"[{_STYLE[s]}]{totals.counts.get(s.value, 0)}[/]" for s in Status),
+            f"{totals.usd:.4f}",
+            f"{totals.counterfactual_usd:.4f}",
         )
     console.print(table)
     x = f"{summary.savings_x:.1f}x cheaper" if summary.savings_x else ""

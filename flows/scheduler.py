@@ -1,97 +1,152 @@
-"""Run a job's DAG over all items as Prefect task runs, as concurrently as dependencies allow.
+"""Run a job's DAG over a stream of items, as concurrently as dependencies allow, in a bounded window.
 
-Every root task of every item is submitted at once; each finished unit releases the units that
-depend on it. A unit whose upstream did not produce a verified output is recorded as `blocked`
-and never run: an unverified output must not feed a downstream prompt.
+Items are opened one at a time from the stream, at most `window` at once: every root task of an open
+item is submitted, and each finished unit releases the units that depend on it. When all of an
+item's units have settled, the item is closed and the next one opened. So the units in flight, and
+the results held, are bounded by the window, not by the job.
 
-Exactly one result per item x task (`TaskResult.key`): a failing unit is retried by Prefect inside
-its own task run, and a unit that still raises is recorded as `failed`, never dropped. With a
-`UnitCache` on the context, a unit already verified by an earlier run is read back, not run.
+A unit whose upstream did not produce a verified output is recorded as `blocked` and never run: an
+unverified output must not feed a downstream prompt. Exactly one result per item x task
+(`TaskResult.key`): a unit that still raises after its retries is recorded as `failed`, never
+dropped.
+
+How a unit runs is the caller's `submit`: as its own Prefect task run (`prefect_units`, for jobs
+whose size the UI can show unit by unit) or as a plain call in a batch's thread pool
+(`thread_units`, flows.batch).
 """
 
 from __future__ import annotations
 
 import queue
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol
 
 from flows.cascade import UnitContext
-from flows.spec import Item, Job
-from flows.unit import run_unit
+from flows.retry import retrying
+from flows.spec import Item, Job, TaskSpec
+from flows.unit import execute_unit, run_unit
 from slmflow.core.records import Status, TaskResult
 
 
+class UnitFuture(Protocol):
+    def add_done_callback(self, fn: Callable[[Any], None]) -> None: ...
+
+
+# Starts one unit (item, task, upstream outputs); the future settles to a TaskResult or an exception.
+Submit = Callable[[Item, TaskSpec, dict[str, Any]], UnitFuture]
+
+
 def run_dag(
-    job: Job, ctx: UnitContext, *, retries: int = 2, on_result: Callable[[TaskResult], None] | None = None
-) -> list[TaskResult]:
+    job: Job,
+    ctx: UnitContext,
+    items: Iterable[Item],
+    submit: Submit,
+    *,
+    window: int,
+    on_result: Callable[[TaskResult], None],
+) -> int:
+    """Run every unit of `items`; each result goes to `on_result` as it settles (in completion
+    order). Returns the number of results."""
     dag = job.spec.dag
-    done: dict[tuple[str, str], TaskResult] = {}
+    stream = iter(items)
+    open_items: dict[str, tuple[Item, dict[str, TaskResult]]] = {}
     finished: queue.Queue = queue.Queue()
+    settled = 0
+
+    def start(item: Item, task_id: str) -> None:
+        task = job.spec.task(task_id)
+        done = open_items[item.id][1]
+        upstream = {d: done[d].output for d in task.depends_on}
+        submit(item, task, upstream).add_done_callback(lambda f: finished.put((item, task_id, f)))
+
+    def open_next() -> bool:
+        item = next(stream, None)
+        if item is None:
+            return False
+        if item.id in open_items:
+            raise RuntimeError(f"item {item.id!r} opened twice")
+        open_items[item.id] = (item, {})
+        for task_id in dag.roots:
+            start(item, task_id)
+        return True
+
+    while len(open_items) < window and open_next():
+        pass
+    while open_items:
+        item, task_id, outcome = finished.get()
+        done = open_items[item.id][1]
+        if task_id in done:
+            # A second report would run the unit's dependents twice; never paper over it.
+            raise RuntimeError(f"unit {task_id}[{item.id}] reported twice")
+        result = outcome if isinstance(outcome, TaskResult) else _settle(ctx, job, item, task_id, outcome)
+        if result.run_id != ctx.run_id:
+            # Reused from an earlier run: it is part of this run's record now. Its cost and latency
+            # stay those of the run that computed it.
+            result = result.model_copy(update={"run_id": ctx.run_id})
+        done[task_id] = result
+        on_result(result)
+        settled += 1
+        for child in dag.dependents[task_id]:
+            deps = dag.depends_on[child]
+            if not all(d in done for d in deps):
+                continue
+            unverified = [d for d in deps if not done[d].status.verified]
+            if unverified:
+                blocked = TaskResult(
+                    job=ctx.job,
+                    run_id=ctx.run_id,
+                    item_id=item.id,
+                    task_id=child,
+                    kind=job.spec.task(child).kind,
+                    status=Status.blocked,
+                    error=f"upstream {unverified} did not produce a verified output",
+                )
+                finished.put((item, child, blocked))
+            else:
+                start(item, child)
+        if len(done) == len(dag.order):
+            del open_items[item.id]
+            open_next()
+    return settled
+
+
+def _settle(ctx: UnitContext, job: Job, item: Item, task_id: str, future: Any) -> TaskResult:
+    """The unit's result, or an explicit `failed` one when it raised even after its retries (dead
+    worker, timeout, ...)."""
+    if isinstance(future, Future):
+        outcome: Any = future.exception() or future.result()
+    else:  # a PrefectFuture: the task's return value, or the exception it ended with
+        outcome = future.result(raise_on_failure=False)
+    if isinstance(outcome, TaskResult):
+        return outcome
+    return TaskResult(
+        job=ctx.job,
+        run_id=ctx.run_id,
+        item_id=item.id,
+        task_id=task_id,
+        kind=job.spec.task(task_id).kind,
+        status=Status.failed,
+        error=f"{type(outcome).__name__}: {outcome}"[:1000],
+    )
+
+
+def prefect_units(ctx: UnitContext, retries: int) -> Submit:
+    """Each unit its own Prefect task run (state, retries, and the unit cache when the run has one)."""
     unit = run_unit.with_options(retries=retries)
     if ctx.cache is not None:
         unit = unit.with_options(**ctx.cache.task_options())
 
-    def submit(item: Item, task_id: str) -> None:
-        task = job.spec.task(task_id)
-        upstream = {d: done[(item.id, d)].output for d in task.depends_on}
-        future = unit.with_options(task_run_name=f"{task_id}[{item.id}]").submit(ctx, task, item, upstream)
-        future.add_done_callback(lambda f: finished.put((item, task_id, f)))
+    def submit(item: Item, task: TaskSpec, upstream: dict[str, Any]) -> UnitFuture:
+        return unit.with_options(task_run_name=f"{task.id}[{item.id}]").submit(ctx, task, item, upstream)
 
-    def settle(item: Item, task_id: str, future) -> TaskResult:
-        outcome = future.result(raise_on_failure=False)
-        if isinstance(outcome, TaskResult):
-            return outcome
-        # The unit raised even after its retries (dead worker, timeout, ...): say so explicitly.
-        task = job.spec.task(task_id)
-        return TaskResult(
-            job=ctx.job,
-            run_id=ctx.run_id,
-            item_id=item.id,
-            task_id=task_id,
-            kind=task.kind,
-            status=Status.failed,
-            error=f"{type(outcome).__name__}: {outcome}"[:1000],
-        )
+    return submit
 
-    for item in job.items:
-        for task_id in dag.roots:
-            submit(item, task_id)
 
-    total = len(job.items) * len(dag.order)
-    while len(done) < total:
-        item, task_id, outcome = finished.get()
-        if (item.id, task_id) in done:
-            # A second report would run the unit's dependents twice; never paper over it.
-            raise RuntimeError(f"unit {task_id}[{item.id}] reported twice")
-        result = outcome if isinstance(outcome, TaskResult) else settle(item, task_id, outcome)
-        if result.run_id != ctx.run_id:
-            # Reused from an earlier run's cache: it is part of this run's record now. Its cost and
-            # latency stay those of the run that computed it.
-            result = result.model_copy(update={"run_id": ctx.run_id})
-        done[(item.id, task_id)] = result
-        if on_result:
-            on_result(result)
-        for child in dag.dependents[task_id]:
-            deps = dag.depends_on[child]
-            if not all((item.id, d) in done for d in deps):
-                continue
-            unverified = [d for d in deps if not done[(item.id, d)].status.verified]
-            if unverified:
-                task = job.spec.task(child)
-                finished.put(
-                    (
-                        item,
-                        child,
-                        TaskResult(
-                            job=ctx.job,
-                            run_id=ctx.run_id,
-                            item_id=item.id,
-                            task_id=child,
-                            kind=task.kind,
-                            status=Status.blocked,
-                            error=f"upstream {unverified} did not produce a verified output",
-                        ),
-                    )
-                )
-            else:
-                submit(item, child)
-    return [done[(item.id, t)] for item in job.items for t in dag.order]
+def thread_units(ctx: UnitContext, pool: ThreadPoolExecutor, retries: int) -> Submit:
+    """Each unit a plain call in `pool`, retried like a unit task run (flows.retry)."""
+
+    def submit(item: Item, task: TaskSpec, upstream: dict[str, Any]) -> UnitFuture:
+        return pool.submit(retrying, lambda: execute_unit(ctx, task, item, upstream), retries)
+
+    return submit

@@ -6,8 +6,8 @@ DAG of tasks. Every error names the job, the task and the field.
 
 from __future__ import annotations
 
-import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from flows.budget import BudgetSpec
 from flows.dag import Dag, DagError
+from flows.inputs import InputError, Item, ItemSource, shape
 from flows.templates import Placeholder, TemplateError, check_template, render
 from slmflow.core.records import TaskKind
 from tools.mcp import MCPServer
@@ -122,6 +123,14 @@ class TaskSpec(_Strict):
         return self
 
 
+class Execution(_Strict):
+    """How a large job is orchestrated; unset fields take the settings' defaults (docs/scale.md)."""
+
+    batch_above: int | None = Field(None, ge=1, description="units above which the job runs in batches")
+    batch_items: int | None = Field(None, ge=1, description="items per batch (one Prefect task run each)")
+    shards: int = Field(1, ge=1, le=64, description="parts run at once on the shard pool's Prefect workers")
+
+
 class ToolSource(_Strict):
     """Where tools come from: every @tool in a module, one function, or an MCP server."""
 
@@ -167,6 +176,7 @@ class JobSpec(_Strict):
     inputs: Inputs
     collections: dict[str, Collection] = {}
     budget: BudgetSpec = BudgetSpec()
+    execution: Execution = Execution()
     tools: ToolsConfig | None = None
     tasks: list[TaskSpec] = Field(min_length=1)
 
@@ -203,17 +213,22 @@ class JobSpec(_Strict):
         return next(t for t in self.tasks if t.id == task_id)
 
 
-class Item(BaseModel):
-    id: str
-    data: dict[str, Any]
-
-
 class Job(BaseModel):
-    """A validated spec with its items loaded and every template checked against every item."""
+    """A validated spec and its items: every item was read once and every template checked against
+    it (`ItemSource.scan`); runs read them again as a stream (`iter_items`)."""
 
     spec: JobSpec
-    items: list[Item]
     base_dir: Path
+    source: ItemSource
+    count: int  # items, after `limit`
+
+    def iter_items(self, start: int = 0, stop: int | None = None) -> Iterator[Item]:
+        """Items `start`..`stop` by position (0-based), within the job's `count`."""
+        return self.source.stream(start, self.count if stop is None else min(stop, self.count))
+
+    @property
+    def units(self) -> int:
+        return self.count * len(self.spec.tasks)
 
     def collection_path(self, name: str) -> Path:
         return (self.base_dir / self.spec.collections[name].path).resolve()
@@ -246,16 +261,20 @@ def build_job(raw: Any, base_dir: Path, source: str = "<spec>", limit: int | Non
                 f"job '{spec.name}', task '{task.id}', field 'grounding.collection': "
                 f"'{task.grounding.collection}' is not declared under 'collections'"
             )
-    items = _load_items(spec, base_dir)
-    if limit is not None:
-        items = items[:limit]
     for name, coll in spec.collections.items():
         if not (base_dir / coll.path).exists():
             raise SpecError(
                 f"job '{spec.name}', collection '{name}', field 'path': {base_dir / coll.path} does not exist"
             )
-    _check_templates_against_items(spec, items)
-    job = Job(spec=spec, items=items, base_dir=base_dir.resolve())
+    inputs = spec.inputs
+    items = ItemSource(
+        path=base_dir / inputs.path if inputs.path is not None else None, inline=inputs.items, id_field=inputs.id_field
+    )
+    try:
+        count = items.scan(TemplateCheck(spec), limit)
+    except InputError as exc:
+        raise SpecError(f"job '{spec.name}', inputs: {exc}") from None
+    job = Job(spec=spec, base_dir=base_dir.resolve(), source=items, count=count)
     if spec.tools is not None:
         check_python_tools(job)
     return job
@@ -284,45 +303,22 @@ def _describe(exc: ValidationError, raw: dict, source: str) -> str:
     return "\n".join(lines)
 
 
-def _load_items(spec: JobSpec, base_dir: Path) -> list[Item]:
-    where = f"job '{spec.name}', inputs"
-    if spec.inputs.items is not None:
-        records = list(enumerate(spec.inputs.items, 1))
-    else:
-        assert spec.inputs.path is not None  # Inputs holds exactly one of items and path
-        path = base_dir / spec.inputs.path
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise SpecError(f"{where}: {path} does not exist") from None
-        except UnicodeDecodeError as exc:
-            raise SpecError(f"{where}: {path} is not UTF-8 ({exc.reason} at byte {exc.start})") from None
-        records = []
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                records.append((lineno, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise SpecError(f"{where}: {path.name} line {lineno}: invalid JSON ({exc.msg})") from None
-    if not records:
-        raise SpecError(f"{where}: no items")
-    items, seen = [], set()
-    for lineno, record in records:
-        if not isinstance(record, dict):
-            raise SpecError(f"{where}: item {lineno} must be a JSON object, got {type(record).__name__}")
-        item_id = str(record.get(spec.inputs.id_field, lineno))
-        if item_id in seen:
-            raise SpecError(f"{where}: duplicate item id '{item_id}' (item {lineno})")
-        seen.add(item_id)
-        items.append(Item(id=item_id, data=record))
-    return items
+class TemplateCheck:
+    """Renders every template of every task against an item, before any model call. An item's
+    outcome depends on its shape (keys and types) only, so each shape is rendered once."""
 
+    MEMO = 10_000  # shapes remembered; a job of ever-new shapes is checked item by item
 
-def _check_templates_against_items(spec: JobSpec, items: list[Item]) -> None:
-    upstream = Placeholder()
-    for task in spec.tasks:
-        for item in items:
+    def __init__(self, spec: JobSpec):
+        self.spec = spec
+        self._passed: set[Any] = set()
+        self._upstream = Placeholder()
+
+    def __call__(self, item: Item) -> None:
+        key = shape(item.data)
+        if key in self._passed:
+            return
+        for task in self.spec.tasks:
             for field, source in (
                 ("prompt", task.prompt),
                 ("system", task.system),
@@ -331,11 +327,13 @@ def _check_templates_against_items(spec: JobSpec, items: list[Item]) -> None:
                 if not source:
                     continue
                 try:
-                    render(source, item=item.data, upstream=upstream, evidence=[])
+                    render(source, item=item.data, upstream=self._upstream, evidence=[])
                 except TemplateError as exc:
                     raise SpecError(
-                        f"job '{spec.name}', task '{task.id}', field '{field}', item '{item.id}': {exc}"
+                        f"job '{self.spec.name}', task '{task.id}', field '{field}', item '{item.id}': {exc}"
                     ) from None
+        if len(self._passed) < self.MEMO:
+            self._passed.add(key)
 
 
 def python_registry(job: Job) -> ToolRegistry:

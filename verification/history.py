@@ -1,5 +1,5 @@
 """Training labels from the flow's escalations (`<results_dir>/labels.jsonl`, see
-`flows.report.escalation_labels`).
+`flows.results.escalation_labels`).
 
 Each line records a small model's answer that the verifier rejected and the frontier's answer to
 the same request. They label the small answer:

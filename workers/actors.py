@@ -7,6 +7,7 @@ and vLLM batches them.
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import ray
@@ -26,6 +27,10 @@ class SmallModelWorker:
 
     async def generate(self, request: GenerationRequest) -> Draft:
         return await self._served.generate(request)
+
+    async def generate_many(self, requests: list[GenerationRequest]) -> list[Draft | BaseException]:
+        """Concurrent requests in one call (workers.coalesce); the engine batches them as before."""
+        return await asyncio.gather(*(self._served.generate(r) for r in requests), return_exceptions=True)
 
     async def stats(self) -> dict:
         return {**self._served.stats(), "pid": os.getpid()}
@@ -63,6 +68,15 @@ class VerifierWorker:
 
     def verify(self, request: VerifyRequest) -> Verdict:
         return self._verifier.verify(request)
+
+    def verify_many(self, requests: list[VerifyRequest]) -> list[Verdict | BaseException]:
+        out: list[Verdict | BaseException] = []
+        for request in requests:
+            try:
+                out.append(self._verifier.verify(request))
+            except Exception as exc:  # one request's fault is its caller's, not the batch's
+                out.append(exc)
+        return out
 
     def stats(self) -> dict:
         return {"pid": os.getpid()}

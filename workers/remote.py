@@ -3,9 +3,11 @@ calls on the fleet's actors."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from slmflow.core.records import Draft, Evidence, GenerationRequest, Verdict, VerifyRequest
+from workers.coalesce import Coalescer
 
 GENERATE_TIMEOUT_S = 900
 
@@ -25,20 +27,34 @@ def _call(method, *args, timeout: float):
 
 class RayWorkers:
     """Workers backed by the fleet's Ray actors. Requests go to the replica that serves their kind
-    (`Fleet.small_for`); the frontier's rate limit is the flow's business (flows.ratelimit)."""
+    (`Fleet.small_for`); the frontier's rate limit is the flow's business (flows.ratelimit).
+
+    Drafts and verdicts, the calls every unit makes, go through one `Coalescer` per actor, so many
+    units in flight cost one actor call per crowd rather than one each; the list call survives an
+    actor restart like a single call (`_call`)."""
 
     def __init__(self, fleet: Any):
         self.fleet = fleet
+        self._coalescers: dict[tuple[int, str], Coalescer] = {}
+        self._lock = threading.Lock()
 
     def search(self, collection: str, query: str, k: int) -> list[Evidence]:
         return _call(self.fleet.retrieval.search, collection, query, k, timeout=120)
 
     def small(self, request: GenerationRequest) -> Draft:
         actor = self.fleet.small_for(request.kind)
-        return _call(actor.generate, request, timeout=GENERATE_TIMEOUT_S)
+        return self._coalesced(actor, "generate_many").call(request, timeout=GENERATE_TIMEOUT_S)
 
     def frontier(self, request: GenerationRequest) -> Draft:
         return _call(self.fleet.frontier.generate, request, timeout=GENERATE_TIMEOUT_S)
 
     def verify(self, request: VerifyRequest) -> Verdict:
-        return _call(self.fleet.verifier.verify, request, timeout=120)
+        return self._coalesced(self.fleet.verifier, "verify_many").call(request, timeout=120)
+
+    def _coalesced(self, actor: Any, method: str) -> Coalescer:
+        key = (id(actor), method)  # the fleet holds its handles for the process's life
+        with self._lock:
+            if key not in self._coalescers:
+                remote = getattr(actor, method).options(max_task_retries=-1)
+                self._coalescers[key] = Coalescer(remote.remote)
+            return self._coalescers[key]

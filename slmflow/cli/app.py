@@ -68,9 +68,7 @@ def validate(spec: str = typer.Argument(..., help=SPEC_HELP)) -> None:
         job = load_job(spec)
     except SpecError as exc:
         raise fail(str(exc)) from None
-    console.print(
-        f"[green]ok[/]: job '{job.spec.name}', {len(job.items)} items, tasks {' -> '.join(job.spec.dag.order)}"
-    )
+    console.print(f"[green]ok[/]: job '{job.spec.name}', {job.count} items, tasks {' -> '.join(job.spec.dag.order)}")
 
 
 @app.command()
@@ -108,7 +106,7 @@ def jobs() -> None:
         table.add_column(col, overflow="fold")
     for name, path in shipped_jobs().items():
         job = load_job(path)
-        table.add_row(name, str(len(job.items)), " -> ".join(job.spec.dag.order), str(path))
+        table.add_row(name, str(job.count), " -> ".join(job.spec.dag.order), str(path))
     console.print(table)
 
 

@@ -101,6 +101,13 @@ class Settings(BaseSettings):
         "require it and its worker send it; this process sends it too",
     )
     task_concurrency: int = Field(32, ge=1, description="Prefect task threads = requests in flight")
+    # Large jobs (docs/scale.md): above `batch_above` units, one Prefect task run covers a batch of
+    # `batch_items` items instead of each unit being a task run of its own.
+    batch_above: int = Field(5000, ge=1, description="units above which a job runs in batches")
+    batch_items: int = Field(250, ge=1, description="items per batch")
+    batches_in_flight: int = Field(2, ge=1, description="batches a run (or shard) works on at once")
+    shard_pool: str = Field("slmflow-shards", description="Prefect work pool whose workers run a job's shards")
+    shard_workers: int = Field(0, ge=0, description="workers `slmflow up` starts on the shard pool")
     tool_hosts: int = Field(2, ge=1, le=32, description="sandboxed tool processes per privilege set")
     task_retries: int = Field(2, ge=0)
 

@@ -55,12 +55,12 @@ def test_mcp_tools_join_the_allowlisted_registry(tmp_path):
             Ledger(SETTINGS, "big"),
             tools=tools,
         )
-        r = execute_unit(ctx, job.spec.task("t"), job.items[0], {})
+        r = execute_unit(ctx, job.spec.task("t"), next(job.iter_items()), {})
         # "SFO" is not in the request, so the verifier rejects both calls; nothing ran.
         assert r.status is Status.needs_review
         job = build_job({**_spec(["lookup_city"]), "inputs": {"items": [{"id": "1", "q": "Which city is SFO?"}]}}, ROOT)
         ctx.workers = Scripted([call("lookup_city", code="SFO")])
-        r = execute_unit(ctx, job.spec.task("t"), job.items[0], {})
+        r = execute_unit(ctx, job.spec.task("t"), next(job.iter_items()), {})
         assert r.status is Status.accepted
         assert r.output["observation"]["content"]["city"] == "San Francisco"
     finally:

@@ -6,12 +6,13 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.cascade import UnitContext
-from flows.ledger import Ledger, RunSummary
+from flows.job import run_units
+from flows.ledger import Ledger
 from flows.report import publish_artifacts
-from flows.scheduler import run_dag
 from flows.spec import build_job
+from flows.summary import RunSummary
 from slmflow.core.records import Status
-from tests.support.fakes import SETTINGS, FakeWorkers, draft
+from tests.support.fakes import SETTINGS, ByFirstWord
 from tests.support.prefect_api import artifacts as flow_run_artifacts
 from tests.support.prefect_api import task_runs
 
@@ -34,27 +35,11 @@ JOB = build_job(
 )
 
 
-class ScriptedWorkers(FakeWorkers):
-    """Keyed on the first word of the prompt: 'a' passes on the small model, 'b' needs the
-    frontier, and 'c' fails on both."""
-
-    def __init__(self):
-        super().__init__(small=None)
-
-    def small(self, request):
-        text = request.messages[-1].content.split()[0]
-        return draft("small", {"a": "a", "b": "zz", "c": "zz"}[text])
-
-    def frontier(self, request):
-        text = request.messages[-1].content.split()[0]
-        return draft("big", {"b": "b", "c": "nope"}[text])
-
-
 @flow(name="test-dag", task_runner=ThreadPoolTaskRunner(max_workers=4))
 def dag_flow():
-    ctx = UnitContext("prefect-states", "r1", ScriptedWorkers(), Ledger(SETTINGS, "big"))
-    results = run_dag(JOB, ctx, retries=0)
-    publish_artifacts(results, RunSummary.of("prefect-states", "r1", results, 1.0), "big")
+    ctx = UnitContext("prefect-states", "r1", ByFirstWord(), Ledger(SETTINGS, "big"))
+    results = run_units(JOB, ctx, retries=0)
+    publish_artifacts(RunSummary.of("prefect-states", "r1", results, 1.0), "big", results)
     return [r.model_dump(mode="json") for r in results]
 
 

@@ -24,8 +24,8 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.cascade import UnitContext
+from flows.job import run_units
 from flows.ledger import Ledger
-from flows.scheduler import run_dag
 from flows.spec import build_job
 from slmflow.core.records import Status
 from tests.support.fakes import SETTINGS, draft
@@ -114,12 +114,12 @@ class EscalatingWorkers:
 @flow(name="test-frontier-faults", task_runner=ThreadPoolTaskRunner(max_workers=1))
 def faults_flow(workers: EscalatingWorkers):
     ctx = UnitContext(JOB.spec.name, "faults", workers, Ledger(SETTINGS, "scripted-frontier"))
-    return run_dag(JOB, ctx, retries=2)
+    return run_units(JOB, ctx, retries=2)
 
 
 def test_frontier_faults_end_escalated_or_needs_review_never_unverified(prefect_api):
     with ScriptedOpenAIServer(respond) as server:
-        for item in JOB.items:  # units run item by item, label then fields
+        for item in JOB.iter_items():  # units run item by item, label then fields
             server.faults.extend(SCRIPTS[item.id] * len(JOB.spec.tasks))
         workers = EscalatingWorkers(server)
         try:

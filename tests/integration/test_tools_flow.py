@@ -60,7 +60,7 @@ def test_order_desk_runs_and_only_verified_calls_run(prefect_api, fleet, setting
     assert state.is_completed(), state.message
     summary = state.result()
     results = [TaskResult.model_validate_json(line) for line in Path(summary["results_path"]).read_text().splitlines()]
-    assert len(results) == len(job.items) * 2
+    assert len(results) == job.count * 2
     for r in results:
         assert r.status in Status
         if r.task_id == "lookup" and r.status.verified:

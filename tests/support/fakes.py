@@ -4,6 +4,7 @@ real verifier behind them, so the flow's logic runs without Ray or a model."""
 from __future__ import annotations
 
 import json
+import threading
 
 from slmflow.core.records import Draft, Evidence
 from slmflow.core.settings import Price, Settings
@@ -91,3 +92,23 @@ def call_draft(model, tool_call):
 
 def call(name, **arguments):
     return {"name": name, "arguments": arguments}
+
+
+class ByFirstWord(FakeWorkers):
+    """Keyed on the first word of the prompt (a classify task over choices a, b): 'a' passes on the
+    small model, 'b' needs the frontier, and 'c' fails on both. Counts the small model's calls."""
+
+    def __init__(self):
+        super().__init__(small=None)
+        self.small_calls = 0
+        self._lock = threading.Lock()
+
+    def small(self, request):
+        with self._lock:  # units call from many threads
+            self.small_calls += 1
+        text = request.messages[-1].content.split()[0]
+        return draft("small", {"a": "a", "b": "zz", "c": "zz"}[text])
+
+    def frontier(self, request):
+        text = request.messages[-1].content.split()[0]
+        return draft("big", {"b": "b", "c": "nope"}[text])

@@ -35,7 +35,7 @@ def error_of(raw) -> str:
 
 def test_demo_spec_is_valid():
     job = load_job(DEMO)
-    assert len(job.items) >= 20
+    assert job.count >= 20
     assert job.spec.dag.order.index("triage") < job.spec.dag.order.index("reply")
 
 
@@ -43,7 +43,7 @@ def test_valid_spec_builds_dag():
     job = build_job(spec(), Path("."))
     assert job.spec.dag.roots == ["label"]
     assert job.spec.dag.dependents["label"] == ["fields"]
-    assert [i.id for i in job.items] == ["a", "b"]
+    assert [i.id for i in job.iter_items()] == ["a", "b"]
 
 
 def test_cycle_is_rejected_naming_the_cycle():
@@ -150,4 +150,4 @@ def test_load_job_missing_and_bad_yaml(tmp_path):
 
 def test_limit_keeps_first_items():
     job = build_job(yaml.safe_load(yaml.safe_dump(spec())), Path("."), limit=1)
-    assert [i.id for i in job.items] == ["a"]
+    assert [i.id for i in job.iter_items()] == ["a"]

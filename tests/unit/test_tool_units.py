@@ -45,7 +45,7 @@ def run(tmp_path):
         ex = ToolExecutor(registry, tmp_path / "work", EffectLedger(tmp_path / "effects.sqlite"))
         executors.append(ex)
         ctx = UnitContext("t", "run", workers, Ledger(SETTINGS, "big"), tools=ex)
-        return execute_unit(ctx, job.spec.task("t"), job.items[0], {})
+        return execute_unit(ctx, job.spec.task("t"), next(job.iter_items()), {})
 
     yield run
     for ex in executors:

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from flows.cascade import UnitContext
-from flows.ledger import Ledger, RunSummary
+from flows.ledger import Ledger
 from flows.spec import build_job
+from flows.summary import RunSummary
 from flows.unit import execute_unit
 from slmflow.core.errors import FrontierError
 from slmflow.core.records import Status
@@ -34,7 +35,7 @@ def job():
 def run(task_id, workers):
     j = job()
     ctx = UnitContext("t", "run1", workers, Ledger(SETTINGS, "big"))
-    return execute_unit(ctx, j.spec.task(task_id), j.items[0], {})
+    return execute_unit(ctx, j.spec.task(task_id), next(j.iter_items()), {})
 
 
 def test_accepted_small_answer_is_not_escalated():
@@ -111,7 +112,7 @@ def run_with(task_overrides, workers, budget=None):
 
     j = one_task_job(task_overrides)
     ctx = UnitContext("t", "run1", workers, Ledger(SETTINGS, "big"), Budget(BudgetSpec(**(budget or {}))))
-    return execute_unit(ctx, j.spec.task("label"), j.items[0], {}), ctx
+    return execute_unit(ctx, j.spec.task("label"), next(j.iter_items()), {}), ctx
 
 
 def test_budget_on_escalations_ends_in_needs_review_with_reason():
@@ -120,7 +121,7 @@ def test_budget_on_escalations_ends_in_needs_review_with_reason():
     w = FakeWorkers(draft("small", "zzz"), draft("big", "a"))
     j = one_task_job({}, n_items=2)
     ctx = UnitContext("t", "run1", w, Ledger(SETTINGS, "big"), Budget(BudgetSpec(max_escalations=1)))
-    first, second = (execute_unit(ctx, j.spec.task("label"), item, {}) for item in j.items)
+    first, second = (execute_unit(ctx, j.spec.task("label"), item, {}) for item in j.iter_items())
     assert first.status is Status.escalated
     assert second.status is Status.needs_review and second.output is None
     assert "1/1 escalations" in second.error
@@ -179,7 +180,7 @@ def test_frontier_attempts_are_bounded():
 
 
 def test_escalations_become_verifier_labels(tmp_path):
-    from flows.report import append_labels
+    from flows.results import append_labels
 
     escalated = run("label", FakeWorkers(draft("small", "zzz"), draft("big", "b")))
     accepted = run("label", FakeWorkers(draft("small", "a")))

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows.report import escalation_labels
+from flows.results import escalation_labels
 from slmflow.core.records import Attempt, Draft, Status, TaskResult, Verdict
 from verification.features import featurise
 from verification.history import load_history, split_context

@@ -16,61 +16,26 @@ that crashed or was interrupted resumes where it stopped; `recompute=True` runs 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from flows.batch import BatchReport, run_batch
-from flows.budget import Budget
-from flows.cache import UnitCache, cache_version, unit_cache_dir
-from flows.cascade import UnitContext
-from flows.ledger import Ledger
-from flows.ratelimit import RateLimited, ensure_frontier_rate_limit
 from flows.report import print_summary, publish_artifacts
 from flows.results import ResultsWriter
-from flows.scheduler import prefect_units, run_dag
-from flows.spec import Job, load_job
+from flows.run import Plan, results_path, run_batches, run_units, unit_context, unit_threads
+from flows.shard import run_shards
+from flows.spec import load_job
 from flows.summary import RunSummary
-from flows.tooling import open_tools
 from slmflow.core.records import TaskResult
-from slmflow.core.settings import Settings, get_settings
-from workers.fleet import frontier_endpoint, get_fleet
-from workers.remote import RayWorkers
-
-# Threads are the requests in flight: each unit waits on an actor call, not on a core.
-_units_in_flight: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=get_settings().task_concurrency)
-
-
-class Plan(BaseModel):
-    """How a run orchestrates its units (docs/scale.md)."""
-
-    batched: bool
-    batch_items: int
-    shards: int
-
-    @classmethod
-    def of(cls, job: Job, settings: Settings, shards: int | None = None) -> Plan:
-        e = job.spec.execution
-        shards = shards or e.shards
-        batch_above = e.batch_above or settings.batch_above
-        # Shards run batches: a sharded job is a large one by definition.
-        return cls(
-            batched=shards > 1 or job.units > batch_above,
-            batch_items=e.batch_items or settings.batch_items,
-            shards=min(shards, job.count),
-        )
+from slmflow.core.settings import get_settings
+from workers.fleet import frontier_endpoint
 
 
 # Prefect declares TaskRunner invariant in its future type, so its own thread pool does not type-check.
-@flow(name="slmflow-job", log_prints=True, task_runner=_units_in_flight)  # type: ignore[arg-type]
+@flow(name="slmflow-job", log_prints=True, task_runner=unit_threads())  # type: ignore[arg-type]
 def run_job(spec: str, limit: int | None = None, recompute: bool = False, shards: int | None = None) -> dict:
     """Run an agent job: a spec file, or the name of a shipped job. `limit` keeps only the first N
     items. Units verified by an earlier run of the same job, models and settings are reused unless
@@ -92,8 +57,6 @@ def run_job(spec: str, limit: int | None = None, recompute: bool = False, shards
     start = time.perf_counter()
     results: list[TaskResult] = []  # kept for small jobs only (the per-unit table)
     if plan.shards > 1:
-        from flows.shard import run_shards
-
         summary = run_shards(job, spec, limit, recompute, plan, run_id, path)
     else:
         writer = ResultsWriter(path, Path(settings.results_dir) / "labels.jsonl")
@@ -113,97 +76,6 @@ def run_job(spec: str, limit: int | None = None, recompute: bool = False, shards
     publish_artifacts(summary, frontier_label, results)
     print_summary(summary, frontier_label)
     return summary.model_dump()
-
-
-@contextmanager
-def unit_context(job: Job, settings: Settings, run_id: str, recompute: bool, batched: bool) -> Iterator[UnitContext]:
-    """The fleet (checked), the job's collections and tools, the ledger, budget and cache: what every
-    unit of the run (or of a shard) shares. Closes the tools when the run is done."""
-    fleet = get_fleet(settings)
-    fleet.check_frontier()
-    ensure_frontier_rate_limit(settings.frontier_rpm)
-    prepare_collections(job, fleet)
-    _, frontier_model, _ = frontier_endpoint(settings)
-    tools = open_tools(job, settings)
-    try:
-        yield UnitContext(
-            job.spec.name,
-            run_id,
-            RateLimited(RayWorkers(fleet)),
-            Ledger(settings, frontier_model),
-            Budget(job.spec.budget),
-            UnitCache(unit_cache_dir(settings), cache_version(settings, job), refresh=recompute),
-            tools,
-            step_task_runs=not batched,
-            retries=settings.task_retries,
-            threads=settings.task_concurrency,
-        )
-    finally:
-        if tools is not None:
-            tools.close()
-
-
-def run_units(
-    job: Job,
-    ctx: UnitContext,
-    retries: int,
-    writer: ResultsWriter | None = None,
-    on_result: Callable[[TaskResult], None] = lambda r: None,
-) -> list[TaskResult]:
-    """A small job: every unit its own Prefect task run. Its results stay in memory for the per-unit
-    table artifact, which is what makes this mode the small one."""
-    results: list[TaskResult] = []
-
-    def settled(r: TaskResult) -> None:
-        results.append(r)
-        if writer is not None:
-            writer.write([r])
-        on_result(r)
-
-    # Twice the threads: a unit waiting for its upstream holds no thread.
-    run_dag(job, ctx, job.iter_items(), prefect_units(ctx, retries), window=2 * ctx.threads, on_result=settled)
-    return results
-
-
-def run_batches(
-    job: Job,
-    ctx: UnitContext,
-    plan: Plan,
-    in_flight: int,
-    writer: ResultsWriter,
-    start: int = 0,
-    stop: int | None = None,
-) -> Iterator[BatchReport]:
-    """Items `start`..`stop` in batches of `plan.batch_items`, `in_flight` batch task runs at once;
-    each batch's report as it finishes (in order of submission)."""
-    stop = job.count if stop is None else stop
-    bounds = [(i, min(i + plan.batch_items, stop)) for i in range(start, stop, plan.batch_items)]
-    pending: list = []
-    for index, (first, last) in enumerate(bounds):
-        future = run_batch.with_options(task_run_name=f"batch {index} [{first}-{last - 1}]")
-        pending.append(future.submit(ctx, job, index, first, last, writer))
-        if len(pending) >= in_flight:
-            yield pending.pop(0).result()
-    for future in pending:
-        yield future.result()
-
-
-def results_path(settings: Settings, job: Job, run_id: str) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return Path(settings.results_dir) / job.spec.name / f"{stamp}-{run_id[:8]}.jsonl"
-
-
-def prepare_collections(job: Job, fleet) -> None:
-    """Ingest every declared collection (a no-op when its manifest matches the inputs)."""
-    import ray
-
-    logger = get_run_logger()
-    for name in job.spec.collections:
-        report = ray.get(fleet.retrieval.ensure_ingested.remote(name, str(job.collection_path(name))))
-        state = "unchanged" if report.skipped_unchanged else "ingested"
-        logger.info("collection %s: %s, %d documents, %d chunks", name, state, report.documents, report.chunks)
-        for problem in report.problems:
-            logger.warning("collection %s: skipped %s: %s", name, problem.path, problem.reason)
 
 
 def _progress() -> Progress:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from slmflow.core.records import Status, TaskResult
 
@@ -50,6 +50,7 @@ class RunSummary(BaseModel):
         for task_id, totals in other.per_task.items():
             self.per_task.setdefault(task_id, TaskTotals()).merge(totals)
 
+    @computed_field  # type: ignore[prop-decorator]  # in model_dump, for the run's return value
     @property
     def counts(self) -> dict[str, int]:
         out = _no_counts()
@@ -58,14 +59,17 @@ class RunSummary(BaseModel):
                 out[status] = out.get(status, 0) + n
         return out
 
+    @computed_field  # type: ignore[prop-decorator]  # in model_dump, for the run's return value
     @property
     def tasks(self) -> int:
         return sum(self.counts.values())
 
+    @computed_field  # type: ignore[prop-decorator]  # in model_dump, for the run's return value
     @property
     def usd(self) -> float:
         return sum(t.usd for t in self.per_task.values())
 
+    @computed_field  # type: ignore[prop-decorator]  # in model_dump, for the run's return value
     @property
     def counterfactual_usd(self) -> float:
         return sum(t.counterfactual_usd for t in self.per_task.values())

@@ -60,11 +60,13 @@ def session_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def prefect_api():
-    """A real Prefect API server (temporary database) for the whole session."""
+    """A real Prefect API server (temporary database) for the whole session; yields its URL, which
+    child processes need explicitly (the harness sets it in this process's settings only)."""
+    from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=180):
-        yield os.environ.get("PREFECT_API_URL")
+        yield PREFECT_API_URL.value()
 
 
 @pytest.fixture(scope="session")

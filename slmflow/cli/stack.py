@@ -64,7 +64,8 @@ def prefect_auth_enforced(api_url: str, timeout: float = 3.0) -> bool | None:
 def ensure_prefect_server(settings: Settings) -> str:
     """Use PREFECT_API_URL when it is set; otherwise start (or reuse) a local server. Returns the
     API URL and exports it, so that this process and everything it starts talk to one server.
-    A Postgres database is used when PREFECT_API_DATABASE_CONNECTION_URL is set.
+    Its database is SQLite in the state dir, or PostgreSQL when SLMFLOW_PREFECT_DATABASE_URL names
+    one (`postgresql+asyncpg://user:password@host:5432/prefect`), as production servers run.
 
     With SLMFLOW_PREFECT_AUTH set, the server it starts requires that basic-auth string
     (PREFECT_SERVER_API_AUTH_STRING) and this process sends it (PREFECT_API_AUTH_STRING)."""
@@ -75,6 +76,8 @@ def ensure_prefect_server(settings: Settings) -> str:
     home = settings.state_dir / "prefect-home"  # its SQLite DB lives with the other state
     home.mkdir(parents=True, exist_ok=True)
     auth = {"PREFECT_SERVER_API_AUTH_STRING": settings.prefect_auth.get_secret_value()} if settings.prefect_auth else {}
+    database = settings.prefect_database_url
+    db = {"PREFECT_API_DATABASE_CONNECTION_URL": database.get_secret_value()} if database else {}
     services.start(
         settings.state_dir,
         "prefect-server",
@@ -92,7 +95,7 @@ def ensure_prefect_server(settings: Settings) -> str:
         url=url.removesuffix("/api"),
         health_url=f"{url}/health",
         # The UI is told where the API is; by default it assumes port 4200.
-        env={**PREFECT_ENV, "PREFECT_HOME": str(home), "PREFECT_UI_API_URL": url, **auth},
+        env={**PREFECT_ENV, "PREFECT_HOME": str(home), "PREFECT_UI_API_URL": url, **auth, **db},
         timeout_s=90,
     )
     if settings.prefect_auth and prefect_auth_enforced(url) is False:
@@ -239,14 +242,14 @@ def start_fleet(settings: Settings) -> None:
     Fleet.connect(settings, persistent=True).wait_ready()
 
 
-def ensure_work_pool(settings: Settings) -> None:
+def ensure_work_pool(name: str) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists
 
     with get_client(sync_client=True) as client:
         try:
-            client.create_work_pool(WorkPoolCreate(name=WORK_POOL, type="process"))
+            client.create_work_pool(WorkPoolCreate(name=name, type="process"))
         except ObjectAlreadyExists:
             pass
 
@@ -255,10 +258,25 @@ def ensure_prefect_worker(settings: Settings) -> services.Service:
     """A process worker for the `local` pool. Its flow runs find the fleet the way `slmflow run`
     does: RAY_ADDRESS when set (inherited), else the head recorded in the state dir, with its
     token (workers.cluster.connect). It sends SLMFLOW_PREFECT_AUTH to the API when set."""
-    port = settings.worker_health_port
+    return _worker(settings, "prefect-worker", WORK_POOL, settings.worker_health_port)
+
+
+def ensure_shard_workers(settings: Settings) -> list[services.Service]:
+    """`shard_workers` workers on the shard pool, each running one shard at a time (flows.shard), so
+    a job split in K shards runs K at once on K workers."""
+    if not settings.shard_workers:
+        return []
+    ensure_work_pool(settings.shard_pool)
+    return [
+        _worker(settings, f"shard-worker-{k}", settings.shard_pool, settings.worker_health_port + 1 + k, limit=1)
+        for k in range(settings.shard_workers)
+    ]
+
+
+def _worker(settings: Settings, name: str, pool: str, health_port: int, limit: int | None = None) -> services.Service:
     return services.start(
         settings.state_dir,
-        "prefect-worker",
+        name,
         [
             sys.executable,
             "-m",
@@ -266,19 +284,22 @@ def ensure_prefect_worker(settings: Settings) -> services.Service:
             "worker",
             "start",
             "--pool",
-            WORK_POOL,
+            pool,
             "--type",
             "process",
+            "--name",
+            f"{name}-{health_port}",
             "--with-healthcheck",
+            *(["--limit", str(limit)] if limit else []),
         ],
-        url=f"pool {WORK_POOL}",
-        health_url=f"http://127.0.0.1:{port}/health",
+        url=f"pool {pool}",
+        health_url=f"http://127.0.0.1:{health_port}/health",
         # Poll every 2 s (default 10) so a run clicked in the UI starts promptly.
         env={
             **PREFECT_ENV,
             "PREFECT_WORKER_QUERY_SECONDS": "2",
             "PREFECT_WORKER_WEBSERVER_HOST": "127.0.0.1",
-            "PREFECT_WORKER_WEBSERVER_PORT": str(port),
+            "PREFECT_WORKER_WEBSERVER_PORT": str(health_port),
             **prefect_client_env(settings),
         },
         cwd=REPO,
@@ -298,9 +319,11 @@ def up(settings: Settings, log=print) -> None:
         log(f"frontier         local stand-in for a frontier model at {standin.url}")
     start_fleet(settings)
     log("fleet            ready (detached actors, models loaded)")
-    ensure_work_pool(settings)
+    ensure_work_pool(WORK_POOL)
     ensure_prefect_worker(settings)
     log(f"prefect worker   pool '{WORK_POOL}'")
+    if ensure_shard_workers(settings):
+        log(f"shard workers    {settings.shard_workers} on pool '{settings.shard_pool}', one shard each")
 
 
 def redact_url(url: str | None) -> str | None:
@@ -425,7 +448,8 @@ def protections(settings: Settings) -> dict[str, dict]:
 
 
 def down(settings: Settings, log=print) -> None:
-    for name in SERVICES:
+    shard_workers = sorted(p.stem for p in settings.state_dir.glob("shard-worker-*.json"))
+    for name in [*shard_workers, *SERVICES]:
         if services.stop(settings.state_dir, name):
             log(f"stopped {name}")
     if services.read(settings.state_dir, "ray-head") is None:

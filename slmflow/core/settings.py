@@ -100,6 +100,9 @@ class Settings(BaseSettings):
         description="'user:password' basic auth for the Prefect API: `up` makes its server "
         "require it and its worker send it; this process sends it too",
     )
+    prefect_database_url: SecretStr | None = Field(
+        None, description="PostgreSQL for the Prefect server `up` starts (postgresql+asyncpg://...); default SQLite"
+    )
     task_concurrency: int = Field(32, ge=1, description="Prefect task threads = requests in flight")
     # Large jobs (docs/scale.md): above `batch_above` units, one Prefect task run covers a batch of
     # `batch_items` items instead of each unit being a task run of its own.

@@ -44,9 +44,11 @@ def installed(tmp_path_factory) -> Path:
     return venv / "bin" / "slmflow"
 
 
-def _slmflow(cli: Path, cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    return subprocess.run([str(cli), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+def _slmflow(cli: Path, cwd: Path, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
+    inherited = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    return subprocess.run(
+        [str(cli), *args], cwd=cwd, env={**inherited, **env}, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_the_wheel_holds_no_path_into_the_checkout(installed: Path, tmp_path: Path) -> None:
@@ -80,10 +82,10 @@ def test_validate_jobs_and_verify_from_another_directory(installed: Path, tmp_pa
 
 def test_demo_and_a_shipped_job_run_from_another_directory(installed: Path, tmp_path: Path, prefect_api, standin):
     """Both start a private fleet on the bundled model; the session's Prefect API and frontier
-    stand-in are reused (the run leaves a stand-in it did not start running)."""
-    demo = _slmflow(installed, tmp_path, "demo", "--limit", "1", timeout=900)
+    stand-in are reused (a run leaves a server or stand-in it did not start running)."""
+    demo = _slmflow(installed, tmp_path, "demo", "--limit", "1", timeout=900, PREFECT_API_URL=prefect_api)
     assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
     assert "3 tasks in" in demo.stdout and "local stand-in for a frontier model" in demo.stdout
-    run = _slmflow(installed, tmp_path, "run", "order-desk", "--limit", "1", timeout=900)
+    run = _slmflow(installed, tmp_path, "run", "order-desk", "--limit", "1", timeout=900, PREFECT_API_URL=prefect_api)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "2 tasks in" in run.stdout

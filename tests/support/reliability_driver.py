@@ -3,7 +3,7 @@ interpreter, so that each scenario gets its own private Ray cluster, null-engine
 (the session's own fleet, when a slow test started one, holds the only engine slot), and so that a
 test can SIGKILL the whole flow process.
 
-    python -m tests.support.reliability_driver job SPEC --out FIGURES.json [--kill-small-after N]
+    python -m tests.support.reliability_driver job SPEC --out FIGURES.json [--kill-small-after N] [--shards K]
     python -m tests.support.reliability_driver load SPEC SPEC --out FIGURES.json
 
 Everything is configured by the environment the test passes (SLMFLOW_SMALL_MODEL=null,
@@ -102,11 +102,11 @@ class Sampler(threading.Thread):
         self.join(timeout=30)
 
 
-def _run(spec: str, record: dict[str, Any]) -> None:
+def _run(spec: str, record: dict[str, Any], shards: int | None = None) -> None:
     from flows.job import run_job
 
     start = time.monotonic()
-    state = run_job(spec, return_state=True)
+    state = run_job(spec, shards=shards, return_state=True)
     record.update(
         state=state.type.value,
         message=state.message,
@@ -128,13 +128,13 @@ def job(args) -> int:
     killer = WorkerKiller(args.kill_small_after) if args.kill_small_after else None
     if killer:
         killer.start()
-    _run(args.spec, figures)
+    _run(args.spec, figures, args.shards)
     if killer:
         killer.flow_done.set()
         killer.join(timeout=120)
         figures["kill"] = killer.figures
     figures["fleet"] = fleet_status(get_settings())
-    if "summary" in figures:
+    if "summary" in figures and not args.shards:
         # Blocked units never become task runs. Task run states reach the API as events, recorded
         # asynchronously: wait (boundedly) until every run has its final state.
         expected = figures["summary"]["tasks"] - figures["summary"]["counts"].get("blocked", 0)
@@ -187,6 +187,7 @@ def main() -> int:
     one.add_argument("spec")
     one.add_argument("--out", required=True)
     one.add_argument("--kill-small-after", type=int, default=0)
+    one.add_argument("--shards", type=int, default=None, help="split the job over the shard pool")
     many = commands.add_parser("load")
     many.add_argument("specs", nargs="+")
     many.add_argument("--out", required=True)

@@ -1,0 +1,147 @@
+"""The pieces a run is made of, shared by the job flow (flows.job) and its shards (flows.shard): the plan
+that decides how units are orchestrated, the context every unit shares, and the two ways of running
+them (one task run per unit, or per batch of items)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel
+
+from flows.batch import BatchReport, run_batch
+from flows.budget import Budget
+from flows.cache import UnitCache, cache_version, unit_cache_dir
+from flows.cascade import UnitContext
+from flows.ledger import Ledger
+from flows.ratelimit import RateLimited, ensure_frontier_rate_limit
+from flows.results import ResultsWriter
+from flows.scheduler import prefect_units, run_dag
+from flows.spec import Job
+from flows.tooling import open_tools
+from slmflow.core.records import TaskResult
+from slmflow.core.settings import Settings, get_settings
+from workers.fleet import frontier_endpoint, get_fleet
+from workers.remote import RayWorkers
+
+
+def unit_threads() -> ThreadPoolTaskRunner[Any]:
+    """The flows' task runner. Threads are the requests in flight: each unit (or batch) waits on
+    actor calls, not on a core."""
+    return ThreadPoolTaskRunner(max_workers=get_settings().task_concurrency)
+
+
+class Plan(BaseModel):
+    """How a run orchestrates its units (docs/scale.md)."""
+
+    batched: bool
+    batch_items: int
+    shards: int
+
+    @classmethod
+    def of(cls, job: Job, settings: Settings, shards: int | None = None) -> Plan:
+        e = job.spec.execution
+        shards = shards or e.shards
+        batch_above = e.batch_above or settings.batch_above
+        # Shards run batches: a sharded job is a large one by definition.
+        return cls(
+            batched=shards > 1 or job.units > batch_above,
+            batch_items=e.batch_items or settings.batch_items,
+            shards=min(shards, job.count),
+        )
+
+
+@contextmanager
+def unit_context(job: Job, settings: Settings, run_id: str, recompute: bool, batched: bool) -> Iterator[UnitContext]:
+    """The fleet (checked), the job's collections and tools, the ledger, budget and cache: what every
+    unit of the run (or of a shard) shares. Closes the tools when the run is done."""
+    fleet = get_fleet(settings)
+    fleet.check_frontier()
+    ensure_frontier_rate_limit(settings.frontier_rpm)
+    prepare_collections(job, fleet)
+    _, frontier_model, _ = frontier_endpoint(settings)
+    tools = open_tools(job, settings)
+    try:
+        yield UnitContext(
+            job.spec.name,
+            run_id,
+            RateLimited(RayWorkers(fleet)),
+            Ledger(settings, frontier_model),
+            Budget(job.spec.budget),
+            UnitCache(unit_cache_dir(settings), cache_version(settings, job), refresh=recompute),
+            tools,
+            step_task_runs=not batched,
+            retries=settings.task_retries,
+            threads=settings.task_concurrency,
+        )
+    finally:
+        if tools is not None:
+            tools.close()
+
+
+def run_units(
+    job: Job,
+    ctx: UnitContext,
+    retries: int,
+    writer: ResultsWriter | None = None,
+    on_result: Callable[[TaskResult], None] = lambda r: None,
+) -> list[TaskResult]:
+    """A small job: every unit its own Prefect task run. Its results stay in memory for the per-unit
+    table artifact, which is what makes this mode the small one."""
+    results: list[TaskResult] = []
+
+    def settled(r: TaskResult) -> None:
+        results.append(r)
+        if writer is not None:
+            writer.write([r])
+        on_result(r)
+
+    # Twice the threads: a unit waiting for its upstream holds no thread.
+    run_dag(job, ctx, job.iter_items(), prefect_units(ctx, retries), window=2 * ctx.threads, on_result=settled)
+    return results
+
+
+def run_batches(
+    job: Job,
+    ctx: UnitContext,
+    plan: Plan,
+    in_flight: int,
+    writer: ResultsWriter,
+    start: int = 0,
+    stop: int | None = None,
+) -> Iterator[BatchReport]:
+    """Items `start`..`stop` in batches of `plan.batch_items`, `in_flight` batch task runs at once;
+    each batch's report as it finishes (in order of submission)."""
+    stop = job.count if stop is None else stop
+    bounds = [(i, min(i + plan.batch_items, stop)) for i in range(start, stop, plan.batch_items)]
+    pending: list = []
+    for index, (first, last) in enumerate(bounds):
+        future = run_batch.with_options(task_run_name=f"batch {index} [{first}-{last - 1}]")
+        pending.append(future.submit(ctx, job, index, first, last, writer))
+        if len(pending) >= in_flight:
+            yield pending.pop(0).result()
+    for future in pending:
+        yield future.result()
+
+
+def results_path(settings: Settings, job: Job, run_id: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return Path(settings.results_dir) / job.spec.name / f"{stamp}-{run_id[:8]}.jsonl"
+
+
+def prepare_collections(job: Job, fleet) -> None:
+    """Ingest every declared collection (a no-op when its manifest matches the inputs)."""
+    import ray
+
+    logger = get_run_logger()
+    for name in job.spec.collections:
+        report = ray.get(fleet.retrieval.ensure_ingested.remote(name, str(job.collection_path(name))))
+        state = "unchanged" if report.skipped_unchanged else "ingested"
+        logger.info("collection %s: %s, %d documents, %d chunks", name, state, report.documents, report.chunks)
+        for problem in report.problems:
+            logger.warning("collection %s: skipped %s: %s", name, problem.path, problem.reason)

@@ -32,6 +32,7 @@ from slmflow.core.records import (
 )
 from tools.executor import ToolExecutor
 from tools.registry import FINAL_ANSWER, NO_TOOL, RESERVED, Tool, pseudo_tool
+from verification.independent import with_alternatives
 
 
 class Workers(Protocol):
@@ -56,6 +57,7 @@ class UnitContext:
         budget: Budget | None = None,
         cache: UnitCache | None = None,
         tools: ToolExecutor | None = None,
+        alternatives: tuple[int, float] = (0, 0.0),
     ):
         self.job = job
         self.run_id = run_id
@@ -64,6 +66,9 @@ class UnitContext:
         self.budget = budget or Budget()
         self.cache = cache
         self.tools = tools
+        # (how many, temperature): the small model's alternatives to each small draft, compared
+        # with it by the verifier (VerifierSettings.alternatives; 0 = off).
+        self.alternatives = alternatives
 
     def offered(self, task: TaskSpec, pseudo: str) -> list[Tool] | None:
         """What a tool task's model may call: its allowlist plus `pseudo` (declining or
@@ -173,7 +178,10 @@ def cascade(
         """Verified against `req`, even when `sent` (with the verifier's feedback) went out:
         the feedback quotes the rejected values, which must not ground the next draft."""
         draft = w.small(sent or req) if role == "small" else w.frontier(sent or req)
-        verdict = w.verify(verify_request(task, req, draft, c.evidence, question))
+        checked = verify_request(task, req, draft, c.evidence, question)
+        if role == "small" and ctx.alternatives[0]:
+            checked = with_alternatives(checked, w.small, *ctx.alternatives)
+        verdict = w.verify(checked)
         c.attempts.append(Attempt(role=role, draft=draft, verdict=verdict))
         return c.attempts[-1]
 

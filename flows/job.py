@@ -67,6 +67,7 @@ def run_job(spec: str, limit: int | None = None, recompute: bool = False) -> dic
             Budget(job.spec.budget),
             cache,
             tools,
+            alternatives=(settings.verifier.alternatives, settings.verifier.alternatives_temperature),
         )
         with _progress() as progress:
             bar = progress.add_task(job.spec.name, total=len(job.items) * len(job.spec.tasks))

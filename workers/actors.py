@@ -55,11 +55,9 @@ class FrontierWorker:
 class VerifierWorker:
     def __init__(self, settings_json: str):
         from slmflow.core.settings import VerifierSettings
-        from verification.learned import LearnedVerifier
         from verification.verifier import Verifier
 
-        settings = VerifierSettings.model_validate_json(settings_json)
-        self._verifier = Verifier(settings, learned=LearnedVerifier.load() if settings.learned else None)
+        self._verifier = Verifier.configured(VerifierSettings.model_validate_json(settings_json))
 
     def verify(self, request: VerifyRequest) -> Verdict:
         return self._verifier.verify(request)

@@ -1,6 +1,6 @@
 """The verifier on real model outputs judged by people or an answer key, per source.
 
-    python benchmarks/verifier.py [--data ../shared/data] [--plot docs/img/verifier_sources.png]
+    python benchmarks/verifier.py [--data DIR] [--plot docs/img/verifier_sources.png]
 
 Every item goes through `slmflow verify`'s line format (`verification.jsonl`) and the verifier as
 the flow and the CLI configure it by default (`default`), and through the rule checks alone
@@ -30,9 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from slmflow.core.settings import VerifierSettings
+from slmflow.core.settings import VerifierSettings, get_settings
 from verification import sources as S
-from verification.paths import DEFAULT_DATA
 from verification.verifier import Verifier
 
 
@@ -189,9 +188,10 @@ def plot(rows: list[Row], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=None, help="default: settings data_dir (../shared/data)")
     parser.add_argument("--plot", type=Path, default=None, help="save accept/catch per source as a PNG")
     args = parser.parse_args()
+    args.data = args.data or get_settings().data_dir
 
     configs = {
         "default": Verifier.configured(VerifierSettings()),

@@ -523,11 +523,11 @@ class _Pool:
     """Numbers compared to six significant digits, in constant time per lookup: a long
     solution must not cost quadratic time."""
 
-    def __init__(self, values: set[float] = frozenset()):
+    def __init__(self, values: set[float] | frozenset[float] = frozenset()):
         self._keys: set[str] = set()
         self.add(values)
 
-    def add(self, values: set[float]) -> None:
+    def add(self, values: set[float] | frozenset[float]) -> None:
         self._keys.update(_key(v) for v in values)
 
     def __contains__(self, value: float) -> bool:

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from slmflow.cli.support import fail
-from verification.paths import DEFAULT_DATA, WEIGHTS_DIR
+from verification.paths import WEIGHTS_DIR
 
 console = Console(stderr=True)
 
@@ -142,7 +142,9 @@ def _tally(verdicts) -> str:
 
 
 def train_command(
-    data: Path = typer.Option(DEFAULT_DATA, help="folder with begin/ and pubmedqa/ (../shared/data)"),
+    data: Path = typer.Option(
+        None, show_default=False, help="folder with begin/ and pubmedqa/; default: settings data_dir (../shared/data)"
+    ),
     out: Path = typer.Option(WEIGHTS_DIR, help="where to write the weights (answer.json)"),
     seed: int = typer.Option(0, help="seed for training"),
     from_history: bool = typer.Option(
@@ -181,6 +183,10 @@ def train_command(
             raise fail(f"cannot read escalation labels {path}: {exc.strerror or exc}") from None
         for line in report.summary():
             console.print(line, highlight=False, soft_wrap=True)
+    if data is None:
+        from slmflow.core.settings import get_settings
+
+        data = get_settings().data_dir
     try:
         examples = training_set(data)
     except OSError as exc:

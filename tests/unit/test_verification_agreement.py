@@ -14,7 +14,7 @@ from flows.spec import build_job
 from flows.unit import execute_unit
 from slmflow.core.records import Draft, Status, VerifyRequest
 from slmflow.core.settings import Settings
-from tests.unit.verification_fixtures import data_dir
+from tests.support.verification_data import data_dir
 from verification import agreement
 from verification import math as vm
 from verification import sources as S

@@ -10,7 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from slmflow.cli.verify import calibrate_command, train_command, verify_command
-from tests.unit.verification_fixtures import small_copy
+from tests.support.verification_data import small_copy
 
 app = typer.Typer()
 app.command("verify")(verify_command)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from slmflow.core.settings import VerifierSettings
-from tests.unit.verification_fixtures import data_dir
+from tests.support.verification_data import data_dir
 from verification import sources as S
 from verification.verifier import Verifier
 

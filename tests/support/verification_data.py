@@ -1,21 +1,19 @@
-"""Small real fixtures for the verifier's tests, written from the development data
-(`../shared/data`) by the test setup, never committed: a few dozen lines of each source."""
+"""Small real fixtures for the verifier's tests, written from the shared evaluation data by the
+test setup, never committed: a few dozen lines of each source."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import pytest
-
-from verification.paths import DEFAULT_DATA
+from tests.support.data import shared_data
 
 
 def data_dir() -> Path:
-    """The development data; tests that need it skip only where it is absent (CI has it)."""
-    if not (DEFAULT_DATA / "begin").is_dir():
-        pytest.skip(f"development data not found at {DEFAULT_DATA}")
-    return DEFAULT_DATA
+    """The shared data folder with the verifier's sources (skips where absent, fails under CI=1)."""
+    for source in ("begin", "big_bench_mistake", "gsm8k_model_answers", "pubmedqa"):
+        shared_data(source)
+    return shared_data()
 
 
 def small_copy(root: Path, lines: int = 80, abstracts: int = 40) -> Path:

@@ -32,6 +32,7 @@ from slmflow.core.records import (
 )
 from tools.executor import ToolExecutor
 from tools.registry import FINAL_ANSWER, NO_TOOL, RESERVED, Tool, pseudo_tool
+from verification.independent import with_alternatives
 
 
 class Workers(Protocol):
@@ -59,6 +60,7 @@ class UnitContext:
         step_task_runs: bool = True,
         retries: int = 2,
         threads: int = 32,
+        alternatives: tuple[int, float] = (0, 0.0),
     ):
         self.job = job
         self.run_id = run_id
@@ -72,6 +74,9 @@ class UnitContext:
         self.step_task_runs = step_task_runs
         self.retries = retries
         self.threads = threads  # units a batch runs at once
+        # (how many, temperature): the small model's alternatives to each small draft, compared
+        # with it by the verifier (VerifierSettings.alternatives; 0 = off).
+        self.alternatives = alternatives
 
     def offered(self, task: TaskSpec, pseudo: str) -> list[Tool] | None:
         """What a tool task's model may call: its allowlist plus `pseudo` (declining or
@@ -181,7 +186,10 @@ def cascade(
         """Verified against `req`, even when `sent` (with the verifier's feedback) went out:
         the feedback quotes the rejected values, which must not ground the next draft."""
         draft = w.small(sent or req) if role == "small" else w.frontier(sent or req)
-        verdict = w.verify(verify_request(task, req, draft, c.evidence, question))
+        checked = verify_request(task, req, draft, c.evidence, question)
+        if role == "small" and ctx.alternatives[0]:
+            checked = with_alternatives(checked, w.small, *ctx.alternatives)
+        verdict = w.verify(checked)
         c.attempts.append(Attempt(role=role, draft=draft, verdict=verdict))
         return c.attempts[-1]
 

@@ -78,6 +78,7 @@ def unit_context(job: Job, settings: Settings, run_id: str, recompute: bool, bat
             step_task_runs=not batched,
             retries=settings.task_retries,
             threads=settings.task_concurrency,
+            alternatives=(settings.verifier.alternatives, settings.verifier.alternatives_temperature),
         )
     finally:
         if tools is not None:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from verification.data import Example
 from verification.learned import LearnedVerifier
 from verification.paths import WEIGHTS_DIR
+from verification.sources import Labelled
 from verification.verifier import Verifier
 
 
@@ -33,8 +33,8 @@ def choose_threshold(
 ) -> tuple[float, float, float, bool]:
     """(threshold, error among accepted, escalation rate, feasible).
 
-    `wrong_share` reweights the data to a production share of wrong answers: generated data has
-    as many wrong answers as the generator made, and both error and escalation depend on it."""
+    `wrong_share` reweights the data to a production share of wrong answers: labelled data has
+    as many wrong answers as it happens to have, and both error and escalation depend on it."""
     order = np.argsort(-scores, kind="stable")
     s, wrong = scores[order], (labels[order] == 0).astype(float)
     weight = np.ones_like(s)
@@ -53,21 +53,21 @@ def choose_threshold(
 
 
 def calibrate(
-    examples: list[Example],
+    examples: list[Labelled],
     target_error: float,
     weights: Path = WEIGHTS_DIR,
     wrong_share: float | None = None,
     save: bool = True,
 ) -> list[Operating]:
-    """Set thresholds from labelled examples the model was not trained on (use the calib split)."""
+    """Set thresholds from labelled examples the model was not trained on."""
     learned = LearnedVerifier.load(weights)
     verifier = Verifier(learned=learned)
     out = []
     for kind, model in learned.models.items():
-        rows = [e for e in examples if e.request.kind == kind]
+        rows = [e for e in examples if e.item.kind == kind]
         if not rows:
             continue
-        scores = np.asarray([verifier.verify(e.request).score for e in rows])
+        scores = np.asarray([verifier.verify(e.item.request()).score for e in rows])
         labels = np.asarray([e.label for e in rows])
         threshold, error, escalation, feasible = choose_threshold(scores, labels, target_error, wrong_share)
         model.threshold = threshold

@@ -38,6 +38,33 @@ def valid_choice(req: VerifyRequest) -> CheckResult:
     )
 
 
+def label_fits(req: VerifyRequest) -> CheckResult:
+    """The request names the topic of another choice and not the chosen one: `Can I return my
+    gift card?` labelled `shipping` when `returns` is a choice. Words of a choice found in the
+    request are evidence for it, so a label with none, while another has some, is contradicted by
+    the request itself, however confident the model was. Labels that requests do not spell out
+    (sentiment, `other`) give no such evidence and are left to the other checks."""
+    choices = req.choices or []
+    if not isinstance(req.output, str) or req.output not in choices:
+        return CheckResult(name="label_fits", passed=True, score=1.0)
+    stems = tx.stems(req.question or req.source)
+    named = [c for c in choices if _names(c, stems)]
+    if not named or req.output in named:
+        return CheckResult(name="label_fits", passed=True, score=1.0)
+    return CheckResult(
+        name="label_fits",
+        passed=False,
+        score=0.0,
+        reason=f"the request speaks of {', '.join(repr(c) for c in named[:3])}, not of {req.output!r}",
+    )
+
+
+def _names(choice: str, stems: set[str]) -> bool:
+    """A word of the label in the text, by stem or by its first five letters (`devices`/`device`)."""
+    prefixes = {s[:5] for s in stems if len(s) >= 5}
+    return any(w in stems or (len(w) >= 5 and w[:5] in prefixes) for w in tx.stems(choice.replace("_", " ")))
+
+
 def confident(req: VerifyRequest, threshold: float) -> CheckResult:
     """The model's own token probability. Not self-critique: it is read off the forward pass,
     and a classifier that hesitates between labels is the case worth a second opinion."""
@@ -87,20 +114,27 @@ def values_grounded(req: VerifyRequest, threshold: float) -> CheckResult:
 
 def supported_by_evidence(
     req: VerifyRequest, threshold: float, embedder: Embedder | None = None, min_semantic: float = 0.35
-) -> CheckResult:
-    """Each claim sentence must be covered by the evidence, with its numbers, dates and names found
-    there verbatim; cited chunks must exist. The reason names the first sentences that fail."""
+) -> list[CheckResult]:
+    """Two checks on a free-text answer (`verification.grounding`): `grounding`, that the evidence
+    contradicts no claim sentence (negation, opposite, another number for the same thing) and every
+    citation exists; and `support`, that each claim sentence is covered by the evidence, with its
+    numbers, dates and names found there. Reasons name the first sentences that fail."""
     if not req.evidence:
-        return CheckResult(name="grounding", passed=False, score=0.0, reason="no evidence retrieved")
+        return [CheckResult(name="grounding", passed=False, score=0.0, reason="no evidence retrieved")]
     a = grounding.analyse(req.text, req.evidence, req.source, embedder)
     if not a.sentences:
         if a.abstained:
-            return CheckResult(name="grounding", passed=True, score=1.0, reason="answer declines")
-        return CheckResult(name="grounding", passed=False, score=0.0, reason="no claim to check")
-    found = grounding.problems(a, threshold, min_semantic)
-    per_sentence = [0.0 if s.problem(threshold, min_semantic) else s.coverage for s in a.sentences]
-    score = sum(per_sentence) / len(per_sentence)
-    return CheckResult(name="grounding", passed=not found, score=round(score, 4), reason="; ".join(found[:3]))
+            return [CheckResult(name="grounding", passed=True, score=1.0, reason="answer declines")]
+        return [CheckResult(name="grounding", passed=False, score=0.0, reason="no claim to check")]
+    conflicts = a.conflicts
+    contradicted = CheckResult(
+        name="grounding", passed=not conflicts, score=0.0 if conflicts else 1.0, reason="; ".join(conflicts[:3])
+    )
+    found = [p for s in a.sentences if not s.conflict and (p := s.problem(threshold, min_semantic))]
+    # The weakest sentence decides: one unsupported claim is not averaged away by others.
+    score = min(0.0 if s.problem(threshold, min_semantic) else s.coverage for s in a.sentences)
+    support = CheckResult(name="support", passed=not found, score=round(score, 4), reason="; ".join(found[:3]))
+    return [contradicted, support]
 
 
 def _free_values(value: Any, schema: dict[str, Any]):

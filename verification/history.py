@@ -9,9 +9,9 @@ the same request. They label the small answer:
   (label 0);
 - they disagree and the frontier's answer was rejected too: nothing is known, the line is skipped.
 
-Only kinds with a learned model are used, and only when the line carries what the features need
-(answers: the numbered context passages in the recorded prompt; tool calls: a `tools` list).
-Nothing here raises on a bad line: it is counted and reported by line number.
+Only kinds with a learned model (free-text answers) are used, and only when the line carries what
+the features need: the numbered context passages in the recorded prompt. Nothing here raises on a
+bad line: it is counted and reported by line number.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from slmflow.core.records import Evidence, VerifyRequest
-from verification.data import Example
+from slmflow.core.records import Evidence
 from verification.features import LEARNED_KINDS
+from verification.jsonl import VerifyInput
+from verification.sources import Labelled
 
 REQUIRED = ("kind", "question", "small_output", "frontier_accepted", "agree")
 DEFAULT_WEIGHT = 5.0
@@ -55,12 +56,12 @@ class HistoryReport:
         return out
 
 
-def load_history(path: Path, weight: float = DEFAULT_WEIGHT) -> tuple[list[Example], HistoryReport]:
+def load_history(path: Path, weight: float = DEFAULT_WEIGHT) -> tuple[list[Labelled], HistoryReport]:
     """Examples (with `weight`) from a labels file, in file order, and what was used or skipped.
     A missing file is an OSError for the caller; everything inside the file is reported."""
     report = HistoryReport(path=path)
     raw = path.read_bytes()
-    examples: list[Example] = []
+    examples: list[Labelled] = []
     seen: dict[tuple[str, str, str], int] = {}  # content -> index in examples, or -1 once conflicting
     for number, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
@@ -91,7 +92,7 @@ def load_history(path: Path, weight: float = DEFAULT_WEIGHT) -> tuple[list[Examp
             continue
         try:
             request, why = _request(row)
-        except ValidationError as exc:  # a field of the wrong shape (e.g. a tool that is not an object)
+        except ValidationError as exc:  # a field of the wrong shape
             request, why = None, f"{kind}: {exc.errors()[0]['msg']}"
         if request is None:
             report.skipped[why] += 1
@@ -112,7 +113,7 @@ def load_history(path: Path, weight: float = DEFAULT_WEIGHT) -> tuple[list[Examp
         if group == "history:::":
             group = f"history:{key}"
         seen[key] = len(examples)
-        examples.append(Example(request, label, group, "history", weight=weight))
+        examples.append(Labelled(request, label, "history", group, weight=weight))
         report.used[kind] += 1
         report.labels[kind, label] += 1
     report.used = +report.used
@@ -136,36 +137,19 @@ def _invalid(row: Any) -> str:
     return ""
 
 
-def _request(row: dict[str, Any]) -> tuple[VerifyRequest | None, str]:
-    """The verify request the flow made for the small answer, or (None, why it cannot be rebuilt)."""
+def _request(row: dict[str, Any]) -> tuple[VerifyInput | None, str]:
+    """The answer the flow verified, as a verify line, or (None, why it cannot be rebuilt)."""
     kind, prompt, output = row["kind"], row["question"], row["small_output"]
     if output is None:
         return None, f"{kind}: no small output recorded"
-    if kind == "answer":
-        if not isinstance(output, str):
-            return None, "answer: small output is not text"
-        evidence, question = split_context(prompt)
-        if not evidence:
-            return None, "answer: no numbered context passages in the recorded prompt"
-        return VerifyRequest(
-            kind="answer", source=prompt, question=question, text=output, output=output, evidence=evidence
-        ), ""
-    if kind == "math":
-        if not isinstance(output, str):
-            return None, "math: small output is not text"
-        return VerifyRequest(kind="math", source=prompt, question=prompt, text=output, output=output), ""
-    # tool_call
-    tools = row.get("tools")
-    if not isinstance(tools, list) or not tools:
-        return None, "tool_call: no 'tools' recorded"
-    text = output if isinstance(output, str) else json.dumps(output)
-    return VerifyRequest(
-        kind="tool_call",
-        source=prompt,
-        question=prompt,
-        text=text,
-        output=None if isinstance(output, str) else output,
-        tools=tools,
+    if not isinstance(output, str):
+        return None, "answer: small output is not text"
+    evidence, question = split_context(prompt)
+    if not evidence:
+        return None, "answer: no numbered context passages in the recorded prompt"
+    line_id = f"history:{row.get('job', '')}:{row.get('item_id', '')}:{row.get('task_id', '')}"
+    return VerifyInput(
+        id=line_id, kind="answer", question=question, answer=output, evidence=[e.text for e in evidence]
     ), ""
 
 

@@ -1,8 +1,11 @@
 """The line format of `slmflow verify`: one question and answer per JSON line, in and out.
 
-Input:  {"id", "kind", "question", "answer", "evidence"?, "schema"?, "choices"?, "tools"?}
+Input:  {"id", "kind", "question", "answer", "evidence"?, "schema"?, "choices"?, "tools"?, "alternatives"?}
         (plus "label": bool, correct or not, for labelled data used to calibrate)
-Output: {"id", "accept", "score", "reasons"}, in input order; score estimates P(correct).
+        "alternatives": answers to the same question by other models or samples, raw text
+        in the same form as "answer"; their agreement with it is evidence (docs/verifier.md).
+Output: {"id", "accept", "score", "reasons"}, in input order; score estimates P(correct) (for
+        answers, the learned model's calibrated estimate; otherwise a 0..1 rule score).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class VerifyInput(BaseModel):
     json_schema: dict[str, Any] | None = Field(None, alias="schema")
     choices: list[str] | None = None
     tools: list[dict[str, Any]] | None = None
+    alternatives: list[str] = []
     label: bool | None = None
 
     def request(self) -> VerifyRequest:
@@ -51,6 +55,7 @@ class VerifyInput(BaseModel):
             choices=self.choices,
             json_schema=self.json_schema,
             tools=self.tools,
+            alternatives=self.alternatives,
         )
 
 
@@ -75,8 +80,11 @@ def read_lines(text: str) -> list[VerifyInput]:
 
 
 def output_line(item: VerifyInput, verdict: Verdict) -> str:
+    """`reasons` names every failed check; with alternatives, also which of them agreed when the
+    answer was accepted (`alternatives: agrees with alternative 2`)."""
+    agreed = [f"{c.name}: {c.reason}" for c in verdict.checks if c.passed and c.name == "alternatives" and c.reason]
     return json.dumps(
-        {"id": item.id, "accept": verdict.accept, "score": round(verdict.score, 4), "reasons": verdict.reasons}
+        {"id": item.id, "accept": verdict.accept, "score": round(verdict.score, 4), "reasons": verdict.reasons + agreed}
     )
 
 

@@ -70,7 +70,7 @@ class TreeModel:
             node = 0
             left, right, feature, threshold = tree["l"], tree["r"], tree["f"], tree["t"]
             while left[node] != -1:
-                node = left[node] if x[int(feature[node])] <= threshold[node] else right[node]
+                node = int(left[node] if x[int(feature[node])] <= threshold[node] else right[node])
             total += tree["v"][node]
         return self.init + self.learning_rate * total
 

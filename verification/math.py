@@ -1,10 +1,16 @@
 """Process checks for worked arithmetic: every step is recomputed, every operand must come from
 the question or an earlier step, and the final answer must follow from the work.
 
-Solutions arrive free-form. Steps are read from GSM8K calculator annotations (`<<48/2=24>>`)
-and from inline equations (`3 * 60 = 180`, `$12 x 5 = $60`, `20% of 50 = 10`); the final answer
-from `#### N`, `\\boxed{N}`, `A: N`, `The answer is N`, or else the last number of the last
-sentence. Nothing here raises on odd text: what cannot be read is reported, not thrown.
+Solutions arrive as models write them. Steps are read from GSM8K calculator annotations
+(`<<48/2=24>>`) and from inline equations in prose: `3 * 60 = 180`, `$12 x 5 = $60`,
+`20% of 50 = 10`, `6 liters + 9 liters = 15 liters`, chains that rewrite an expression until it
+is a number (`(-9 - 5 - 0) = (-9 - 5) = -14`), parentheses and negatives, LaTeX and Markdown.
+Single capital letters are variables: `A = (-9 - 5 - 0) = -14` defines A, and a later
+`A - B = -14 - 2` is checked by substitution. The final answer comes from `#### N`,
+`\\boxed{N}`, `A: N`, `(So) the answer is N`, or else the last number of the last sentence that
+has one. A question that is itself an arithmetic expression (`((3 + 4) * -2) =`) is evaluated and
+the answer compared with it. Nothing here raises on odd text: what cannot be read is reported,
+not thrown.
 """
 
 from __future__ import annotations
@@ -24,18 +30,24 @@ CONSTANTS = frozenset(
 )
 
 _NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?|\.\d+%?"
+# A variable: one capital letter standing alone ("A", not "As" or "A's").
+_VAR = r"(?<![\w'])[A-Z](?![\w'])"
 # Atomic groups and possessive runs: free text has long runs of spaces, and a backtracking
 # pattern over them takes minutes on one line.
-_ATOM = r"(?>[(\s]*+-?\s*+(?>\d+(?:\.\d+)?%?|\.\d+%?)(?![A-Za-z_])[)\s]*+)"
+_ATOM = rf"(?>[(\s]*+-?\s*+(?>\d+(?:\.\d+)?%?|\.\d+%?|{_VAR})(?![A-Za-z_])[)\s]*+)"
 _EXPR = rf"{_ATOM}(?:[-+*/^]{_ATOM})*+"
 _CHAIN = re.compile(rf"(?<![\w.]){_EXPR}(?:={_EXPR})++")
-_MIXED_FRACTION = re.compile(r"(?<![\d./])(\d+)\s+(\d+)/(\d+)(?![\d.])")
+_LONE_VAR = re.compile(rf"^[(\s]*({_VAR})[)\s]*$")
 _SYMBOLIC_BEFORE = re.compile(r"[A-Za-z]\s*\)*\s*[-+*/^(]\s*$")
+# `$400 000`: thousands grouped by spaces, as much of the world writes them.
+_SPACED_THOUSANDS = re.compile(r"(?<![\d.,])\d{1,3}(?: \d{3})+(?![\d.,]\d)")
+_MIXED_FRACTION = re.compile(r"(?<![\d./])(\d+)\s+(\d+)/(\d+)(?![\d.])")
 _FRAC = re.compile(r"\\[dt]?frac\{([^{}]+)\}\{([^{}]+)\}")
 _LATEX = [
     ("\\times", "*"),
     ("\\cdot", "*"),
     ("\\div", "/"),
+    ("\\*", "*"),
     ("\\$", "$"),
     ("\\%", "%"),
     ("\\(", ""),
@@ -47,12 +59,18 @@ _LATEX = [
     ("\\left", ""),
     ("\\right", ""),
 ]
+# Markdown list markers and headings start a line; they are layout, not numbers or minus signs.
+_LIST_MARKER = re.compile(r"^[ \t]*(?:[-*+•]|\d{1,2}[.)]|#{1,3})[ \t]+", re.M)
 _IMPLICIT_TIMES = re.compile(r"(?<=[\d)])\s*(?=\()|(?<=\))\s*(?=[\d(])")
 _ANNOTATION = re.compile(r"<<([^<>]*)>>")
 _TIMES = re.compile(r"(?<=[\d)%])\s*(?:[xX×∗·]|\btimes\b)\s*(?=[\d(.$])")
 _PERCENT_OF = re.compile(r"(?<=\d%)\s+of\s+(?=[\d($])")
 _CURRENCY = re.compile(r"[$€£]")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+# Units and notes between a number and the operator that follows it: `6 liters + 9 liters`,
+# `20 (adult servings) x 10`. Words only, at most three, so prose between sentences is untouched.
+_UNIT = re.compile(r"(?<=\d)[ \t]+(?:[a-z][a-z.']*[ \t]+){1,3}?(?=[-+*/=×÷]|x[ \t(\d$])")
+_NOTE = re.compile(r"[ \t]*\((?=[^()]*[a-z]{2})[^()\d]*\)")
 
 _FINAL_MARKERS = [
     re.compile(rf"####\s*\$?\s*(-?(?:{_NUM}))"),
@@ -92,6 +110,8 @@ class Step:
     ungrounded: list[float] = field(default_factory=list)
     # The line's words call for an operation its arithmetic never does ("left" with no minus).
     cue_conflict: bool = False
+    # The first link of the chain that does not hold, as `left = right` (left's value in brackets).
+    wrong_link: str = ""
 
 
 @dataclass
@@ -113,6 +133,8 @@ class MathAnalysis:
     ask_in_final_step: float
     lines: int
     chars: int
+    # The value of a question that is itself an arithmetic expression; None for word problems.
+    expected: float | None = None
 
     @property
     def wrong_steps(self) -> list[Step]:
@@ -124,26 +146,15 @@ class MathAnalysis:
 
 
 def analyse(question: str, solution: str, finish_reason: str | None = None) -> MathAnalysis:
+    question = _join_thousands(question) if isinstance(question, str) else ""
     text = _plain(solution) if isinstance(solution, str) else ""
     body, final, explicit = _final_answer(text)
     q_numbers = {abs(v) for v in tx.number_values(question)}
-    known = set(q_numbers) | _derived(q_numbers) | tx.implied_numbers(question) | CONSTANTS
+    reader = _Reader(set(q_numbers) | _derived(q_numbers) | tx.implied_numbers(question) | CONSTANTS)
     steps: list[Step] = []
-    grounded = _Pool(known)
     body_lines = body.splitlines()
     for i, raw_line in enumerate(body_lines, 1):
-        line_steps, prose = _line_steps(i, raw_line)
-        prose_numbers = {abs(v) for v in tx.number_values(prose)}
-        # Prose in the same line counts ("a week has 7 days, so 7 * 3 = 21"): it is stated, not
-        # slipped into the arithmetic.
-        grounded.add(prose_numbers)
-        cued = _cued_operators(prose)
-        for step in line_steps:
-            step.cue_conflict = bool(cued) and not (cued & set(re.sub(r"^\s*-", "", step.expression)))
-            step.ungrounded = sorted({abs(o) for o in step.operands if abs(o) not in grounded})
-            steps.append(step)
-            grounded.add({abs(step.claimed)} | ({abs(step.computed)} if step.computed is not None else set()))
-        grounded.add(_derived(prose_numbers) | tx.implied_numbers(prose))
+        steps.extend(reader.line(i, raw_line))
     results = [s.claimed for s in steps]
     work_numbers = {abs(v) for v in tx.number_values(_ANNOTATION.sub(" ", body))} | {abs(r) for r in results}
     # A result of 0.25 reported as 25 is the same answer in percent.
@@ -178,7 +189,18 @@ def analyse(question: str, solution: str, finish_reason: str | None = None) -> M
         question_numbers_used=used,
         lines=len([ln for ln in text.splitlines() if ln.strip()]),
         chars=len(text),
+        expected=expected_value(question),
     )
+
+
+def expected_value(question: str) -> float | None:
+    """The value of a question that is nothing but arithmetic (`((-1 * 9) + 4) =`, `What is
+    3 + 4 * 2?`): the one kind of math question a program can answer exactly."""
+    body = re.sub(r"^\s*(?:what\s+is|calculate|compute|evaluate|solve)\s*:?", "", question.strip(), flags=re.I)
+    body = normalise_expression(body.rstrip(" \t\n=?.").strip())
+    if not body or not _has_operator(body) or not re.fullmatch(r"[\d\s.+\-*/^()%]+", body):
+        return None
+    return evaluate(body)
 
 
 def checks(req: VerifyRequest) -> list[CheckResult]:
@@ -203,13 +225,12 @@ def checks_from(a: MathAnalysis) -> list[CheckResult]:
     wrong = a.wrong_steps
     if wrong:
         s = wrong[0]
-        got = "cannot be evaluated" if s.computed is None else f"is {_fmt(s.computed)}"
         out.append(
             CheckResult(
                 name="arithmetic",
                 passed=False,
                 score=round(1 - len(wrong) / len(a.steps), 4),
-                reason=f"line {s.line}: {s.expression} = {_fmt(s.claimed)}, but it {got}",
+                reason=f"line {s.line}: {s.wrong_link}",
             )
         )
     else:
@@ -244,6 +265,12 @@ def checks_from(a: MathAnalysis) -> list[CheckResult]:
         )
     else:
         out.append(CheckResult(name="answer_follows", passed=True, score=1.0))
+    if a.expected is not None:
+        right = a.final is not None and close_enough(a.expected, a.final)
+        reason = "" if right else f"the question's expression is {_fmt(a.expected)}"
+        if not right and a.final is not None:
+            reason += f"; the answer states {_fmt(a.final)}"
+        out.append(CheckResult(name="expected_value", passed=right, score=float(right), reason=reason))
     return out
 
 
@@ -265,83 +292,161 @@ def _final_answer(text: str) -> tuple[str, float | None, bool]:
         if matches:
             m = matches[-1]
             return text[: m.start()], tx.parse_number(m.group(1)), True
-    stripped = text.rstrip()
-    if not stripped:
-        return text, None, False
-    last_sentence = re.split(r"(?<=[.!?])\s+|\n", stripped)[-1]
-    numbers = tx.number_values(_ANNOTATION.sub(" ", last_sentence))
-    if not numbers:
-        return text, None, False
-    # The sentence that states the result is still work: a step in it is checked like any other.
-    return text, numbers[-1], False
+    # No marker: the last number of the last sentence, which may run over several lines
+    # (`Polly could stand:\n\n1200 - 1000 = 200 feet\n\noutside the reach`). A last sentence with
+    # no number (`Now add the two together.`) states no result. The sentence that states the
+    # result is still work, so a step in it is checked like any other.
+    last = re.split(r"(?<=[.!?])\s+", text.strip())[-1]
+    numbers = tx.number_values(_ANNOTATION.sub(" ", last))
+    return text, (numbers[-1] if numbers else None), False
 
 
-def _line_steps(line_no: int, line: str) -> tuple[list[Step], str]:
-    """The line's steps, and its prose with every equation taken out."""
-    steps = []
-    annotated = set()
-    for m in _ANNOTATION.finditer(line):
-        step = _chain_step(line_no, m.group(1))
-        if step:
-            steps.append(step)
-            annotated.add(_canonical(m.group(1).split("=")[0]))
-    inline = normalise_expression(_ANNOTATION.sub(" ", line))
-    for m in _CHAIN.finditer(inline):
-        if _canonical(m.group(0).split("=")[0]) in annotated:
-            continue
-        if _SYMBOLIC_BEFORE.search(inline[: m.start()]):
-            continue  # the tail of an equation in unknowns (`X - X*1/4 = 24`), not arithmetic
-        step = _chain_step(line_no, m.group(0))
-        if step:
-            steps.append(step)
-    return steps, _CHAIN.sub(" ", inline)
+class _Reader:
+    """Reads a solution line by line, keeping what later lines may use: the numbers known so far
+    (question, prose, results, every sub-result of a chain) and the variables defined."""
 
+    def __init__(self, known: set[float]):
+        self.pool = _Pool(known)
+        self.variables: dict[str, float] = {}
 
-def _chain_step(line_no: int, chain: str) -> Step | None:
-    """`a op b = c`, or a chain `a op b = c op d = e`; None if it holds no operation."""
-    parts = [p.strip() for p in normalise_expression(chain).split("=")]
-    if len(parts) < 2 or not all(parts) or not _has_operator(parts[0]):
-        return None
-    if any(p.count("(") != p.count(")") for p in parts):
-        return None  # a fragment of a symbolic equation such as `A+(A+2)+3 = 19`
-    operands: list[float] = []
-    correct = True
-    computed: float | None = None
-    previous: float | None = None
-    for part in parts:
-        value = evaluate(part)
-        if _has_operator(part):
-            numbers = _operands(part)
-            # `6 * 4 = 24` after `2 * 3 = 6`: a continued chain, whose first operand is the last value.
-            continues = previous is not None and numbers and tx.same_number(numbers[0], previous, 1e-4)
-            if previous is not None and not continues and (value is None or not close_enough(value, previous)):
-                correct = False
-            operands.extend(numbers[1:] if continues else numbers)
-            computed = value
-        elif previous is not None and (value is None or not close_enough(previous, value)):
-            correct = False
+    def line(self, line_no: int, raw: str) -> list[Step]:
+        inline = normalise_expression(_ANNOTATION.sub(" ", raw))
+        # The tail of an equation in unknowns (`X - X*1/4 = 24`, `3S + 9 - 9 = 27 - 9`) is no arithmetic.
+        chains = [m.group(0) for m in _CHAIN.finditer(inline) if not _SYMBOLIC_BEFORE.search(inline[: m.start()])]
+        prose = _CHAIN.sub(" ", inline)
+        prose_numbers = {abs(v) for v in tx.number_values(prose)}
+        # Prose in the same line counts ("a week has 7 days, so 7 * 3 = 21"): it is stated, not
+        # slipped into the arithmetic.
+        self.pool.add(prose_numbers)
+        written = {_canonical(p) for c in chains for p in c.split("=")}
+        # An annotation repeats the inline equation it follows; alone (`she has <<16-3=13>>13
+        # left`) it is the step.
+        annotations = [a for a in _ANNOTATION.findall(raw) if _canonical(a.split("=")[0]) not in written]
+        cued = _cued_operators(prose)
+        steps = [s for s in (self._chain(line_no, c) for c in chains) if s is not None]
+        computed = [s for s in (self._chain(line_no, a) for a in annotations) if s is not None]
+        # Prose around an annotation may be loose (`2 x 1 hour = <<2*60=120>>120 minutes`): what
+        # was computed is the annotation, and it decides.
+        steps = [s for s in steps if s.correct or not any(_same_claim(s, c) and c.correct for c in computed)]
+        for step in (steps := steps + computed):
+            step.cue_conflict = bool(cued) and not (cued & set(re.sub(r"^\s*-", "", step.expression)))
+        self.pool.add(_derived(prose_numbers) | tx.implied_numbers(prose))
+        return steps
+
+    def _chain(self, line_no: int, chain: str) -> Step | None:
+        """`a op b = c`, or a chain `expr = expr = ... = value`. Each link must hold: a rewrite keeps
+        the value (its new numbers are sub-results, not new facts), a continuation starts from the
+        previous value (`2 * 3 = 6 * 4 = 24`). None when the chain holds no operation."""
+        parts = [p.strip() for p in normalise_expression(chain).split("=")]
+        if len(parts) < 2 or not all(parts) or any(p.count("(") != p.count(")") for p in parts):
+            return None  # a fragment, such as the tail of `A+(A+2)+3 = 19`
+        defines = None
+        if (m := _LONE_VAR.match(parts[0])) is not None:
+            defines, parts = m.group(1), parts[1:]
+        step: Step | None = None
+        previous: float | None = None
+        before = ""  # the part that gave `previous`
+        for part in parts:
+            names = set(re.findall(_VAR, part))
+            if names - set(self.variables):
+                previous = None  # an equation in unknowns (`X - X/4 = 24`): nothing to check
+                continue
+            value = evaluate(_substitute(part, self.variables))
+            operator_ = _has_operator(part)
+            if step is None:
+                if not operator_:
+                    # A plain number before any operation is the tail of prose (`1/4 of 16 =
+                    # 0.25 * 16 = 4`), not a claim; a defined variable is a value.
+                    previous = value if names else None
+                    continue
+                operands = [] if names else _operands(part)
+                step = Step(line_no, part, 0.0, value, operands, value is not None)
+                step.ungrounded = sorted({o for o in operands if o not in self.pool})
+                if value is None:
+                    step.wrong_link = f"{part} cannot be evaluated"
+                elif previous is not None and not close_enough(value, previous):
+                    step.correct = False
+                    step.wrong_link = f"{_fmt(previous)} = {part}, but it is {_fmt(value)}"
+            elif step.correct:
+                self._link(step, before, previous, part, value, operator_)
+            self.pool.add(_subvalues(part, self.variables))
+            if value is not None:
+                previous, before = value, part
+        if step is None or previous is None:
+            return None
+        step.claimed = previous
+        if defines is not None:
+            self.variables[defines] = previous
+        self.pool.add({abs(previous)} | ({abs(step.computed)} if step.computed is not None else set()))
+        return step
+
+    def _link(
+        self, step: Step, before: str, previous: float | None, part: str, value: float | None, operator_: bool
+    ) -> None:
         if value is None:
-            correct = False
-        previous = value if value is not None else previous
-    claimed = evaluate(parts[-1])
-    if claimed is None:
-        return None
-    return Step(
-        line=line_no, expression=parts[0], claimed=claimed, computed=computed, operands=operands, correct=correct
-    )
+            step.correct, step.wrong_link = False, f"{part} cannot be evaluated"
+            return
+        if previous is None or close_enough(value, previous) or close_enough(previous, value):
+            return
+        numbers = _operands(part)
+        if operator_ and numbers and tx.same_number(numbers[0], abs(previous), 1e-4):
+            # A continuation: its other operands are new, and must be grounded.
+            step.operands.extend(numbers[1:])
+            step.ungrounded = sorted({*step.ungrounded, *(o for o in numbers[1:] if o not in self.pool)})
+            return
+        if not operator_ and part.endswith("%") and close_enough(previous, 100 * value):
+            return  # `(4 / 20) * 100 = 20%`
+        step.correct = False
+        if operator_:
+            step.wrong_link = f"{before} = {part}, but the left side is {_fmt(previous)} and the right {_fmt(value)}"
+        else:
+            step.wrong_link = f"{before} = {part}, but it is {_fmt(previous)}"
+
+
+def _same_claim(a: Step, b: Step) -> bool:
+    return tx.same_number(a.claimed, b.claimed, 1e-4)
+
+
+def _join_thousands(text: str) -> str:
+    return _SPACED_THOUSANDS.sub(lambda m: m.group(0).replace(" ", ""), text)
+
+
+def _substitute(part: str, variables: dict[str, float]) -> str:
+    return re.sub(_VAR, lambda m: f"({variables[m.group(0)]!r})", part) if variables else part
+
+
+def _subvalues(part: str, variables: dict[str, float]) -> set[float]:
+    """The value of every sub-expression: `(-9 * 9) + 8` yields 81 and 73 for the next rewrite."""
+    src = re.sub(r"(\d+(?:\.\d+)?)%", r"(\1/100)", _substitute(part, variables)).replace("^", "**")
+    try:
+        tree = ast.parse(src.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError):
+        return set()
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp):
+            try:
+                out.add(abs(_eval_node(node)))
+            except (ValueError, ZeroDivisionError, OverflowError, TypeError, RecursionError):
+                continue
+    return out
 
 
 def _plain(text: str) -> str:
-    """Markdown emphasis and LaTeX arithmetic, as larger models write it, read as plain text."""
+    """Markdown emphasis, list markers and LaTeX arithmetic, as larger models write them, read as
+    plain text."""
     text = re.sub(r"(?<!\d)\*\*|\*\*(?!\d)|__", "", text)
     text = _FRAC.sub(r"(\1)/(\2)", text)
     for latex, plain in _LATEX:
         text = text.replace(latex, plain)
+    text = _join_thousands(_LIST_MARKER.sub("", text))
     return re.sub(r"\\text\{([^{}]*)\}", r"\1", text)
 
 
 def normalise_expression(s: str) -> str:
     s = s.replace("−", "-").replace("–", "-").replace("÷", "/").replace("×", "*").replace("**", "^")
+    s = _NOTE.sub("", s)
+    s = _UNIT.sub(" ", s)
     s = _TIMES.sub(" * ", s)
     s = _PERCENT_OF.sub(" * ", s)
     s = _CURRENCY.sub("", s)
@@ -418,11 +523,11 @@ class _Pool:
     """Numbers compared to six significant digits, in constant time per lookup: a long
     solution must not cost quadratic time."""
 
-    def __init__(self, values: set[float] = frozenset()):
+    def __init__(self, values: set[float] | frozenset[float] = frozenset()):
         self._keys: set[str] = set()
         self.add(values)
 
-    def add(self, values: set[float]) -> None:
+    def add(self, values: set[float] | frozenset[float]) -> None:
         self._keys.update(_key(v) for v in values)
 
     def __contains__(self, value: float) -> bool:

@@ -1,9 +1,8 @@
-"""Where the verifier's data and weights live; import-light, for CLI option defaults."""
+"""Where the verifier's weights live; import-light, for CLI option defaults. The evaluation data's
+path is `settings.data_dir`, defined once in `slmflow.core.settings`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-# The development data sits beside the repository (../shared/data), never inside it.
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"

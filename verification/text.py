@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]+|\d+(?:[.,]\d+)*")
-_NUMBER = re.compile(r"(?<![A-Za-z])[-+]?\$?\d[\d,]*(?:\.\d+)?%?")
+# Not after a letter or digit: `CA19-9` and the range `21-29` hold no negative number.
+_NUMBER = re.compile(r"(?<![A-Za-z\d])[-+]?\$?\d[\d,]*(?:\.\d+)?%?")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 
 STOPWORDS = frozenset(
@@ -17,8 +18,11 @@ nor not now of off on once only or other our ours out over own same she should s
 that the their theirs them then there these they this those through to too under until up very
 was we were what when where which while who whom why will with would you your yours yes please
 thanks thank hi hello dear regards sorry let know help need get got us
+cannot can't won't don't doesn't didn't isn't aren't wasn't weren't never
 """.split()
 )
+# Negations are stop words too: polarity is compared on its own (`verification.grounding`), and a
+# claim that drops a "cannot" still speaks of the same thing.
 
 
 def sentences(text: str) -> list[str]:
@@ -127,6 +131,11 @@ _IMPLIED_NUMBERS = {
     "doubles": (2,),
     "triple": (3,),
     "triples": (3,),
+    "tripled": (3,),
+    "doubled": (2,),
+    "halved": (2, 0.5),
+    "quadrupled": (4,),
+    "quadruples": (4,),
     "thrice": (3,),
     "quadruple": (4,),
     "third": (3,),

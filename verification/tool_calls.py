@@ -183,13 +183,13 @@ def normalise_tools(tools: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for tool in tools if isinstance(tools, list) else []:
         if not isinstance(tool, dict):
             continue
-        fn = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+        fn: dict[str, Any] = tool["function"] if isinstance(tool.get("function"), dict) else tool
         name = fn.get("name")
         if not isinstance(name, str):
             continue
-        params = fn.get("parameters") if isinstance(fn.get("parameters"), dict) else {}
-        props = params.get("properties") if isinstance(params.get("properties"), dict) else {}
-        required = params.get("required") if isinstance(params.get("required"), list) else []
+        params: dict[str, Any] = fn["parameters"] if isinstance(fn.get("parameters"), dict) else {}
+        props: dict[str, Any] = params["properties"] if isinstance(params.get("properties"), dict) else {}
+        required: list[Any] = params["required"] if isinstance(params.get("required"), list) else []
         out[name] = {
             "name": name,
             "description": str(fn.get("description", "")),
@@ -258,7 +258,7 @@ def _from_json(data: Any, names: set[str]) -> list[Call] | None:
     if isinstance(data.get("function"), dict):
         return _from_json(data["function"], names)
     if isinstance(data.get("name"), str):
-        args = next((data[k] for k in ("arguments", "parameters", "args") if k in data), {})
+        args: Any = next((data[k] for k in ("arguments", "parameters", "args") if k in data), {})
         if isinstance(args, str):
             try:
                 args = json.loads(args) if args.strip() else {}

@@ -1,14 +1,13 @@
 """The verifier: checks composed per task kind into one verdict.
 
 Rule verdicts: `accept` is the conjunction of the checks; `score` is the weakest check's score,
-so a single failing signal is never averaged away. With a learned model (see
-`verification.learned`), the checks still run and are reported, but `score` is the model's
-calibrated P(correct) and `accept` compares it with the calibrated threshold; a structural fault
-(unparseable output, schema violation, truncation) rejects whatever the model says.
-
-With an `IndependentChecker` (`verification.independent`), comparable kinds also get an
-independent answer (a sandboxed program for math, another fleet model's answer) as a rule check:
-a disagreement rejects, under the learned model too, and caps the score at the check's.
+so a single failing signal is never averaged away. Alternatives in the request (other fleet
+members' answers to the same task) add the agreement check (`verification.agreement`); an
+`IndependentChecker` (`verification.independent`) adds live alternatives and, for math, a program
+of thought. With a learned model (`verification.learned`), the checks still run and are reported,
+but `score` is the model's calibrated P(correct) and `accept` compares it with the calibrated
+threshold; a structural fault (unparseable output, schema violation, truncation) and a failed
+agreement or independent check reject whatever the model says.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from slmflow.core.records import CheckResult, Verdict, VerifyRequest
 from slmflow.core.settings import VerifierSettings
-from verification import checks, math, tool_calls
+from verification import agreement, checks, math, reasoning, tool_calls
 from verification.grounding import Embedder
 
 if TYPE_CHECKING:
@@ -26,7 +25,17 @@ if TYPE_CHECKING:
 
 # Checks whose failure no learned score can overrule: the output is unusable as it stands.
 HARD_CHECKS = frozenset(
-    {"finished", "schema", "valid_choice", "tool_call_parse", "tool_call_schema", "result_stated", "arguments_grounded"}
+    {
+        "finished",
+        "schema",
+        "valid_choice",
+        "label_fits",
+        "tool_call_parse",
+        "tool_call_schema",
+        "result_stated",
+        "arguments_grounded",
+        "grounding",
+    }
 )
 
 
@@ -43,10 +52,25 @@ class Verifier:
         self.learned = learned
         self.independent = independent
 
+    @classmethod
+    def configured(cls, settings: VerifierSettings, independent: IndependentChecker | None = None) -> Verifier:
+        """The verifier as configured: the same for the flow's `VerifierWorker` and `slmflow verify`."""
+        learned = None
+        if settings.learned:
+            from verification.learned import LearnedVerifier
+
+            learned = LearnedVerifier.load()
+        return cls(settings, learned=learned, independent=independent)
+
     def verify(self, req: VerifyRequest) -> Verdict:
+        second: list[CheckResult] = []
+        if self.independent is not None:
+            req, second = self.independent.extend(req)
+        agree = agreement.check(req)
+        second = [*([agree] if agree is not None else []), *second]
         results = self._checks(req)
-        second = self.independent.checks(req) if self.independent is not None else []
-        if self.learned is None or not self.learned.covers(req.kind):
+        # A task that sets its own support threshold asked for the rule verdict.
+        if self.learned is None or not self.learned.covers(req.kind) or req.min_support is not None:
             results = [*results, *second]
             return Verdict(accept=all(c.passed for c in results), score=min(c.score for c in results), checks=results)
         p, threshold = self.learned.predict(req)
@@ -57,7 +81,7 @@ class Verifier:
             score=round(p, 4),
             reason="" if p >= threshold else f"P(correct) {p:.2f} < {threshold:.2f}",
         )
-        # A disagreeing independent answer is a veto, not a feature: see docs/verifier.md.
+        # Disagreeing alternatives are a veto, not a feature: see docs/verifier.md.
         vetoes = [c for c in second if not c.passed]
         cap = min([0.0 if hard_fail else 1.0, *(c.score for c in vetoes)])
         return Verdict(
@@ -72,6 +96,7 @@ class Verifier:
             return [
                 checks.finished(req),
                 checks.valid_choice(req),
+                checks.label_fits(req),
                 checks.confident(req, _pick(req.min_confidence, s.classify_min_confidence)),
             ]
         if req.kind == "extract":
@@ -82,6 +107,8 @@ class Verifier:
             ]
         if req.kind == "math":
             return math.checks(req)
+        if req.kind == "reasoning":
+            return reasoning.checks(req)
         if req.kind == "tool_call":
             # Empty text is a decline here, so only the token limit marks a call unfinished.
             cut = [checks.finished(req)] if req.finish_reason == "length" else []
@@ -89,7 +116,7 @@ class Verifier:
             return [*cut, *tool_calls.checks(req, grounded)]
         return [
             checks.finished(req),
-            checks.supported_by_evidence(req, _pick(req.min_support, s.answer_min_support), self.embedder),
+            *checks.supported_by_evidence(req, _pick(req.min_support, s.answer_min_support), self.embedder),
         ]
 
 

@@ -17,13 +17,15 @@ from slmflow.core.records import Draft, Evidence, GenerationRequest, Verdict, Ve
 
 @ray.remote
 class SmallModelWorker:
-    def __init__(self, model_path: str, model_name: str, vllm_kwargs: dict, env: dict[str, str]):
+    def __init__(
+        self, model_path: str, model_name: str, vllm_kwargs: dict, env: dict[str, str], max_in_flight: int = 256
+    ):
         os.environ.update(env)
         from workers.engines import NULL_MODEL, NullEngine, VLLMEngine
         from workers.serving import ServedEngine
 
         engine = NullEngine() if model_path == NULL_MODEL else VLLMEngine(model_path, model_name, **vllm_kwargs)
-        self._served = ServedEngine(engine)
+        self._served = ServedEngine(engine, max_in_flight)
 
     async def generate(self, request: GenerationRequest) -> Draft:
         return await self._served.generate(request)
@@ -60,11 +62,9 @@ class FrontierWorker:
 class VerifierWorker:
     def __init__(self, settings_json: str):
         from slmflow.core.settings import VerifierSettings
-        from verification.learned import LearnedVerifier
         from verification.verifier import Verifier
 
-        settings = VerifierSettings.model_validate_json(settings_json)
-        self._verifier = Verifier(settings, learned=LearnedVerifier.load() if settings.learned else None)
+        self._verifier = Verifier.configured(VerifierSettings.model_validate_json(settings_json))
 
     def verify(self, request: VerifyRequest) -> Verdict:
         return self._verifier.verify(request)

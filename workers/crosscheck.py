@@ -1,6 +1,7 @@
 """A fleet member as an independent second opinion (`verification.independent`): the running fleet,
-pinned to one small model that answers every kind, behind the plain `small(request)` interface
-the verifier's independent checks take."""
+pinned to one small model that answers every kind. Its `workers.small` is the plain
+`small(request)` callable that `verification.independent.alternatives` takes, the same function
+the flow's cross-check calls."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from slmflow.core.settings import Settings
-from verification.independent import SmallWorker
 from workers.remote import RayWorkers
 
 
@@ -18,7 +18,7 @@ from workers.remote import RayWorkers
 class FleetCrossCheck:
     """Workers whose `small()` goes to one named fleet member, and how to let go of the fleet."""
 
-    workers: SmallWorker
+    workers: RayWorkers
     name: str
     close: Callable[[], None]
 

@@ -20,6 +20,8 @@ from slmflow.core.settings import BUNDLED, Settings
 from workers.cluster import ENGINE_RESOURCE
 from workers.frontier import STANDIN_LABEL, STANDIN_MODEL
 
+# Actor calls a small model's actor takes beyond its request bound: list calls and status probes.
+CALL_HEADROOM = 16
 # Request kinds a small model serves; agent steps are tool_call requests.
 ALL_KINDS: list[TaskKind] = ["classify", "extract", "answer", "tool_call"]
 
@@ -122,7 +124,10 @@ class Fleet:
         small: dict[str, list[Any]] = {k: [] for k in ALL_KINDS}
         for spec in config.small:
             model_name, model_path = resolve_model(settings, spec.model)
-            options = {**config.resources(spec), "max_concurrency": spec.max_concurrency, "max_restarts": 3}
+            # The engine's bound is `spec.max_concurrency` requests (workers.serving); Ray's bound is on
+            # actor calls, some of which carry lists of requests, plus the stats probes.
+            calls = spec.max_concurrency + CALL_HEADROOM
+            options = {**config.resources(spec), "max_concurrency": calls, "max_restarts": 3}
             for replica in range(spec.replicas):
                 handle = get_or_create(
                     actors.SmallModelWorker,
@@ -132,6 +137,7 @@ class Fleet:
                     model_name,
                     vllm_kwargs,
                     env,
+                    spec.max_concurrency,
                 )
                 for kind in spec.kinds:
                     small[kind].append(handle)

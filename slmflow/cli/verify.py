@@ -1,7 +1,7 @@
 """`slmflow verify`, `slmflow verifier train` and `slmflow verifier calibrate`.
 
 Plain typer-annotated functions; `slmflow.cli` registers them (slmflow.cli.app). Everything runs on the CPU with
-no network: the learned verifier is a few hundred small trees read from JSON.
+no network: the learned verifier is 150 small trees read from JSON.
 """
 
 from __future__ import annotations
@@ -14,25 +14,28 @@ from rich.console import Console
 from rich.table import Table
 
 from slmflow.cli.support import fail
-from verification.paths import DEFAULT_DATA, WEIGHTS_DIR
+from verification.paths import WEIGHTS_DIR
 
 console = Console(stderr=True)
 
 
 def verify_command(
     input: Path = typer.Option(
-        ..., "--input", help="JSONL: id, kind, question, answer, evidence?, schema?, choices?, tools?"
+        ..., "--input", help="JSONL: id, kind, question, answer, evidence?, schema?, choices?, tools?, alternatives?"
     ),
     output: Path = typer.Option(..., "--output", help="JSONL written in input order: id, accept, score, reasons"),
-    rules_only: bool = typer.Option(False, "--rules-only", help="skip the learned verifier"),
-    weights: Path = typer.Option(WEIGHTS_DIR, help="folder of learned-verifier weights"),
+    learned: bool = typer.Option(
+        None,
+        "--learned/--rules-only",
+        show_default=False,
+        help="use the learned P(correct) for answers, or the rule checks alone; default: as the flow "
+        "(SLMFLOW_VERIFIER__LEARNED, on)",
+    ),
     fleet: bool = typer.Option(
         False,
         "--fleet",
-        help="also get independent answers from the running fleet: a "
-        "sandboxed program for math, and another small model's "
-        "answer for math, classify, extract and tool_call; a "
-        "disagreement rejects",
+        help="also get independent answers from the running fleet: alternatives from another small "
+        "model (math, classify, extract, tool_call) and a sandboxed program for math",
     ),
     cross_check: str = typer.Option(
         None,
@@ -48,14 +51,16 @@ def verify_command(
         help="with --fleet: math answers checked by a program the cross-check model writes, run in a sandbox",
     ),
     cross_model: bool = typer.Option(
-        True, "--cross-model/--no-cross-model", help="with --fleet: compare with the cross-check model's own answer"
+        True,
+        "--cross-model/--no-cross-model",
+        help="with --fleet: add the cross-check model's own answer as an alternative",
     ),
     concurrency: int = typer.Option(8, min=1, help="with --fleet: items verified at once"),
 ) -> None:
-    """Verify answers offline: structural, grounding and arithmetic checks plus a learned P(correct).
-    Model-free unless --fleet is given."""
+    """Verify answers offline with the flow's verifier: structural, grounding, arithmetic and
+    agreement checks, and the learned P(correct) for answers. Model-free unless --fleet is given."""
+    from slmflow.core.settings import get_settings
     from verification.jsonl import InputError, output_line, read_lines
-    from verification.learned import LearnedVerifier
     from verification.verifier import Verifier
 
     if not fleet and (cross_check is not None or not program_of_thought or not cross_model):
@@ -68,13 +73,11 @@ def verify_command(
         raise fail(f"{input} is not UTF-8 text") from None
     except InputError as exc:
         raise fail(f"{input}: {exc}") from None
-    try:
-        learned = None if rules_only else LearnedVerifier.load(weights)
-    except (OSError, ValueError, KeyError) as exc:
-        raise fail(f"cannot load weights from {weights}: {exc}") from None
+    settings = get_settings().verifier
+    if learned is not None:
+        settings = settings.model_copy(update={"learned": learned})
     checker, connection = None, None
     if fleet:
-        from slmflow.core.settings import get_settings
         from verification import independent, sandbox
         from workers import crosscheck
 
@@ -83,12 +86,15 @@ def verify_command(
         except Exception as exc:  # noqa: BLE001 - Ray and config errors alike: report, no traceback
             raise fail(f"cannot use the fleet: {exc}") from None
         checker = independent.IndependentChecker(
-            connection.workers, program_of_thought=program_of_thought, cross_model=cross_model
+            connection.workers.small, program_of_thought=program_of_thought, cross_model=cross_model
         )
         console.print(
             f"independent answers from fleet model {connection.name}; sandbox: {sandbox.isolation()}", highlight=False
         )
-    verifier = Verifier(learned=learned, independent=checker)
+    try:
+        verifier = Verifier.configured(settings, independent=checker)
+    except (OSError, ValueError, KeyError) as exc:
+        raise fail(f"cannot load the learned verifier's weights: {exc}") from None
     start = time.perf_counter()
     try:
         if checker is None:
@@ -122,13 +128,13 @@ def _tally(verdicts) -> str:
     counts: Counter = Counter()
     for verdict in verdicts:
         for c in verdict.checks:
-            if c.name in ("program_of_thought", "cross_model"):
+            if c.name in ("program_of_thought", "alternatives"):
                 state = (
                     "disagree" if not c.passed else "inconclusive" if c.reason.startswith("inconclusive") else "agree"
                 )
                 counts[c.name, state] += 1
     parts = []
-    for name in ("program_of_thought", "cross_model"):
+    for name in ("program_of_thought", "alternatives"):
         n = {s: counts[name, s] for s in ("agree", "disagree", "inconclusive")}
         if any(n.values()):
             parts.append(f"{name} " + ", ".join(f"{v} {s}" for s, v in n.items()))
@@ -136,10 +142,11 @@ def _tally(verdicts) -> str:
 
 
 def train_command(
-    data: Path = typer.Option(DEFAULT_DATA, help="folder with gsm8k/, bfcl_v4/, pubmedqa/, hotpotqa_sample/"),
-    out: Path = typer.Option(WEIGHTS_DIR, help="where to write the weights (one JSON file per kind)"),
-    seed: int = typer.Option(0, help="seed for example generation and training"),
-    limit: int = typer.Option(None, min=1, help="only the first N items of each source (quick runs)"),
+    data: Path = typer.Option(
+        None, show_default=False, help="folder with begin/ and pubmedqa/; default: settings data_dir (../shared/data)"
+    ),
+    out: Path = typer.Option(WEIGHTS_DIR, help="where to write the weights (answer.json)"),
+    seed: int = typer.Option(0, help="seed for training"),
     from_history: bool = typer.Option(
         False,
         "--from-history",
@@ -149,12 +156,13 @@ def train_command(
         None, metavar="[PATH]", show_default=False, help="with --from-history: the labels file"
     ),
     history_weight: float = typer.Option(
-        5.0, min=0.0, help="sample weight of one history label (a generated example weighs 1)"
+        5.0, min=0.0, help="sample weight of one history label (a labelled source example weighs 1)"
     ),
 ) -> None:
-    """Train the learned verifier from gold answers and their perturbations (and, with
-    --from-history, the flow's escalation labels); prints dev figures."""
-    from verification.data import generate
+    """Train the learned P(correct) of answers from real labelled outputs (BEGIN CMU-DoG and
+    Topical-Chat, half of PubMedQA's conclusions) and, with --from-history, the flow's escalation
+    labels; prints out-of-fold figures."""
+    from verification.sources import training_set
     from verification.train import train
 
     history: list = []
@@ -168,21 +176,26 @@ def train_command(
         else:
             from slmflow.core.settings import get_settings
 
-            path = get_settings().results_dir / "labels.jsonl"
+            path = Path(get_settings().results_dir) / "labels.jsonl"
         try:
             history, report = load_history(path, weight=history_weight)
         except OSError as exc:
             raise fail(f"cannot read escalation labels {path}: {exc.strerror or exc}") from None
         for line in report.summary():
             console.print(line, highlight=False, soft_wrap=True)
-    if not data.is_dir():
-        raise fail(f"no data folder at {data}")
-    examples = generate(data, seed=seed, limit=limit)
-    if not examples:
-        raise fail(f"no training data found under {data}")
-    console.print(f"{len(examples)} examples from {data}" + (f" + {len(history)} history labels" if history else ""))
-    if not train(examples + history, out, seed=seed, log=console.print):
-        raise fail("nothing trained: every kind lacked correct or wrong examples in some split")
+    if data is None:
+        from slmflow.core.settings import get_settings
+
+        data = get_settings().data_dir
+    try:
+        examples = training_set(data)
+    except OSError as exc:
+        raise fail(f"no training data under {data}: {exc.strerror or exc}") from None
+    console.print(
+        f"{len(examples)} labelled outputs from {data}" + (f" + {len(history)} history labels" if history else "")
+    )
+    if train(examples + history, out, seed=seed, log=console.print) is None:
+        raise fail("nothing trained: the data lacked correct or wrong answers")
 
 
 def calibrate_command(
@@ -190,7 +203,7 @@ def calibrate_command(
         ..., "--target-error", min=0.0, max=1.0, help="highest acceptable share of wrong answers among accepted"
     ),
     labelled: Path = typer.Option(
-        None, help="verify-format JSONL with a boolean 'label' per line; default: the generated calib split"
+        ..., help="verify-format JSONL with a boolean 'label' per line, outputs the model was not trained on"
     ),
     wrong_share: float = typer.Option(
         None,
@@ -198,30 +211,24 @@ def calibrate_command(
         max=1.0,
         help="expected share of wrong answers in production; the data is reweighted to it (default: as labelled)",
     ),
-    data: Path = typer.Option(DEFAULT_DATA, help="data folder for the generated calib split"),
     weights: Path = typer.Option(WEIGHTS_DIR, help="weights to calibrate, updated in place"),
-    seed: int = typer.Option(0, help="seed the weights were trained with"),
-    limit: int = typer.Option(None, min=1, help="only the first N items of each source"),
 ) -> None:
-    """Choose each kind's acceptance threshold so the estimated error among accepted answers is at
-    most the target, and report the escalation rate that costs."""
+    """Choose the learned model's acceptance threshold so the estimated error among accepted answers
+    is at most the target, and report the escalation rate that costs."""
     from verification.calibrate import calibrate
-    from verification.data import Example, generate
     from verification.jsonl import InputError, read_lines
+    from verification.sources import Labelled
 
-    if labelled is not None:
-        try:
-            items = read_lines(labelled.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise fail(f"cannot read {labelled}: {exc}") from None
-        except InputError as exc:
-            raise fail(f"{labelled}: {exc}") from None
-        unlabelled = [i.id for i in items if i.label is None]
-        if unlabelled:
-            raise fail(f"{labelled}: items without a 'label': {unlabelled[:5]}")
-        examples = [Example(i.request(), int(bool(i.label)), i.id, "labelled") for i in items]
-    else:
-        examples = [e for e in generate(data, seed=seed, limit=limit) if e.split == "calib"]
+    try:
+        items = read_lines(labelled.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"cannot read {labelled}: {exc}") from None
+    except InputError as exc:
+        raise fail(f"{labelled}: {exc}") from None
+    unlabelled = [i.id for i in items if i.label is None]
+    if unlabelled:
+        raise fail(f"{labelled}: items without a 'label': {unlabelled[:5]}")
+    examples = [Labelled(i, int(bool(i.label)), "labelled", i.id) for i in items]
     if not list(weights.glob("*.json")):
         raise fail(f"no weights in {weights}; run `slmflow verifier train` first")
     try:

@@ -12,8 +12,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 TaskKind = Literal["classify", "extract", "answer", "tool_call", "agent"]
-# What the verifier can judge: the flow's task kinds plus worked math and tool calls.
-VerifyKind = Literal["classify", "extract", "answer", "math", "tool_call"]
+# What the verifier can judge: the flow's task kinds plus worked math, tool calls and
+# "reasoning", a chain of thought on a self-contained puzzle (sorting, brackets, deduction).
+VerifyKind = Literal["classify", "extract", "answer", "math", "tool_call", "reasoning"]
 
 
 class Message(BaseModel):
@@ -194,3 +195,6 @@ class VerifyRequest(BaseModel):
     tools: list[dict[str, Any]] | None = None
     # tool_call in a flow: argument values must be grounded in `source` (min_grounded share).
     grounded_arguments: bool = False
+    # Answers to the same request by other fleet members (other small models, or samples), as
+    # raw text: their agreement with `text` is evidence for it (`verification.agreement`).
+    alternatives: list[str] = []

@@ -46,9 +46,16 @@ class VLLMSettings(BaseModel):
 
 
 class VerifierSettings(BaseModel):
-    # Use the learned P(correct) (verification/weights) for the kinds it covers, on top of the
-    # rule checks. Off by default: the flow's kinds are covered by rules; see docs/verifier.md.
-    learned: bool = False
+    # The learned P(correct) of free-text answers (verification/weights/answer.json), on top of the
+    # rule checks. On by default: it beats the rules on held-out real outputs (docs/verifier.md).
+    # `slmflow verify --rules-only` and a task's own `verify.min_support` use the rules instead.
+    learned: bool = True
+    # Alternatives for the cross-check: answers by the fleet's small model to the same request
+    # (math, classify, extract, tool_call), compared with the draft (verification.agreement).
+    # 0 = off: on CPU each one costs a small-model generation; see docs/verifier.md.
+    alternatives: int = Field(0, ge=0, le=8)
+    # Sampling temperature of the alternatives: above 0, samples of one model differ.
+    alternatives_temperature: float = Field(0.7, ge=0, le=2)
     classify_min_confidence: float = Field(0.5, ge=0, le=1)
     extract_min_grounded: float = Field(0.75, ge=0, le=1)
     answer_min_support: float = Field(0.6, ge=0, le=1)

@@ -1,9 +1,8 @@
-"""The `slmflow verify` contract and train + calibrate end to end on a tiny generated dataset."""
+"""The `slmflow verify` contract, and train + calibrate end to end on a small real fixture."""
 
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from slmflow.cli.verify import calibrate_command, train_command, verify_command
+from tests.support.verification_data import small_copy
 
 app = typer.Typer()
 app.command("verify")(verify_command)
@@ -107,133 +107,30 @@ def test_missing_input_file_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "cannot read" in result.output
 
 
-def tiny_data(root: Path, n: int = 90) -> Path:
-    """A few dozen synthetic items per source, in the shapes of the real files."""
-    rng = random.Random(0)
-    (root / "gsm8k").mkdir(parents=True)
-    rows = []
-    for i in range(n):
-        a, b, c = rng.randint(2, 9), rng.randint(2, 9), rng.randint(1, 5)
-        rows.append(
-            {
-                "question": f"Item {i}: Ann has {a} boxes of {b} pens and gives away {c}. How many are left?",
-                "answer": f"She has {a}*{b} = <<{a}*{b}={a * b}>>{a * b} pens.\n"
-                f"She has {a * b}-{c} = <<{a * b}-{c}={a * b - c}>>{a * b - c} left.\n#### {a * b - c}",
-            }
-        )
-    write_jsonl(root / "gsm8k" / "train.jsonl", rows)
-    bfcl = root / "bfcl_v4"
-    (bfcl / "possible_answer").mkdir(parents=True)
-    fn = {
-        "name": "math.area",
-        "description": "Area of a rectangle given width and height.",
-        "parameters": {
-            "type": "dict",
-            "required": ["width", "height"],
-            "properties": {
-                "width": {"type": "integer"},
-                "height": {"type": "integer"},
-                "unit": {"type": "string", "enum": ["m", "cm"]},
-            },
-        },
-    }
-    items, truths = [], []
-    for i in range(n):
-        w, h = rng.randint(1, 50), rng.randint(51, 99)
-        items.append(
-            {
-                "id": f"simple_python_{i}",
-                "question": [[{"role": "user", "content": f"Find the area of a rectangle {w} wide and {h} high."}]],
-                "function": [fn],
-            }
-        )
-        truths.append(
-            {
-                "id": f"simple_python_{i}",
-                "ground_truth": [{"math.area": {"width": [w], "height": [h], "unit": ["", "m"]}}],
-            }
-        )
-    write_jsonl(bfcl / "BFCL_v4_simple_python.json", items)
-    write_jsonl(bfcl / "possible_answer" / "BFCL_v4_simple_python.json", truths)
-    for cat in ("multiple", "parallel", "parallel_multiple"):
-        write_jsonl(bfcl / f"BFCL_v4_{cat}.json", [])
-        write_jsonl(bfcl / "possible_answer" / f"BFCL_v4_{cat}.json", [])
-    write_jsonl(
-        bfcl / "BFCL_v4_irrelevance.json",
-        [
-            {
-                "id": f"irrelevance_{i}",
-                "question": [[{"role": "user", "content": f"Who wrote poem number {i}?"}]],
-                "function": [fn],
-            }
-            for i in range(n // 3)
-        ],
-    )
-    (root / "pubmedqa").mkdir()
-    (root / "pubmedqa" / "pqal_dev.json").write_text(
-        json.dumps(
-            {
-                str(i): {
-                    "QUESTION": f"Does drug {i} help?",
-                    "LONG_ANSWER": "Yes.",
-                    "CONTEXTS": [
-                        f"In a trial of {100 + i} patients, Drug{i} lowered blood pressure by {i % 9 + 2} points "
-                        f"compared with placebo in Boston. The effect was larger in older patients than in "
-                        f"younger patients during the first year."
-                    ],
-                }
-                for i in range(n)
-            }
-        )
-    )
-    return root
-
-
 def test_train_and_calibrate_end_to_end(tmp_path: Path) -> None:
-    data, weights = tiny_data(tmp_path / "data"), tmp_path / "weights"
+    data, weights = small_copy(tmp_path / "data"), tmp_path / "weights"
     result = runner.invoke(app, ["verifier", "train", "--data", str(data), "--out", str(weights), "--seed", "1"])
     assert result.exit_code == 0, result.output
+    assert "out-of-fold balanced accuracy" in result.output
     first = {p.name: p.read_text() for p in weights.glob("*.json")}
-    assert set(first) == {"math.json", "tool_call.json", "answer.json"}
-    assert sum(p.stat().st_size for p in weights.glob("*.json")) < 20_000_000
+    assert set(first) == {"answer.json"}
+    meta = json.loads(first["answer.json"])["meta"]
+    assert set(meta["sources"]) == {"begin/dev_cmu", "begin/dev_tc", "pubmedqa/half0"}
 
     again = runner.invoke(app, ["verifier", "train", "--data", str(data), "--out", str(weights), "--seed", "1"])
     assert again.exit_code == 0
     assert {p.name: p.read_text() for p in weights.glob("*.json")} == first  # reproducible
 
-    result = runner.invoke(
-        app,
-        [
-            "verifier",
-            "calibrate",
-            "--target-error",
-            "0.05",
-            "--data",
-            str(data),
-            "--weights",
-            str(weights),
-            "--seed",
-            "1",
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    assert "escalation" in result.output
-    for p in weights.glob("*.json"):
-        meta = json.loads(p.read_text())["meta"]
-        assert meta["calibrated"]["target_error"] == 0.05
-        assert meta["calibrated"]["error"] <= 0.05
-
-    labelled = write_jsonl(
-        tmp_path / "labelled.jsonl",
-        [{**MATH, "label": True}, {**MATH, "id": "w", "answer": "3 * 4 = 13\n#### 13", "label": False}],
-    )
+    right = {**ANSWER, "label": True}
+    wrong = {**ANSWER, "id": "w", "answer": "It is written in Java [1].", "label": False}
+    labelled = write_jsonl(tmp_path / "labelled.jsonl", [right, wrong])
     result = runner.invoke(
         app, ["verifier", "calibrate", "--target-error", "0.1", "--labelled", str(labelled), "--weights", str(weights)]
     )
     assert result.exit_code == 0, result.output
-    out = tmp_path / "out.jsonl"
-    result = runner.invoke(app, ["verify", "--input", str(labelled), "--output", str(out), "--weights", str(weights)])
-    assert result.exit_code == 0 and len(out.read_text().splitlines()) == 2
+    assert "escalation" in result.output
+    meta = json.loads((weights / "answer.json").read_text())["meta"]
+    assert meta["calibrated"]["target_error"] == 0.1 and meta["calibrated"]["error"] <= 0.1
 
 
 def test_calibrate_without_weights_fails_cleanly(tmp_path: Path) -> None:
@@ -417,7 +314,7 @@ def _label(kind: str, question: str, small, agree: bool, accepted: bool = True, 
 
 
 def test_train_from_history_uses_escalation_labels(tmp_path: Path) -> None:
-    data, weights = tiny_data(tmp_path / "data"), tmp_path / "weights"
+    data, weights = small_copy(tmp_path / "data"), tmp_path / "weights"
     prompt = "Context:\n[1] Qdrant is written in Rust.\n[2] It stores vectors.\n\nWhat is Qdrant written in?"
     rows = [_label("answer", f"{prompt} ({i})", "It is written in Rust [1].", True, item=f"a{i}") for i in range(12)]
     rows += [_label("answer", f"{prompt} ({i})", "It is written in Java [1].", False, item=f"b{i}") for i in range(12)]
@@ -441,11 +338,11 @@ def test_train_from_history_uses_escalation_labels(tmp_path: Path) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert "27 lines, 24 labels used" in text and "answer: 23 (11 right, 12 wrong)" in text
+    assert "27 lines, 23 labels used" in text and "answer: 23 (11 right, 12 wrong)" in text
+    assert "kind math: no learned model" in text
     assert "skipped 1: duplicate" in text and "skipped 2: the same answer labelled both ways" in text
-    assert "history labels train/calib/dev" in result.output
     meta = json.loads((weights / "answer.json").read_text())["meta"]
-    assert sum(meta["history"][s] for s in ("train", "calib", "dev")) == 23 and meta["history"]["weight"] == [5.0]
+    assert meta["sources"]["history"] == 23
     first = {p.name: p.read_text() for p in weights.glob("*.json")}
     assert runner.invoke(app, args).exit_code == 0
     assert {p.name: p.read_text() for p in weights.glob("*.json")} == first  # deterministic
@@ -464,7 +361,7 @@ def test_train_from_history_defaults_to_the_results_dir(tmp_path: Path, monkeypa
 
 
 def test_train_from_history_reports_bad_lines_and_skips(tmp_path: Path) -> None:
-    data, weights = tiny_data(tmp_path / "data", n=60), tmp_path / "weights"
+    data, weights = small_copy(tmp_path / "data", lines=40, abstracts=20), tmp_path / "weights"
     prompt = "Context:\n[1] Qdrant is written in Rust.\n\nWhat is Qdrant written in?"
     lines = [
         json.dumps(_label("answer", prompt, "Rust [1].", True)),
@@ -485,7 +382,7 @@ def test_train_from_history_reports_bad_lines_and_skips(tmp_path: Path) -> None:
     assert "7 lines, 1 labels used" in text
     assert "line 2: not JSON" in text and "line 3: expected a JSON object" in text and "line 4: missing" in text
     assert "kind extract: no learned model" in text and "frontier answer the verifier also rejected" in text
-    assert "tool_call: no 'tools' recorded" in text
+    assert "kind tool_call: no learned model" in text
     missing = runner.invoke(
         app, ["verifier", "train", "--data", str(data), "--from-history", str(tmp_path / "nope.jsonl")]
     )

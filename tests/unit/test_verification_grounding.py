@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from slmflow.core.records import Evidence, VerifyRequest
 from verification import grounding
 from verification.verifier import Verifier
@@ -114,3 +116,81 @@ def test_a_broken_schema_is_a_rejection_not_a_crash() -> None:
     for schema in ({"type": 5}, {"$ref": "#/nowhere"}):
         verdict = v.verify(VerifyRequest(kind="extract", source="x", text="{}", output={}, json_schema=schema))
         assert not verdict.accept and "schema" in verdict.reasons[0]
+
+
+# ------------------------------------------------- the FAQ job of issue #16, with its one document
+
+POLICY = (
+    "Returns policy. Unopened items can be returned within 30 days of delivery for a full refund. "
+    "Opened electronics can be returned within 14 days of delivery. Gift cards cannot be returned."
+)
+FAQ_CHOICES = ["shipping", "returns", "billing", "account", "devices"]
+
+
+def faq(question: str, answer: str):
+    from slmflow.core.settings import VerifierSettings
+
+    evidence = [Evidence(chunk_id="1", doc_id="policy", text=POLICY, score=1.0, collection="kb")]
+    req = VerifyRequest(
+        kind="answer",
+        source=f"Context:\n[1] {POLICY}\n\n{question}",
+        question=question,
+        text=answer,
+        output=answer,
+        evidence=evidence,
+    )
+    return Verifier.configured(VerifierSettings()).verify(req)
+
+
+@pytest.mark.parametrize(
+    "question,answer,why",
+    [
+        (
+            "Can I return a gift card I bought last week?",
+            "Yes, you can return a gift card you bought last week.",
+            "reverses the negation of 'Gift cards cannot be returned.'",
+        ),
+        (
+            "How long do I have to return an opened laptop?",
+            "You can return an opened laptop within 30 days of delivery.",
+            "says 30 days where the passage closest to it says 14",
+        ),
+    ],
+)
+def test_faq_answers_that_contradict_the_only_evidence_are_rejected(question: str, answer: str, why: str) -> None:
+    verdict = faq(question, answer)
+    assert not verdict.accept and verdict.score == 0.0
+    assert any(r.startswith("grounding:") and why in r for r in verdict.reasons)
+
+
+@pytest.mark.parametrize(
+    "question,answer",
+    [
+        ("Can I return a gift card I bought last week?", "No. Gift cards cannot be returned."),
+        ("How long do I have to return an opened laptop?", "Opened electronics can be returned within 14 days."),
+        ("Can I return unopened headphones?", "Unopened items can be returned within 30 days of delivery."),
+    ],
+)
+def test_faq_answers_the_evidence_supports_are_accepted(question: str, answer: str) -> None:
+    assert faq(question, answer).accept
+
+
+@pytest.mark.parametrize(
+    "ticket", ["Can I return a gift card I bought last week?", "I opened my laptop and want to return it."]
+)
+def test_faq_label_the_request_contradicts_is_rejected_whatever_the_confidence(ticket: str) -> None:
+    req = VerifyRequest(
+        kind="classify", source=f"Ticket: {ticket}", text="shipping", output="shipping", choices=FAQ_CHOICES
+    )
+    for confidence in (0.74, 0.99):
+        verdict = Verifier().verify(req.model_copy(update={"confidence": confidence}))
+        assert not verdict.accept and "label_fits: the request speaks of 'returns'" in verdict.reasons[0]
+    right = req.model_copy(update={"text": "returns", "output": "returns", "confidence": 0.74})
+    assert Verifier().verify(right).accept
+
+
+def test_a_label_no_request_spells_out_is_left_to_the_other_checks() -> None:
+    req = VerifyRequest(
+        kind="classify", source="I loved it!", text="positive", output="positive", choices=["positive", "negative"]
+    )
+    assert Verifier().verify(req).accept

@@ -51,7 +51,7 @@ def test_labels_written_by_the_flow_are_read_back(tmp_path: Path) -> None:
         ("history:support:b:reply", 0, 3.0),
     ]
     assert report.used == {"answer": 2} and sum(report.skipped.values()) == 1
-    req = examples[1].request
+    req = examples[1].item.request()
     assert [e.text for e in req.evidence] == ["Orders ship from Leeds\nwithin 2 days.", "Returns take 30 days."]
     assert featurise(req)  # the learned features can be computed from what was recorded
 
@@ -104,5 +104,5 @@ def test_any_file_is_read_without_raising(tmp_path: Path, lines: list[str]) -> N
     examples, report = load_history(path)
     for e in examples:
         assert e.label in (0, 1)
-        featurise(e.request)
+        featurise(e.item.request())
     assert len(examples) == sum(report.used.values())

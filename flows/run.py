@@ -7,11 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import count, islice
 from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 from pydantic import BaseModel
 
 from flows.batch import BatchReport, run_batch
@@ -118,12 +120,20 @@ def run_batches(
 ) -> Iterator[BatchReport]:
     """Items `start`..`stop` in batches of `plan.batch_items`, `in_flight` batch task runs at once;
     each batch's report as it finishes (in order of submission)."""
-    stop = job.count if stop is None else stop
-    bounds = [(i, min(i + plan.batch_items, stop)) for i in range(start, stop, plan.batch_items)]
+    # The stream is read once, front to back: each batch is handed its items, so the driver holds
+    # only the batches in flight.
+    stream = job.iter_items(start, stop)
     pending: list = []
-    for index, (first, last) in enumerate(bounds):
-        future = run_batch.with_options(task_run_name=f"batch {index} [{first}-{last - 1}]")
-        pending.append(future.submit(ctx, job, index, first, last, writer))
+    first = start
+    for index in count():
+        items = list(islice(stream, plan.batch_items))
+        if not items:
+            break
+        named = run_batch.with_options(task_run_name=f"batch {index} [{first}-{first + len(items) - 1}]")
+        # quote(): Prefect would otherwise walk every item, the spec and the context looking for
+        # futures to wait on, which costs more than running the batch's units.
+        pending.append(named.submit(quote(ctx), quote(job), index, first, quote(items), quote(writer)))
+        first += len(items)
         if len(pending) >= in_flight:
             yield pending.pop(0).result()
     for future in pending:

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from slmflow.cli.evaluate import eval_command
 from slmflow.cli.ingest import collections_command, ingest_command
+from slmflow.cli.review import review_app
 from slmflow.cli.support import fail
 from slmflow.cli.verify import calibrate_command, train_command, verify_command
 from slmflow.core.rayenv import apply_local_ray_env
@@ -25,6 +26,7 @@ models_app = typer.Typer(no_args_is_help=True, help="Prepare and inspect small m
 app.add_typer(models_app, name="models")
 verifier_app = typer.Typer(no_args_is_help=True, help="Train and calibrate the learned verifier.")
 app.add_typer(verifier_app, name="verifier")
+app.add_typer(review_app, name="review")
 app.command("ingest")(ingest_command)
 app.command("collections")(collections_command)
 app.command("verify")(verify_command)
@@ -116,35 +118,30 @@ def _run(spec: str, limit: int | None, keep_fleet: bool, recompute: bool) -> Non
     from slmflow.core.models import ModelPrepError
 
     settings = get_settings()
-    running = services.read(settings.state_dir, "frontier-standin")
-    standin_was_up = bool(running and running.healthy)  # e.g. started by `slmflow up`: not ours
     try:
-        load_job(spec, limit=limit)  # fail on a bad spec before starting anything
-        api = stack.ensure_prefect_server(settings)
-        console.print(f"Prefect API: {api}")
-        standin = stack.ensure_frontier_standin(settings)
-        if standin:
-            console.print(f"Frontier: [yellow]local stand-in for a frontier model[/] at {standin.url}")
+        job = load_job(spec, limit=limit)  # fail on a bad spec before starting anything
+        with stack.one_off(settings, console.print, keep_fleet=keep_fleet) as api:
+            from prefect import tags
+
+            from flows.job import run_job
+            from flows.parameters import job_tag
+            from flows.states import NEEDS_REVIEW
+
+            with tags(job_tag(job.spec.name)):
+                state = run_job(spec, limit=limit, recompute=recompute, return_state=True)
     except (SpecError, ModelPrepError, services.ServiceError) as exc:
         raise fail(str(exc)) from None
-
-    from flows.job import run_job
-    from workers.fleet import close_fleet
-
-    try:
-        state = run_job(spec, limit=limit, recompute=recompute, return_state=True)
-    finally:
-        if not keep_fleet:
-            close_fleet()
-            if standin and not standin_was_up:
-                services.stop(settings.state_dir, "frontier-standin")
+    if not state.is_completed():
+        raise fail(f"flow run ended {state.name}: {state.message}")
     ui = api.removesuffix("/api")
-    if state.is_completed():
-        run_id = state.state_details.flow_run_id
-        console.print(f"See the run in the Prefect UI: {ui}/runs/flow-run/{run_id}")
-        console.print("Stop the local Prefect server with `slmflow down`.")
-        return
-    raise fail(f"flow run ended {state.name}: {state.message}")
+    run_id = state.state_details.flow_run_id
+    console.print(f"See the run in the Prefect UI: {ui}/runs/flow-run/{run_id}")
+    if state.name == NEEDS_REVIEW:
+        console.print(
+            f"[red]{state.message}[/]: `slmflow review list --run {run_id}`, or in the UI: Runs, "
+            "flow slmflow-review, state Suspended, then Resume with a decision."
+        )
+    console.print("Stop the local Prefect server with `slmflow down`.")
 
 
 def _since(value: str | None) -> datetime | None:
@@ -229,7 +226,48 @@ def up() -> None:
         stack.up(get_settings(), log=console.print)
     except (ModelPrepError, services.ServiceError) as exc:
         raise fail(f"{exc}\n(`slmflow down` stops whatever did start)") from None
-    console.print("[green]up[/]. Deploy the shipped jobs with `prefect --no-prompt deploy --all`.")
+    console.print("[green]up[/]. Run a job from the UI (Deployments > slmflow-job/<job> > Run) or `slmflow run JOB`.")
+
+
+@app.command()
+def deploy(
+    specs: list[str] = typer.Argument(None, help="job specs to deploy besides the shipped jobs"),
+    cron: str = typer.Option(None, help="a schedule for the given specs, e.g. '0 7 * * 1-5' (UTC)"),
+) -> None:
+    """Register one deployment per job (`slmflow-job/<job>`, with a typed parameter form) and the
+    review deployment on the Prefect server (`slmflow up` does this for the shipped jobs)."""
+    from flows.spec import SpecError
+    from slmflow.cli import services, stack
+
+    settings = get_settings()
+    try:
+        api = stack.ensure_prefect_server(settings)
+        from flows.deploy import deploy_all
+
+        deployed = deploy_all(specs or [], cron=cron)
+    except (SpecError, services.ServiceError) as exc:
+        raise fail(str(exc)) from None
+    for name, deployment_id in deployed.items():
+        console.print(f"{name}: {api.removesuffix('/api')}/deployments/deployment/{deployment_id}")
+
+
+@app.command()
+def alerts(
+    webhook: str = typer.Argument(..., help="URL the alerts are POSTed to (JSON)"),
+    max_review: int = typer.Option(10, min=0, help="alert when a run leaves more units than this for review"),
+) -> None:
+    """Install the alert automations (deployments/automations/alerts.yaml): a run that leaves more
+    than --max-review units for review, and a run whose budget ran out."""
+    from slmflow.cli import services, stack
+
+    try:
+        stack.ensure_prefect_server(get_settings())
+    except services.ServiceError as exc:
+        raise fail(str(exc)) from None
+    from flows.alerts import install_alerts
+
+    ids = install_alerts(webhook, max_review)
+    console.print(f"{len(ids)} automations POST to {stack.redact_url(webhook)} (block `slmflow-alerts`)")
 
 
 @app.command()

@@ -28,6 +28,7 @@ from flows.workpool import deployment, register
 def job_deployment_schema(base: dict[str, Any], job: Job) -> dict[str, Any]:
     """The flow's parameter schema narrowed to `job`: one optional override block per task."""
     schema = copy.deepcopy(base)
+    schema["properties"]["spec"]["title"] = "job"
     overrides = schema["properties"]["overrides"]
     for key in ("anyOf", "additionalProperties"):
         overrides.pop(key, None)
@@ -58,7 +59,7 @@ def deploy_job(spec: str | Path, cron: str | None = None) -> tuple[str, UUID]:
     d = deployment(
         run_job,
         name,
-        parameters={"job": freeze(target)},
+        parameters={"spec": freeze(target)},
         tags=[job_tag(name)],
         description=job.spec.description or f"Run the {name} job.",
         cron=cron,

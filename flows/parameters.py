@@ -20,9 +20,11 @@ class TaskOverride(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    verify: VerifyPolicy | None = Field(None, description="verifier thresholds for this task")
-    escalation: EscalationPolicy | None = Field(None, description="what happens when a draft fails verification")
-    max_tokens: int | None = Field(None, ge=1, le=8192, description="longest draft, in tokens")
+    verify: VerifyPolicy | None = Field(None, title="verify", description="verifier thresholds for this task")
+    escalation: EscalationPolicy | None = Field(
+        None, title="escalation", description="what happens when a draft fails verification"
+    )
+    max_tokens: int | None = Field(None, ge=1, le=8192, title="max_tokens", description="longest draft, in tokens")
 
 
 class RunParameters(BaseModel):

@@ -135,11 +135,12 @@ def _run(spec: str, limit: int | None, keep_fleet: bool, recompute: bool) -> Non
         raise fail(f"flow run ended {state.name}: {state.message}")
     ui = api.removesuffix("/api")
     run_id = state.state_details.flow_run_id
-    console.print(f"See the run in the Prefect UI: {ui}/runs/flow-run/{run_id}")
+    console.print(f"See the run in the Prefect UI: {ui}/runs/flow-run/{run_id}", soft_wrap=True)
     if state.name == NEEDS_REVIEW:
         console.print(
             f"[red]{state.message}[/]: `slmflow review list --run {run_id}`, or in the UI: Runs, "
-            "flow slmflow-review, state Suspended, then Resume with a decision."
+            "flow slmflow-review, state Suspended, then Resume with a decision.",
+            soft_wrap=True,
         )
     console.print("Stop the local Prefect server with `slmflow down`.")
 
@@ -161,56 +162,59 @@ def _since(value: str | None) -> datetime | None:
 def history(
     job: str = typer.Option(None, help="only this job (its spec `name`)"),
     since: str = typer.Option(None, help="only runs since: 7d, 12h, 30m or an ISO date"),
-    plot: Path = typer.Option(None, help="also write a PNG of cost and escalation trends"),
+    plot: Path = typer.Option(None, help="also write a PNG: one series per job"),
+    as_json: bool = typer.Option(False, "--json", help="per job, every run's figures, as JSON"),
 ) -> None:
-    """Past runs from the Prefect API: outcomes, cost, all-frontier counterfactual, savings."""
+    """Past runs from the Prefect API, one series per job: cost per task against the all-frontier
+    counterfactual, escalation rate, review rate and what reviewers decided."""
     from slmflow.cli import stack
 
-    settings = get_settings()
     start = _since(since)
-    # Before Prefect is imported: it reads its settings once.
-    if not os.environ.get("PREFECT_API_URL"):
-        os.environ["PREFECT_API_URL"] = stack.prefect_api_url(settings)
-    stack.use_prefect_auth(settings)
-    from flows.history import plot_history, read_history
+    api = stack.use_prefect_api(get_settings())
+    from flows.history import by_job, plot_history, read_history
 
     try:
         rows = read_history(job, start)
     except Exception as exc:  # httpx errors vary; any of them means the API is not there
-        raise fail(f"cannot read the Prefect API at {os.environ['PREFECT_API_URL']}: {exc}") from None
+        raise fail(f"cannot read the Prefect API at {api}: {exc}") from None
+    series = by_job(rows)
+    if as_json:
+        print(json.dumps({"jobs": [{"job": j, "runs": [r.metrics() for r in runs]} for j, runs in series.items()]}))
+        return
     if not rows:
         console.print("no runs found")
         return
-    table = Table(
-        title="run history (frontier $ = the same work on the frontier alone)",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
+    for name, runs in series.items():
+        console.print(_history_table(name, runs))
+    console.print(
+        "$/task: cost per task; frontier: the same work on the frontier alone; review %: units that "
+        "needed a person; decided: approved a draft (overturned) / corrected / rejected",
+        style="dim",
     )
-    for col in ("started UTC", "job", "tasks", "acc %", "esc %", "review", "cost $", "frontier $", "saved"):
-        table.add_column(
-            col,
-            justify="left" if col in ("started UTC", "job") else "right",
-            no_wrap=True,
-            min_width=max(len(r.summary.job) for r in rows) if col == "job" else None,
-        )
-    for r in rows:
-        s = r.summary
-        x = f"{s.savings_x:.1f}x" if s.savings_x else "-"
-        table.add_row(
-            r.started.strftime("%m-%d %H:%M"),
-            s.job,
-            str(s.tasks),
-            f"{s.pct('accepted'):.0f}",
-            f"{s.pct('escalated'):.0f}",
-            str(s.counts["needs_review"]),
-            f"{s.usd:.4f}",
-            f"{s.counterfactual_usd:.4f}",
-            x,
-        )
-    console.print(table)
     if plot:
         console.print(f"plot: {plot_history(rows, plot)}")
+
+
+def _history_table(job: str, runs: list) -> Table:
+    """One job's runs in at most ~70 columns: every header whole."""
+    title = f"{job}: {len(runs)} run{'' if len(runs) == 1 else 's'}"
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in ("started UTC", "tasks", "$/task", "frontier", "esc %", "review %", "decided", "open"):
+        table.add_column(col, justify="left" if col == "started UTC" else "right", no_wrap=True)
+    for r in runs:
+        m = r.metrics()
+        s = r.summary
+        table.add_row(
+            r.started.strftime("%m-%d %H:%M"),
+            str(s.tasks),
+            f"{m['cost_per_task_usd']:.6f}",
+            f"{s.counterfactual_usd / s.tasks if s.tasks else 0:.6f}",
+            f"{m['escalation_rate']:.0f}",
+            f"{m['review_rate']:.0f}",
+            f"{m['overturned']}/{m['corrected']}/{m['rejected']}",
+            str(m["open"]),
+        )
+    return table
 
 
 @app.command()

@@ -123,13 +123,13 @@ def decide_command(
         submit_decision(review, raw)
     except (LookupError, DecisionError) as exc:
         raise fail(str(exc)) from None
-    console.print(f"{review.task}[{review.item}]: {raw['decision']} submitted (review {review.id})")
+    console.print(f"{review.task}[{review.item}]: {raw['decision']} submitted (review {review.id})", markup=False)
     if not wait:
         return
     state = _wait(review.id) if worker_online() else _apply_here(review.id)
     if not state.is_completed():
         raise fail(f"the review ended {state.name}: {state.message}")
-    console.print(state.message)
+    console.print(state.message, markup=False, highlight=False, soft_wrap=True)
 
 
 def _wait(review_id: str, timeout_s: float = 900):

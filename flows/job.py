@@ -121,8 +121,14 @@ def run_job(
             task_id="",
             parameters=params,
         )
+        began = time.perf_counter()
         opened = open_reviews(job, case, None, python_registry(job))
-        logger.info("%d units await review: `slmflow review list --run %s`", len(opened), run_id)
+        logger.info(
+            "%d units await review (opened in %.1f s): `slmflow review list --run %s`",
+            len(opened),
+            time.perf_counter() - began,
+            run_id,
+        )
     publish_artifacts(summary, frontier_label, results)
     print_summary(summary, frontier_label)
     state = run_state(summary.counts, summary.model_dump())

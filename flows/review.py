@@ -380,11 +380,11 @@ def _offered(task: TaskSpec, tools: ToolRegistry | None) -> list[Tool] | None:
 
 def _open_count(run_id: str, new: list[TaskResult]) -> int:
     """Reviews the run opened before these (a decision's unblocked units continue the numbering)."""
-    with get_client(sync_client=True) as client:
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 
-        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[run_tag(run_id)])))
-    return max(0, len(runs) - len(new))
+    with get_client(sync_client=True) as client:
+        runs = client.count_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[run_tag(run_id)])))
+    return max(0, runs - len(new))
 
 
 def run_tag(run_id: str) -> str:

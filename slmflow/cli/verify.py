@@ -153,7 +153,7 @@ def _history(path: Path | None, weight: float = 5.0) -> list:
     try:
         examples, report = load_history(path, weight=weight)
     except OSError as exc:
-        raise fail(f"cannot read the labels {path}: {exc.strerror or exc}") from None
+        raise fail(f"cannot read escalation labels {path}: {exc.strerror or exc}") from None
     for line in report.summary():
         console.print(line, highlight=False, soft_wrap=True)
     return examples

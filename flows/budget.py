@@ -8,6 +8,7 @@ would need the frontier end as needs-review with the reason; they are never acce
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,15 +21,29 @@ class BudgetSpec(BaseModel):
 
 
 class Budget:
-    def __init__(self, spec: BudgetSpec | None = None):
+    """`on_exhausted(reason)` is called once, at the first refusal (the run emits an event)."""
+
+    def __init__(self, spec: BudgetSpec | None = None, on_exhausted: Callable[[str], None] | None = None):
         self.spec = spec or BudgetSpec()
         self._lock = threading.Lock()
         self.spent_usd = 0.0
         self.reserved_usd = 0.0
         self.escalations = 0
+        self._on_exhausted = on_exhausted
+        self.refused = 0
 
     def reserve(self, estimate_usd: float) -> str | None:
         """Reserve one escalation. Returns None when granted, else why it was refused."""
+        refused = self._reserve(estimate_usd)
+        if refused:
+            with self._lock:
+                self.refused += 1
+                first = self.refused == 1
+            if first and self._on_exhausted:
+                self._on_exhausted(refused)
+        return refused
+
+    def _reserve(self, estimate_usd: float) -> str | None:
         with self._lock:
             if self.spec.max_escalations is not None and self.escalations >= self.spec.max_escalations:
                 return f"budget exhausted: {self.escalations}/{self.spec.max_escalations} escalations used"

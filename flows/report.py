@@ -14,6 +14,7 @@ from flows.summary import RunSummary, TaskTotals
 from slmflow.core.records import Status, TaskResult
 
 LEDGER = "ledger"
+# The outcomes of a run, as its summary table shows them (reviews add approved and rejected later).
 _STYLE = {
     Status.accepted: "green",
     Status.escalated: "yellow",
@@ -130,7 +131,7 @@ def print_summary(summary: RunSummary, frontier_label: str, console: Console | N
     for task_id, totals in summary.per_task.items():
         table.add_row(
             task_id,
-            *(f"[{_STYLE[s]}]{totals.counts.get(s.value, 0)}[/]" for s in Status),
+            *(f"[{_STYLE[s]}]{totals.counts.get(s.value, 0)}[/]" for s in _STYLE),
             f"{totals.usd:.4f}",
             f"{totals.counterfactual_usd:.4f}",
         )

@@ -16,8 +16,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 from pydantic import BaseModel
 
+from flows import events
 from flows.batch import BatchReport, run_batch
-from flows.budget import Budget
+from flows.budget import Budget, BudgetSpec
 from flows.cache import UnitCache, cache_version, unit_cache_dir
 from flows.cascade import UnitContext
 from flows.ledger import Ledger
@@ -59,9 +60,13 @@ class Plan(BaseModel):
 
 
 @contextmanager
-def unit_context(job: Job, settings: Settings, run_id: str, recompute: bool, batched: bool) -> Iterator[UnitContext]:
+def unit_context(
+    job: Job, settings: Settings, run_id: str, recompute: bool, batched: bool, budget: BudgetSpec | None = None
+) -> Iterator[UnitContext]:
     """The fleet (checked), the job's collections and tools, the ledger, budget and cache: what every
-    unit of the run (or of a shard) shares. Closes the tools when the run is done."""
+    unit of the run (or of a shard) shares. Closes the tools when the run is done. `budget`: what is
+    left of the run's (a review's unblocked units); the spec's by default. Its first refusal is an
+    event (flows.events)."""
     fleet = get_fleet(settings)
     fleet.check_frontier()
     ensure_frontier_rate_limit(settings.frontier_rpm)
@@ -74,7 +79,12 @@ def unit_context(job: Job, settings: Settings, run_id: str, recompute: bool, bat
             run_id,
             RateLimited(RayWorkers(fleet)),
             Ledger(settings, frontier_model),
-            Budget(job.spec.budget),
+            Budget(
+                budget or job.spec.budget,
+                on_exhausted=lambda reason: events.budget_exhausted(
+                    job.spec.name, run_id, reason, job.spec.budget.model_dump(mode="json")
+                ),
+            ),
             UnitCache(unit_cache_dir(settings), cache_version(settings, job), refresh=recompute),
             tools,
             step_task_runs=not batched,

@@ -79,7 +79,7 @@ def run_dag(
         if task_id in done:
             # A second report would run the unit's dependents twice; never paper over it.
             raise RuntimeError(f"unit {task_id}[{item.id}] reported twice")
-        result = outcome if isinstance(outcome, TaskResult) else _settle(ctx, job, item, task_id, outcome)
+        result = outcome if isinstance(outcome, TaskResult) else settle(ctx, job, item, task_id, outcome)
         if result.run_id != ctx.run_id:
             # Reused from an earlier run: it is part of this run's record now. Its cost and latency
             # stay those of the run that computed it.
@@ -111,7 +111,7 @@ def run_dag(
     return settled
 
 
-def _settle(ctx: UnitContext, job: Job, item: Item, task_id: str, future: Any) -> TaskResult:
+def settle(ctx: UnitContext, job: Job, item: Item, task_id: str, future: Any) -> TaskResult:
     """The unit's result, or an explicit `failed` one when it raised even after its retries (dead
     worker, timeout, ...)."""
     if isinstance(future, Future):

@@ -23,17 +23,21 @@ class TaskTotals(BaseModel):
     counts: dict[str, int] = Field(default_factory=_no_counts)
     usd: float = 0.0
     counterfactual_usd: float = 0.0
+    # Reviewed units whose verifier rejection the reviewer overturned (approved a draft).
+    overturned: int = 0
 
     def add(self, r: TaskResult) -> None:
         self.counts[r.status.value] += 1
         self.usd += r.cost.usd
         self.counterfactual_usd += r.cost.counterfactual_usd
+        self.overturned += bool(r.review and r.review.overturned)
 
     def merge(self, other: TaskTotals) -> None:
         for status, n in other.counts.items():
             self.counts[status] = self.counts.get(status, 0) + n
         self.usd += other.usd
         self.counterfactual_usd += other.counterfactual_usd
+        self.overturned += other.overturned
 
 
 class RunSummary(BaseModel):
@@ -73,6 +77,10 @@ class RunSummary(BaseModel):
     @property
     def counterfactual_usd(self) -> float:
         return sum(t.counterfactual_usd for t in self.per_task.values())
+
+    @property
+    def overturned(self) -> int:
+        return sum(t.overturned for t in self.per_task.values())
 
     @property
     def savings_usd(self) -> float:

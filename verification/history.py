@@ -9,6 +9,10 @@ the same request. They label the small answer:
   (label 0);
 - they disagree and the frontier's answer was rejected too: nothing is known, the line is skipped.
 
+Lines with `"source": "review"` are a reviewer's decision on a unit the flow left for review
+(`flows.decisions.decision_labels`): one `answer` (a draft, or the reviewer's correction) with the
+reviewer's `correct` as its label.
+
 Only kinds with a learned model (free-text answers) are used, and only when the line carries what
 the features need: the numbered context passages in the recorded prompt. Nothing here raises on a
 bad line: it is counted and reported by line number.
@@ -31,6 +35,7 @@ from verification.jsonl import VerifyInput
 from verification.sources import Labelled
 
 REQUIRED = ("kind", "question", "small_output", "frontier_accepted", "agree")
+REVIEW_REQUIRED = ("kind", "question", "answer", "correct")
 DEFAULT_WEIGHT = 5.0
 _PASSAGE = re.compile(r"^\[(\d+)\]\s?(.*)$")
 
@@ -83,7 +88,10 @@ def load_history(path: Path, weight: float = DEFAULT_WEIGHT) -> tuple[list[Label
         if kind not in LEARNED_KINDS:
             report.skipped[f"kind {kind}: no learned model"] += 1
             continue
-        if row["agree"]:
+        output = row["answer"] if _reviewed(row) else row["small_output"]
+        if _reviewed(row):
+            label = int(row["correct"])
+        elif row["agree"]:
             label = 1
         elif row["frontier_accepted"]:
             label = 0
@@ -91,13 +99,13 @@ def load_history(path: Path, weight: float = DEFAULT_WEIGHT) -> tuple[list[Label
             report.skipped["disagreement with a frontier answer the verifier also rejected"] += 1
             continue
         try:
-            request, why = _request(row)
+            request, why = _request(row, output)
         except ValidationError as exc:  # a field of the wrong shape
             request, why = None, f"{kind}: {exc.errors()[0]['msg']}"
         if request is None:
             report.skipped[why] += 1
             continue
-        key = (kind, row["question"], json.dumps(row["small_output"], sort_keys=True, default=str))
+        key = (kind, row["question"], json.dumps(output, sort_keys=True, default=str))
         if key in seen:
             index = seen[key]
             if index >= 0 and examples[index].label != label:
@@ -121,9 +129,20 @@ def load_history(path: Path, weight: float = DEFAULT_WEIGHT) -> tuple[list[Label
     return [e for e in examples if e is not None], report
 
 
+def _reviewed(row: dict[str, Any]) -> bool:
+    return row.get("source") == "review"
+
+
 def _invalid(row: Any) -> str:
     if not isinstance(row, dict):
         return f"expected a JSON object, got {type(row).__name__}"
+    if _reviewed(row):
+        missing = [k for k in REVIEW_REQUIRED if k not in row]
+        if missing:
+            return f"missing {', '.join(repr(k) for k in missing)}"
+        if not isinstance(row["correct"], bool):
+            return "'correct' is not true or false"
+        return "" if isinstance(row["kind"], str) and isinstance(row["question"], str) else "bad 'kind' or 'question'"
     missing = [k for k in REQUIRED if k not in row]
     if missing:
         return f"missing {', '.join(repr(k) for k in missing)}"
@@ -137,13 +156,13 @@ def _invalid(row: Any) -> str:
     return ""
 
 
-def _request(row: dict[str, Any]) -> tuple[VerifyInput | None, str]:
-    """The answer the flow verified, as a verify line, or (None, why it cannot be rebuilt)."""
-    kind, prompt, output = row["kind"], row["question"], row["small_output"]
+def _request(row: dict[str, Any], output: Any) -> tuple[VerifyInput | None, str]:
+    """`output` as the flow verified it, as a verify line, or (None, why it cannot be rebuilt)."""
+    kind, prompt = row["kind"], row["question"]
     if output is None:
-        return None, f"{kind}: no small output recorded"
+        return None, f"{kind}: no output recorded"
     if not isinstance(output, str):
-        return None, "answer: small output is not text"
+        return None, "answer: output is not text"
     evidence, question = split_context(prompt)
     if not evidence:
         return None, "answer: no numbered context passages in the recorded prompt"

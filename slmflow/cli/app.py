@@ -14,6 +14,7 @@ from rich.table import Table
 
 from slmflow.cli.evaluate import eval_command
 from slmflow.cli.ingest import collections_command, ingest_command
+from slmflow.cli.review import review_app
 from slmflow.cli.support import fail
 from slmflow.cli.verify import calibrate_command, train_command, verify_command
 from slmflow.core.rayenv import apply_local_ray_env
@@ -25,6 +26,7 @@ models_app = typer.Typer(no_args_is_help=True, help="Prepare and inspect small m
 app.add_typer(models_app, name="models")
 verifier_app = typer.Typer(no_args_is_help=True, help="Train and calibrate the learned verifier.")
 app.add_typer(verifier_app, name="verifier")
+app.add_typer(review_app, name="review")
 app.command("ingest")(ingest_command)
 app.command("collections")(collections_command)
 app.command("verify")(verify_command)
@@ -116,35 +118,31 @@ def _run(spec: str, limit: int | None, keep_fleet: bool, recompute: bool) -> Non
     from slmflow.core.models import ModelPrepError
 
     settings = get_settings()
-    running = services.read(settings.state_dir, "frontier-standin")
-    standin_was_up = bool(running and running.healthy)  # e.g. started by `slmflow up`: not ours
     try:
-        load_job(spec, limit=limit)  # fail on a bad spec before starting anything
-        api = stack.ensure_prefect_server(settings)
-        console.print(f"Prefect API: {api}")
-        standin = stack.ensure_frontier_standin(settings)
-        if standin:
-            console.print(f"Frontier: [yellow]local stand-in for a frontier model[/] at {standin.url}")
+        job = load_job(spec, limit=limit)  # fail on a bad spec before starting anything
+        with stack.one_off(settings, console.print, keep_fleet=keep_fleet) as api:
+            from prefect import tags
+
+            from flows.job import run_job
+            from flows.parameters import job_tag
+            from flows.states import NEEDS_REVIEW
+
+            with tags(job_tag(job.spec.name)):
+                state = run_job(spec, limit=limit, recompute=recompute, return_state=True)
     except (SpecError, ModelPrepError, services.ServiceError) as exc:
         raise fail(str(exc)) from None
-
-    from flows.job import run_job
-    from workers.fleet import close_fleet
-
-    try:
-        state = run_job(spec, limit=limit, recompute=recompute, return_state=True)
-    finally:
-        if not keep_fleet:
-            close_fleet()
-            if standin and not standin_was_up:
-                services.stop(settings.state_dir, "frontier-standin")
+    if not state.is_completed():
+        raise fail(f"flow run ended {state.name}: {state.message}")
     ui = api.removesuffix("/api")
-    if state.is_completed():
-        run_id = state.state_details.flow_run_id
-        console.print(f"See the run in the Prefect UI: {ui}/runs/flow-run/{run_id}")
-        console.print("Stop the local Prefect server with `slmflow down`.")
-        return
-    raise fail(f"flow run ended {state.name}: {state.message}")
+    run_id = state.state_details.flow_run_id
+    console.print(f"See the run in the Prefect UI: {ui}/runs/flow-run/{run_id}", soft_wrap=True)
+    if state.name == NEEDS_REVIEW:
+        console.print(
+            f"[red]{state.message}[/]: `slmflow review list --run {run_id}`, or in the UI: Runs, "
+            "flow slmflow-review, state Suspended, then Resume with a decision.",
+            soft_wrap=True,
+        )
+    console.print("Stop the local Prefect server with `slmflow down`.")
 
 
 def _since(value: str | None) -> datetime | None:
@@ -164,56 +162,59 @@ def _since(value: str | None) -> datetime | None:
 def history(
     job: str = typer.Option(None, help="only this job (its spec `name`)"),
     since: str = typer.Option(None, help="only runs since: 7d, 12h, 30m or an ISO date"),
-    plot: Path = typer.Option(None, help="also write a PNG of cost and escalation trends"),
+    plot: Path = typer.Option(None, help="also write a PNG: one series per job"),
+    as_json: bool = typer.Option(False, "--json", help="per job, every run's figures, as JSON"),
 ) -> None:
-    """Past runs from the Prefect API: outcomes, cost, all-frontier counterfactual, savings."""
+    """Past runs from the Prefect API, one series per job: cost per task against the all-frontier
+    counterfactual, escalation rate, review rate and what reviewers decided."""
     from slmflow.cli import stack
 
-    settings = get_settings()
     start = _since(since)
-    # Before Prefect is imported: it reads its settings once.
-    if not os.environ.get("PREFECT_API_URL"):
-        os.environ["PREFECT_API_URL"] = stack.prefect_api_url(settings)
-    stack.use_prefect_auth(settings)
-    from flows.history import plot_history, read_history
+    api = stack.use_prefect_api(get_settings())
+    from flows.history import by_job, plot_history, read_history
 
     try:
         rows = read_history(job, start)
     except Exception as exc:  # httpx errors vary; any of them means the API is not there
-        raise fail(f"cannot read the Prefect API at {os.environ['PREFECT_API_URL']}: {exc}") from None
+        raise fail(f"cannot read the Prefect API at {api}: {exc}") from None
+    series = by_job(rows)
+    if as_json:
+        print(json.dumps({"jobs": [{"job": j, "runs": [r.metrics() for r in runs]} for j, runs in series.items()]}))
+        return
     if not rows:
         console.print("no runs found")
         return
-    table = Table(
-        title="run history (frontier $ = the same work on the frontier alone)",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
+    for name, runs in series.items():
+        console.print(_history_table(name, runs))
+    console.print(
+        "$/task: cost per task; frontier: the same work on the frontier alone; review %: units that "
+        "needed a person; decided: approved a draft (overturned) / corrected / rejected",
+        style="dim",
     )
-    for col in ("started UTC", "job", "tasks", "acc %", "esc %", "review", "cost $", "frontier $", "saved"):
-        table.add_column(
-            col,
-            justify="left" if col in ("started UTC", "job") else "right",
-            no_wrap=True,
-            min_width=max(len(r.summary.job) for r in rows) if col == "job" else None,
-        )
-    for r in rows:
-        s = r.summary
-        x = f"{s.savings_x:.1f}x" if s.savings_x else "-"
-        table.add_row(
-            r.started.strftime("%m-%d %H:%M"),
-            s.job,
-            str(s.tasks),
-            f"{s.pct('accepted'):.0f}",
-            f"{s.pct('escalated'):.0f}",
-            str(s.counts["needs_review"]),
-            f"{s.usd:.4f}",
-            f"{s.counterfactual_usd:.4f}",
-            x,
-        )
-    console.print(table)
     if plot:
         console.print(f"plot: {plot_history(rows, plot)}")
+
+
+def _history_table(job: str, runs: list) -> Table:
+    """One job's runs in at most ~70 columns: every header whole."""
+    title = f"{job}: {len(runs)} run{'' if len(runs) == 1 else 's'}"
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in ("started UTC", "tasks", "$/task", "frontier", "esc %", "review %", "decided", "open"):
+        table.add_column(col, justify="left" if col == "started UTC" else "right", no_wrap=True)
+    for r in runs:
+        m = r.metrics()
+        s = r.summary
+        table.add_row(
+            r.started.strftime("%m-%d %H:%M"),
+            str(s.tasks),
+            f"{m['cost_per_task_usd']:.6f}",
+            f"{s.counterfactual_usd / s.tasks if s.tasks else 0:.6f}",
+            f"{m['escalation_rate']:.0f}",
+            f"{m['review_rate']:.0f}",
+            f"{m['overturned']}/{m['corrected']}/{m['rejected']}",
+            str(m["open"]),
+        )
+    return table
 
 
 @app.command()
@@ -229,7 +230,48 @@ def up() -> None:
         stack.up(get_settings(), log=console.print)
     except (ModelPrepError, services.ServiceError) as exc:
         raise fail(f"{exc}\n(`slmflow down` stops whatever did start)") from None
-    console.print("[green]up[/]. Deploy the shipped jobs with `prefect --no-prompt deploy --all`.")
+    console.print("[green]up[/]. Run a job from the UI (Deployments > slmflow-job/<job> > Run) or `slmflow run JOB`.")
+
+
+@app.command()
+def deploy(
+    specs: list[str] = typer.Argument(None, help="job specs to deploy besides the shipped jobs"),
+    cron: str = typer.Option(None, help="a schedule for the given specs, e.g. '0 7 * * 1-5' (UTC)"),
+) -> None:
+    """Register one deployment per job (`slmflow-job/<job>`, with a typed parameter form) and the
+    review deployment on the Prefect server (`slmflow up` does this for the shipped jobs)."""
+    from flows.spec import SpecError
+    from slmflow.cli import services, stack
+
+    settings = get_settings()
+    try:
+        api = stack.ensure_prefect_server(settings)
+        from flows.deploy import deploy_all
+
+        deployed = deploy_all(specs or [], cron=cron)
+    except (SpecError, services.ServiceError) as exc:
+        raise fail(str(exc)) from None
+    for name, deployment_id in deployed.items():
+        console.print(f"{name}: {api.removesuffix('/api')}/deployments/deployment/{deployment_id}")
+
+
+@app.command()
+def alerts(
+    webhook: str = typer.Argument(..., help="URL the alerts are POSTed to (JSON)"),
+    max_review: int = typer.Option(10, min=0, help="alert when a run leaves more units than this for review"),
+) -> None:
+    """Install the alert automations (deployments/automations/alerts.yaml): a run that leaves more
+    than --max-review units for review, and a run whose budget ran out."""
+    from slmflow.cli import services, stack
+
+    try:
+        stack.ensure_prefect_server(get_settings())
+    except services.ServiceError as exc:
+        raise fail(str(exc)) from None
+    from flows.alerts import install_alerts
+
+    ids = install_alerts(webhook, max_review)
+    console.print(f"{len(ids)} automations POST to {stack.redact_url(webhook)} (block `slmflow-alerts`)")
 
 
 @app.command()

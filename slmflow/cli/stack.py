@@ -16,6 +16,8 @@ import secrets
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,7 +31,6 @@ REPO = Path(__file__).resolve().parents[2]
 PREFECT_ENV = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
 # `down` stops these in this order: clients before the servers they talk to.
 SERVICES = ["prefect-worker", "ray-head", "frontier-standin", "prefect-server"]
-WORK_POOL = "local"
 
 
 def prefect_api_url(settings: Settings) -> str:
@@ -47,6 +48,15 @@ def use_prefect_auth(settings: Settings) -> None:
     """Make this process's Prefect client send SLMFLOW_PREFECT_AUTH. Prefect reads its settings
     when it is imported, so this runs before anything here imports Prefect."""
     os.environ.update(prefect_client_env(settings))
+
+
+def use_prefect_api(settings: Settings) -> str:
+    """Point this process's Prefect client at PREFECT_API_URL, else the local server, with
+    SLMFLOW_PREFECT_AUTH. Prefect reads its settings when it is imported: call this first."""
+    if not os.environ.get("PREFECT_API_URL"):
+        os.environ["PREFECT_API_URL"] = prefect_api_url(settings)
+    use_prefect_auth(settings)
+    return os.environ["PREFECT_API_URL"]
 
 
 def prefect_auth_enforced(api_url: str, timeout: float = 3.0) -> bool | None:
@@ -94,8 +104,16 @@ def ensure_prefect_server(settings: Settings) -> str:
         ],
         url=url.removesuffix("/api"),
         health_url=f"{url}/health",
-        # The UI is told where the API is; by default it assumes port 4200.
-        env={**PREFECT_ENV, "PREFECT_HOME": str(home), "PREFECT_UI_API_URL": url, **auth, **db},
+        # The UI is told where the API is (by default it assumes port 4200), and the server where
+        # the UI is, for the links automations send (`{{ flow_run|ui_url }}`).
+        env={
+            **PREFECT_ENV,
+            "PREFECT_HOME": str(home),
+            "PREFECT_UI_API_URL": url,
+            "PREFECT_UI_URL": url.removesuffix("/api"),
+            **auth,
+            **db,
+        },
         timeout_s=90,
     )
     if settings.prefect_auth and prefect_auth_enforced(url) is False:
@@ -148,6 +166,29 @@ def ensure_frontier_standin(settings: Settings) -> services.Service | None:
         },
         timeout_s=300,
     )
+
+
+@contextmanager
+def one_off(settings: Settings, log: Callable[[str], None], keep_fleet: bool = False) -> Iterator[str]:
+    """What running flows in this process needs: a Prefect server (left running) and the frontier
+    stand-in when no frontier is configured. On exit, the actors this process created and a
+    stand-in it started are stopped. Yields the Prefect API URL."""
+    running = services.read(settings.state_dir, "frontier-standin")
+    standin_was_up = bool(running and running.healthy)  # e.g. started by `slmflow up`: not ours
+    api = ensure_prefect_server(settings)
+    log(f"Prefect API: {api}")
+    standin = ensure_frontier_standin(settings)
+    if standin:
+        log(f"Frontier: [yellow]local stand-in for a frontier model[/] at {standin.url}")
+    try:
+        yield api
+    finally:
+        if not keep_fleet:
+            from workers.fleet import close_fleet
+
+            close_fleet()
+            if standin and not standin_was_up:
+                services.stop(settings.state_dir, "frontier-standin")
 
 
 def ensure_ray_token(settings: Settings) -> Path:
@@ -243,22 +284,16 @@ def start_fleet(settings: Settings) -> None:
 
 
 def ensure_work_pool(name: str) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectAlreadyExists
+    from flows.workpool import ensure_work_pool as ensure
 
-    with get_client(sync_client=True) as client:
-        try:
-            client.create_work_pool(WorkPoolCreate(name=name, type="process"))
-        except ObjectAlreadyExists:
-            pass
+    ensure(name)
 
 
 def ensure_prefect_worker(settings: Settings) -> services.Service:
     """A process worker for the `local` pool. Its flow runs find the fleet the way `slmflow run`
     does: RAY_ADDRESS when set (inherited), else the head recorded in the state dir, with its
     token (workers.cluster.connect). It sends SLMFLOW_PREFECT_AUTH to the API when set."""
-    return _worker(settings, "prefect-worker", WORK_POOL, settings.worker_health_port)
+    return _worker(settings, "prefect-worker", settings.work_pool, settings.worker_health_port)
 
 
 def ensure_shard_workers(settings: Settings) -> list[services.Service]:
@@ -319,11 +354,20 @@ def up(settings: Settings, log=print) -> None:
         log(f"frontier         local stand-in for a frontier model at {standin.url}")
     start_fleet(settings)
     log("fleet            ready (detached actors, models loaded)")
-    ensure_work_pool(WORK_POOL)
+    from flows.deploy import deploy_all
+
+    deployed = deploy_all()
+    log(f"deployments      {', '.join(deployed)} (one per shipped job, and reviews)")
     ensure_prefect_worker(settings)
-    log(f"prefect worker   pool '{WORK_POOL}'")
+    log(f"prefect worker   pool '{settings.work_pool}'")
     if ensure_shard_workers(settings):
         log(f"shard workers    {settings.shard_workers} on pool '{settings.shard_pool}', one shard each")
+    if settings.alert_webhook:
+        from flows.alerts import install_alerts
+
+        install_alerts(settings.alert_webhook, settings.alert_max_review)
+        limit = settings.alert_max_review
+        log(f"alerts           to {redact_url(settings.alert_webhook)} (more than {limit} reviews; budget)")
 
 
 def redact_url(url: str | None) -> str | None:

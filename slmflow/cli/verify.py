@@ -141,6 +141,24 @@ def _tally(verdicts) -> str:
     return "; ".join(parts) or "none (no comparable kinds)"
 
 
+def _history(path: Path | None, weight: float = 5.0) -> list:
+    """Labelled answers from the flow's label store: escalations and reviewers' decisions
+    (verification.history); prints what was used and skipped."""
+    from verification.history import load_history
+
+    if path is None:
+        from slmflow.core.settings import get_settings
+
+        path = Path(get_settings().results_dir) / "labels.jsonl"
+    try:
+        examples, report = load_history(path, weight=weight)
+    except OSError as exc:
+        raise fail(f"cannot read escalation labels {path}: {exc.strerror or exc}") from None
+    for line in report.summary():
+        console.print(line, highlight=False, soft_wrap=True)
+    return examples
+
+
 def train_command(
     data: Path = typer.Option(
         None, show_default=False, help="folder with begin/ and pubmedqa/; default: settings data_dir (../shared/data)"
@@ -150,7 +168,8 @@ def train_command(
     from_history: bool = typer.Option(
         False,
         "--from-history",
-        help="also learn from the escalation labels the flow records: PATH, default <results_dir>/labels.jsonl",
+        help="also learn from the labels the flow records (escalations, review decisions): PATH, "
+        "default <results_dir>/labels.jsonl",
     ),
     history_path: Path = typer.Argument(
         None, metavar="[PATH]", show_default=False, help="with --from-history: the labels file"
@@ -165,24 +184,9 @@ def train_command(
     from verification.sources import training_set
     from verification.train import train
 
-    history: list = []
     if history_path is not None and not from_history:
         raise fail(f"{history_path}: a labels file is read only with --from-history")
-    if from_history:
-        from verification.history import load_history
-
-        if history_path is not None:
-            path = history_path
-        else:
-            from slmflow.core.settings import get_settings
-
-            path = Path(get_settings().results_dir) / "labels.jsonl"
-        try:
-            history, report = load_history(path, weight=history_weight)
-        except OSError as exc:
-            raise fail(f"cannot read escalation labels {path}: {exc.strerror or exc}") from None
-        for line in report.summary():
-            console.print(line, highlight=False, soft_wrap=True)
+    history = _history(history_path, history_weight) if from_history else []
     if data is None:
         from slmflow.core.settings import get_settings
 
@@ -203,7 +207,7 @@ def calibrate_command(
         ..., "--target-error", min=0.0, max=1.0, help="highest acceptable share of wrong answers among accepted"
     ),
     labelled: Path = typer.Option(
-        ..., help="verify-format JSONL with a boolean 'label' per line, outputs the model was not trained on"
+        None, help="verify-format JSONL with a boolean 'label' per line, outputs the model was not trained on"
     ),
     wrong_share: float = typer.Option(
         None,
@@ -212,6 +216,10 @@ def calibrate_command(
         help="expected share of wrong answers in production; the data is reweighted to it (default: as labelled)",
     ),
     weights: Path = typer.Option(WEIGHTS_DIR, help="weights to calibrate, updated in place"),
+    from_history: bool = typer.Option(
+        False, "--from-history", help="also calibrate on the flow's labels (escalations, review decisions)"
+    ),
+    history_path: Path = typer.Option(None, "--history", help="with --from-history: the labels file"),
 ) -> None:
     """Choose the learned model's acceptance threshold so the estimated error among accepted answers
     is at most the target, and report the escalation rate that costs."""
@@ -219,16 +227,23 @@ def calibrate_command(
     from verification.jsonl import InputError, read_lines
     from verification.sources import Labelled
 
-    try:
-        items = read_lines(labelled.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise fail(f"cannot read {labelled}: {exc}") from None
-    except InputError as exc:
-        raise fail(f"{labelled}: {exc}") from None
-    unlabelled = [i.id for i in items if i.label is None]
-    if unlabelled:
-        raise fail(f"{labelled}: items without a 'label': {unlabelled[:5]}")
-    examples = [Labelled(i, int(bool(i.label)), "labelled", i.id) for i in items]
+    if labelled is None and not from_history:
+        raise fail("give --labelled FILE, --from-history, or both")
+    examples: list = []
+    if labelled is not None:
+        try:
+            items = read_lines(labelled.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise fail(f"cannot read {labelled}: {exc}") from None
+        except InputError as exc:
+            raise fail(f"{labelled}: {exc}") from None
+        unlabelled = [i.id for i in items if i.label is None]
+        if unlabelled:
+            raise fail(f"{labelled}: items without a 'label': {unlabelled[:5]}")
+        examples = [Labelled(i, int(bool(i.label)), "labelled", i.id) for i in items]
+    if from_history:
+        # Labels from production: answers the verifier met in real runs, judged by the frontier or a person.
+        examples += _history(history_path)
     if not list(weights.glob("*.json")):
         raise fail(f"no weights in {weights}; run `slmflow verifier train` first")
     try:

@@ -6,6 +6,7 @@ This module imports none of the roles, so every role may import it.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
 
@@ -85,10 +86,13 @@ class Status(str, Enum):
     needs_review = "needs_review"  # nothing passed verification (or escalation was not possible)
     failed = "failed"  # infrastructure error after retries
     blocked = "blocked"  # an upstream task did not produce a verified output
+    # Only a person's decision on a needs_review unit ends in these (flows.review):
+    approved = "approved"  # a reviewer approved a draft or entered the answer: verified by a person
+    rejected = "rejected"  # a reviewer rejected it, with a reason: final, never retried
 
     @property
     def verified(self) -> bool:
-        return self in (Status.accepted, Status.escalated)
+        return self in (Status.accepted, Status.escalated, Status.approved)
 
 
 class Attempt(BaseModel):
@@ -141,8 +145,27 @@ class AgentStep(BaseModel):
     error: str | None = None  # why an unverified step has no call (input rejected, budget, frontier down)
 
 
+ReviewAction = Literal["approve-small", "approve-frontier", "correct", "reject"]
+
+
+class Review(BaseModel):
+    """A person's decision on a needs_review unit: who, when, what. A result carrying one supersedes
+    the unit's earlier record in the results file (which stays, as the record of what the run did)."""
+
+    id: str  # the review's Prefect flow run id
+    action: ReviewAction
+    reviewer: str
+    decided_at: datetime
+    reason: str = ""
+    # The verifier rejected what the reviewer approved: a false rejection (approve-*), or it was
+    # right (correct, reject). What `slmflow history` reports as overturned.
+    overturned: bool = False
+
+
 class TaskResult(BaseModel):
-    """One record per (item, task): the unit that results, artifacts and history are built from."""
+    """One record per (item, task): the unit that results, artifacts and history are built from.
+    A results file may hold later records for the same unit (a review decided it, or a downstream
+    unit ran after one): the last record of a unit is its result."""
 
     job: str
     run_id: str
@@ -161,6 +184,7 @@ class TaskResult(BaseModel):
     latency_s: float = 0.0
     error: str | None = None
     steps: list[AgentStep] = []  # agent tasks: every step, in order (attempts holds them all too)
+    review: Review | None = None  # set on the record a review decision wrote
 
     def __repr__(self) -> str:
         # Prefect logs a state's result on every state change; keep that line readable.

@@ -116,10 +116,18 @@ class Settings(BaseSettings):
     batch_above: int = Field(5000, ge=1, description="units above which a job runs in batches")
     batch_items: int = Field(250, ge=1, description="items per batch")
     batches_in_flight: int = Field(2, ge=1, description="batches a run (or shard) works on at once")
+    work_pool: str = Field("local", description="Prefect process work pool of job, review and deployment runs")
     shard_pool: str = Field("slmflow-shards", description="Prefect work pool whose workers run a job's shards")
     shard_workers: int = Field(0, ge=0, description="workers `slmflow up` starts on the shard pool")
     tool_hosts: int = Field(2, ge=1, le=32, description="sandboxed tool processes per privilege set")
     task_retries: int = Field(2, ge=0)
+    open_reviews: bool = Field(
+        True, description="open a Prefect review run (suspended, awaiting a decision) per needs_review unit"
+    )
+    alert_webhook: str | None = Field(
+        None, description="`up` installs the alert automations (deployments/automations) to POST here"
+    )
+    alert_max_review: int = Field(10, ge=0, description="alert when a run leaves more units than this for review")
 
     qdrant_url: str | None = Field(None, validation_alias=AliasChoices("SLMFLOW_QDRANT_URL", "QDRANT_URL"))
     qdrant_api_key: SecretStr | None = Field(

@@ -190,7 +190,7 @@ from slmflow.cli import stack
 from slmflow.core.settings import get_settings
 settings = get_settings()
 api = stack.ensure_prefect_server(settings)   # the server, with the auth string
-stack.ensure_work_pool(stack.WORK_POOL)       # this process as an authenticated client
+stack.ensure_work_pool(settings.work_pool)    # this process as an authenticated client
 stack.ensure_prefect_worker(settings)         # the worker, polling with the auth string
 print("API", api)
 """

@@ -1,4 +1,4 @@
-"""The long-lived stack as a user drives it: `slmflow up`, `prefect deploy`, a custom run clicked in
+"""The long-lived stack as a user drives it: `slmflow up` (which deploys the shipped jobs), a custom run clicked in
 the Prefect UI (v2) in headless Chromium, `slmflow status`, `slmflow down`.
 
 Runs the CLI in subprocesses with its own ports and state dir, so it shares nothing with the rest
@@ -116,16 +116,7 @@ def test_up_deploy_click_run_status_down(stack_env, session_dir):
         exposed = [sock for sock in listeners if sock[0] not in ("127.0.0.1", "::ffff:127.0.0.1", "::1")]
         assert not exposed, f"listening beyond loopback: {exposed}"
 
-        api_env = {**env, "PREFECT_API_URL": f"http://127.0.0.1:{env['SLMFLOW_PREFECT_PORT']}/api"}
-        deploy = subprocess.run(
-            [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
-            env=api_env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+        # `up` registered one deployment per shipped job, with its typed form.
         (deployment,) = _api(env, "/deployments/filter", {"deployments": {"name": {"any_": ["support-inbox"]}}})
 
         from playwright.sync_api import sync_playwright

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,14 +20,18 @@ from slmflow.core.records import TaskResult
 from slmflow.core.settings import Settings
 
 
-def read_results(path: Path) -> list[TaskResult]:
-    """Each unit's last record, in the order units first appear."""
+def read_results(path: Path, keep: Callable[[TaskResult], bool] = lambda r: True) -> list[TaskResult]:
+    """Each unit's last record, in the order units first appear; only the units whose last record
+    `keep` accepts are held, so picking the few that await review out of a million costs those few."""
     latest: dict[str, TaskResult] = {}
     with path.open(encoding="utf-8") as f:
         for line in f:
             if line.strip():
                 record = TaskResult.model_validate_json(line)
-                latest[record.key] = record
+                if keep(record):
+                    latest[record.key] = record
+                else:
+                    latest.pop(record.key, None)
     return list(latest.values())
 
 

@@ -348,10 +348,24 @@ def open_reviews(
     """A suspended review run per needs_review result (`results`, or the run's results file), and
     its event. Returns unit key -> review run id. `case` gives the run's fields (its unit fields
     are replaced)."""
-    found = read_results(Path(case.results)) if results is None else results
-    pending = [r for r in found if r.status is Status.needs_review]
+
+    def awaits(r: TaskResult) -> bool:
+        return r.status is Status.needs_review
+
+    pending = read_results(Path(case.results), awaits) if results is None else [r for r in results if awaits(r)]
     if not pending:
         return {}
+    limit = get_settings().review_runs_max
+    if len(pending) > limit:
+        # A review run is a few API calls and a row per run: a million-unit job with 10% for review
+        # would flood the server. The rest stay in the results file, as needs_review.
+        get_run_logger().warning(
+            "%d units await review; opening review runs for the first %d (SLMFLOW_REVIEW_RUNS_MAX); the rest are in %s",
+            len(pending),
+            limit,
+            case.results,
+        )
+        pending = pending[:limit]
     deployment = ensure_review_deployment()
     wanted = {r.item_id for r in pending}
     items = {i.id: i for i in job.iter_items() if i.id in wanted}

@@ -141,8 +141,10 @@ def run_batches(
             break
         named = run_batch.with_options(task_run_name=f"batch {index} [{first}-{first + len(items) - 1}]")
         # quote(): Prefect would otherwise walk every item, the spec and the context looking for
-        # futures to wait on, which costs more than running the batch's units.
-        pending.append(named.submit(quote(ctx), quote(job), index, first, quote(items), quote(writer)))
+        # futures to wait on, which costs more than running the batch's units. It hands the task
+        # the unwrapped values, which its typed signature cannot say.
+        arguments: list[Any] = [quote(ctx), quote(job), index, first, quote(items), quote(writer)]
+        pending.append(named.submit(*arguments))
         first += len(items)
         if len(pending) >= in_flight:
             yield pending.pop(0).result()

@@ -124,6 +124,7 @@ class Settings(BaseSettings):
     open_reviews: bool = Field(
         True, description="open a Prefect review run (suspended, awaiting a decision) per needs_review unit"
     )
+    review_runs_max: int = Field(1000, ge=0, description="review runs opened per job run at most")
     alert_webhook: str | None = Field(
         None, description="`up` installs the alert automations (deployments/automations) to POST here"
     )

@@ -7,7 +7,7 @@ ENGINE  ?= cpu
 STAMP   := $(VENV)/.installed-$(ENGINE)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-fast check install eval-extras model browser down clean
+.PHONY: demo test test-fast check bench install eval-extras model browser down clean
 
 demo: install model
 	$(BIN)/slmflow demo
@@ -19,6 +19,11 @@ test: install model browser
 test-fast: install
 	bash scripts/check.sh
 	bash scripts/pytest.sh -m "not slow"
+
+# Rerun every benchmark and rewrite its tables in docs/benchmarks.md and the README (hours here;
+# QUICK=1: smaller sizes, minutes).
+bench: install model
+	$(BIN)/python benchmarks/report.py $(if $(QUICK),--quick)
 
 # Lint, format, the import floors (import-linter) and types (mypy): part of `make test`.
 check: install

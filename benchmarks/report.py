@@ -1,0 +1,89 @@
+"""Rerun the benchmarks and rewrite their tables in docs/benchmarks.md and the README (`make bench`).
+
+Each benchmark script prints its tables and, with `--markdown PATH`, writes them as markdown. This
+script runs them one after another (never two at once: they share two cores), then replaces each
+table between its markers, `<!-- bench:NAME:begin -->` and `<!-- bench:NAME:end -->`, in every
+document that has them, together with a description of the machine they ran on. A document quotes
+a table by holding its markers; what sits between them is only ever written by this script.
+
+    .venv/bin/python benchmarks/report.py                         # all of them (about 2 hours here)
+    .venv/bin/python benchmarks/report.py --only overhead verifier
+    .venv/bin/python benchmarks/report.py --quick                 # smaller sizes, minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DOCUMENTS = [REPO / "docs" / "benchmarks.md", REPO / "README.md"]
+
+# name -> (script, arguments for a full run, arguments for --quick)
+BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
+    "overhead": ("overhead.py", ["--n", "128", "--rounds", "5"], ["--n", "64", "--rounds", "3"]),
+    "scale": ("scale.py", [], ["--sizes", "10000", "50000"]),
+    "retrieval": ("retrieval.py", [], ["--sizes", "10000"]),
+    "verifier": ("verifier.py", [], []),
+}
+
+
+def machine() -> str:
+    import psutil
+
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line),
+        platform.processor() or "unknown CPU",
+    )
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {cpu}, {psutil.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}; load average before the run {load}."
+    )
+
+
+def run(name: str, quick: bool) -> str:
+    script, full, small = BENCHMARKS[name]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / f"{name}.md"
+        command = [sys.executable, str(REPO / "benchmarks" / script), *(small if quick else full), "--markdown", str(out)]
+        started = time.monotonic()
+        print(f"$ {' '.join(command[1:])}", flush=True)
+        subprocess.run(["nice", "-n", "10", *command], cwd=REPO, check=True)
+        minutes = (time.monotonic() - started) / 60
+        body = out.read_text().strip()
+    command_line = " ".join(["python", f"benchmarks/{script}", *(small if quick else full)])
+    return f"{body}\n\n`{command_line}` ({minutes:.0f} min). {machine()}"
+
+
+def replace(document: Path, name: str, body: str) -> bool:
+    pattern = re.compile(rf"(<!-- bench:{name}:begin -->\n).*?(\n<!-- bench:{name}:end -->)", re.S)
+    text = document.read_text(encoding="utf-8")
+    if not pattern.search(text):
+        return False
+    document.write_text(pattern.sub(lambda m: m.group(1) + body + m.group(2), text), encoding="utf-8")
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), default=list(BENCHMARKS))
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (the tables say which)")
+    args = parser.parse_args()
+    for name in args.only:
+        body = run(name, args.quick)
+        written = [doc.name for doc in DOCUMENTS if replace(doc, name, body)]
+        print(f"{name}: rewrote {', '.join(written) or 'no document (no markers)'}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -39,10 +39,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
 def machine() -> str:
     import psutil
 
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line),
-        platform.processor() or "unknown CPU",
-    )
+    lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    cpu = next((line.split(":", 1)[1].strip() for line in lines if "model name" in line), platform.processor())
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {cpu}, {psutil.cpu_count()} cores, "
@@ -55,7 +53,8 @@ def run(name: str, quick: bool) -> str:
     script, full, small = BENCHMARKS[name]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"{name}.md"
-        command = [sys.executable, str(REPO / "benchmarks" / script), *(small if quick else full), "--markdown", str(out)]
+        arguments = [*(small if quick else full), "--markdown", str(out)]
+        command = [sys.executable, str(REPO / "benchmarks" / script), *arguments]
         started = time.monotonic()
         print(f"$ {' '.join(command[1:])}", flush=True)
         subprocess.run(["nice", "-n", "10", *command], cwd=REPO, check=True)

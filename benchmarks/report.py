@@ -29,6 +29,7 @@ DOCUMENTS = [REPO / "docs" / "benchmarks.md", REPO / "README.md"]
 
 # name -> (script, arguments for a full run, arguments for --quick)
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
+    "demo": ("demo.py", [], ["--limit", "6"]),
     "overhead": ("overhead.py", ["--n", "128", "--rounds", "5"], ["--n", "64", "--rounds", "3"]),
     "scale": ("scale.py", [], ["--sizes", "10000", "50000"]),
     "retrieval": ("retrieval.py", [], ["--sizes", "10000"]),

@@ -30,6 +30,7 @@ from evals.progress import progress_bar
 from evals.records import ReplayRecord
 from evals.results import ItemResult, Judged, VerifierState
 from evals.verify import Support, VerifierLike, fingerprint, probe_support
+from slmflow.core.prices import UnpricedModelError
 from slmflow.core.settings import Settings
 
 PROBE_ITEMS = 3
@@ -234,8 +235,8 @@ def _row(e: Evaluated, settings: Settings) -> Row:
         frontier_correct=r.frontier.correct,
         small_score=r.small.score,
         frontier_score=r.frontier.score,
-        small_usd=settings.price_for(s.model).usd(s.tokens_in, s.tokens_out),
-        frontier_usd=settings.price_for(f.model).usd(f.tokens_in, f.tokens_out),
+        small_usd=_usd(settings, s.model, s.tokens_in, s.tokens_out),
+        frontier_usd=_usd(settings, f.model, f.tokens_in, f.tokens_out),
         accept=r.accept,
         score=r.score,
     )
@@ -260,12 +261,22 @@ def _ratio(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
+def _usd(settings: Settings, model: str, tokens_in: int, tokens_out: int) -> float:
+    """Tokens at the model's price; 0 for a model without one (`_price_warnings` says which)."""
+    try:
+        price = settings.price_for(model)
+    except UnpricedModelError:
+        return 0.0
+    return price.usd(tokens_in, tokens_out) if price else 0.0
+
+
 def _price_warnings(evaluated: Sequence[Evaluated], settings: Settings) -> list[str]:
     models = {e.record.small.model for e in evaluated} | {e.record.frontier.model for e in evaluated}
-    p = settings.default_price
-    return [
-        f"no price for model {m!r} in settings.prices; used the default "
-        f"({p.input_per_m}/{p.output_per_m} USD per M tokens in/out)"
-        for m in sorted(models)
-        if m not in settings.prices
-    ]
+    warnings = []
+    for m in sorted(models):
+        try:
+            if settings.price_for(m) is None:
+                warnings.append(f"model {m!r} is unpriced (SLMFLOW_PRICES); its cost counts as 0")
+        except UnpricedModelError:
+            warnings.append(f"no price for model {m!r} in SLMFLOW_PRICES or LiteLLM's price map; its cost counts as 0")
+    return warnings

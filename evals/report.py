@@ -160,7 +160,8 @@ def render_markdown(summary: EvalSummary, source: str, plot_name: str) -> str:
     lines += [
         f"![accuracy vs escalation]({plot_name})",
         "",
-        "Costs use real token counts times `settings.prices` (USD per 1M tokens); the "
+        "Costs use real token counts times each model's token price (SLMFLOW_PRICES, else LiteLLM's map; "
+        "docs/costs.md); the "
         "cascade always pays for the small call and adds the frontier call when it "
         "escalates. The frontier's recorded answer stands in for the escalated answer "
         "(in production the escalated prompt also carries the verifier's reasons).",

@@ -22,7 +22,6 @@ from prefect.states import Completed, Failed, State
 from prefect.transactions import CommitMode, transaction
 
 from flows.cascade import UnitContext, cascade, ground, verified_call
-from flows.ledger import Ledger
 from flows.prompts import build_request
 from flows.retry import retrying
 from flows.spec import AgentLimits, Item, TaskSpec
@@ -45,7 +44,7 @@ def execute_agent(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[s
             status = Status.failed
             break
         steps.append(step)
-        spent = steps_cost(ctx.ledger, steps).usd
+        spent = steps_cost(steps).usd
         if not step.status.verified:
             status, error = step.status, f"step {n}: {step.error or 'could not be verified'}"
             break
@@ -76,7 +75,7 @@ def execute_agent(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[s
         reasons=[f"step {s.n} {a.role}: {r}" for s in steps for a in s.attempts for r in a.verdict.reasons],
         attempts=attempts,
         citations=evidence,
-        cost=steps_cost(ctx.ledger, steps),
+        cost=steps_cost(steps),
         latency_s=time.perf_counter() - start,
         error=error,
         steps=steps,
@@ -131,12 +130,19 @@ def execute_step(
         if s.observation is not None
     ]
     c = cascade(ctx, task, request, evidence + seen, question=question)
+    cost = ctx.ledger.entry(c.attempts, c.request)
     if not c.status.verified:
-        return AgentStep(n=n, status=c.status, attempts=c.attempts, error=c.error)
+        return AgentStep(n=n, status=c.status, attempts=c.attempts, error=c.error, cost=cost)
     call = verified_call(c)
     observation = None if call.name == FINAL_ANSWER else ctx.run_tool(task, item, call)
     return AgentStep(
-        n=n, role=c.attempts[-1].role, status=c.status, call=call, observation=observation, attempts=c.attempts
+        n=n,
+        role=c.attempts[-1].role,
+        status=c.status,
+        call=call,
+        observation=observation,
+        attempts=c.attempts,
+        cost=cost,
     )
 
 
@@ -174,12 +180,14 @@ def transcript(history: list[AgentStep]) -> str:
     return "\n".join(lines)
 
 
-def steps_cost(ledger: Ledger, steps: list[AgentStep]) -> CostEntry:
+def steps_cost(steps: list[AgentStep]) -> CostEntry:
     """Each step priced on its own: the counterfactual is every step's prompt on the frontier."""
-    entries = [ledger.entry(s.attempts) for s in steps]
+    entries = [s.cost for s in steps]
     return CostEntry(
         tokens_in=sum(e.tokens_in for e in entries),
         tokens_out=sum(e.tokens_out for e in entries),
         usd=sum(e.usd for e in entries),
         counterfactual_usd=sum(e.counterfactual_usd for e in entries),
+        frontier_usd=sum(e.frontier_usd for e in entries),
+        unpriced=sorted({m for e in entries for m in e.unpriced}),
     )

@@ -211,7 +211,7 @@ def cascade(
             c.status = Status.accepted
 
     for _ in range(policy.frontier_attempts if c.status is Status.needs_review else 0):
-        estimate = ctx.ledger.frontier_estimate(c.attempts[0].draft.tokens_in, c.request.max_tokens)
+        estimate = ctx.ledger.frontier_estimate(c.request)
         refused = ctx.budget.reserve(estimate)
         if refused:
             c.error = refused

@@ -66,7 +66,7 @@ def execute_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[st
         reasons=reasons,
         attempts=c.attempts,
         citations=c.evidence,
-        cost=ctx.ledger.entry(c.attempts),
+        cost=ctx.ledger.entry(c.attempts, c.request),
         latency_s=time.perf_counter() - start,
         error=c.error,
     )

@@ -96,7 +96,7 @@ def run_episode(
         turns=len(agent_messages),
         steps=len(steps),
         escalated_steps=sum(s.role == "frontier" for s in steps),
-        usd=steps_cost(ledger, steps).usd,
+        usd=steps_cost(steps).usd,
     )
 
 

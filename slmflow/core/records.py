@@ -61,6 +61,11 @@ class Draft(BaseModel):
     finish_reason: str | None = None
     # Geometric-mean probability of the generated tokens under the model; None if unavailable.
     confidence: float | None = None
+    # A fleet engine's drafts: the engine seconds this request used (its share of the replica's busy
+    # time, shared with the requests batched alongside it) and what the replica's hardware costs
+    # per hour. None for drafts priced by tokens (frontier, endpoints). docs/costs.md.
+    engine_s: float | None = None
+    usd_per_hour: float | None = None
 
 
 class CheckResult(BaseModel):
@@ -108,6 +113,8 @@ class CostEntry(BaseModel):
     tokens_out: int = 0
     usd: float = 0.0
     counterfactual_usd: float = 0.0
+    frontier_usd: float = 0.0  # the part of `usd` spent on the frontier
+    unpriced: list[str] = []  # models counted at 0 because they are unpriced on purpose
 
 
 class ToolCall(BaseModel):
@@ -143,6 +150,7 @@ class AgentStep(BaseModel):
     observation: Observation | None = None
     attempts: list[Attempt] = []
     error: str | None = None  # why an unverified step has no call (input rejected, budget, frontier down)
+    cost: CostEntry = CostEntry()  # this step's attempts, against its own request on the frontier
 
 
 ReviewAction = Literal["approve-small", "approve-frontier", "correct", "reject"]

@@ -14,6 +14,9 @@ from pathlib import Path
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from slmflow.core.prices import Price
+from slmflow.core.prices import price_for as _price_for
+
 BUNDLED = "bundled"
 
 
@@ -28,21 +31,24 @@ def _default_cache_dir() -> Path:
     return Path(base) / "slmflow"
 
 
-class Price(BaseModel):
-    """USD per million tokens. Self-hosted models use an amortised per-token price."""
-
-    input_per_m: float = Field(ge=0)
-    output_per_m: float = Field(ge=0)
-
-    def usd(self, tokens_in: int, tokens_out: int) -> float:
-        return (tokens_in * self.input_per_m + tokens_out * self.output_per_m) / 1e6
-
-
 class VLLMSettings(BaseModel):
+    """Engine arguments every fleet member starts from; a member's `engine_args` override them."""
+
     max_model_len: int = 2048
     enforce_eager: bool = True  # torch.compile costs 70-130 s of start-up on CPU for ~30% speed
     kv_cache_gib: int = 1  # CPU only: VLLM_CPU_KVCACHE_SPACE
-    gpu_memory_utilization: float = 0.85
+    # For an engine with a whole GPU; one with a share of a GPU (num_gpus < 1) gets this times its share.
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
+
+
+class HardwarePrices(BaseModel):
+    """What the hardware a fleet engine holds costs per hour; a unit pays for the engine time it
+    used (docs/costs.md). Set these to your own rates; a fleet member's `usd_per_hour` overrides."""
+
+    # Roughly an on-demand NVIDIA L4 in a public cloud (2025 list prices run $0.70-0.90).
+    gpu_hour_usd: float = Field(0.80, ge=0)
+    # One CPU engine slot (the `slmflow_engine` resource): two cores and their memory.
+    cpu_engine_hour_usd: float = Field(0.10, ge=0)
 
 
 class VerifierSettings(BaseModel):
@@ -138,17 +144,15 @@ class Settings(BaseSettings):
 
     verifier: VerifierSettings = VerifierSettings()
 
-    # Defaults are realistic list prices (USD / 1M tokens). The self-hosted 135M model is priced
-    # as an amortised L4 GPU (~$0.80/h at ~4k tok/s batched); the stand-in is priced as the
-    # frontier model it stands in for, so savings figures mean what they would in production.
-    prices: dict[str, Price] = {
-        "smollm2-135m": Price(input_per_m=0.03, output_per_m=0.06),
-        "frontier-standin": Price(input_per_m=2.50, output_per_m=10.00),
-        "gpt-4o": Price(input_per_m=2.50, output_per_m=10.00),
-        "gpt-4o-mini": Price(input_per_m=0.15, output_per_m=0.60),
-        "claude-sonnet-4": Price(input_per_m=3.00, output_per_m=15.00),
-    }
-    default_price: Price = Price(input_per_m=2.50, output_per_m=10.00)
+    # Token prices come from LiteLLM's price map (slmflow/core/prices.py); these override it (USD
+    # per million tokens; null = unpriced on purpose). The bundled model's entry prices replayed
+    # logs (`slmflow eval`), which carry tokens but no engine time; a fleet engine's drafts are
+    # priced by the engine time they used (`hardware`). docs/costs.md has the whole cost model.
+    prices: dict[str, Price | None] = {"smollm2-135m": Price(input_per_m=0.03, output_per_m=0.06)}
+    # Priced (and tokenized) as another model: the stand-in as the frontier it stands in for, so
+    # savings figures mean what they would in production.
+    price_aliases: dict[str, str] = {"frontier-standin": "gpt-4o"}
+    hardware: HardwarePrices = HardwarePrices()
 
     # Defaults under cache_dir; set separately to share converted models between environments
     # while keeping state apart (as the tests do).
@@ -167,8 +171,10 @@ class Settings(BaseSettings):
     def uses_standin(self) -> bool:
         return not self.frontier_base_url
 
-    def price_for(self, model: str) -> Price:
-        return self.prices.get(model, self.default_price)
+    def price_for(self, model: str) -> Price | None:
+        """`model`'s token price; None when it is unpriced on purpose. Raises
+        `slmflow.core.prices.UnpricedModelError` for a model nobody priced."""
+        return _price_for(model, self.prices, self.price_aliases)
 
 
 @lru_cache

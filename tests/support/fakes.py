@@ -21,12 +21,14 @@ class FakeWorkers:
 
     def __init__(self, small: Draft, frontier: Draft | Exception | None = None):
         self._small, self._frontier = small, frontier
+        self.small_requests = []
         self.frontier_requests = []
 
     def search(self, collection, query, k):
         return [Evidence(chunk_id="d#0", doc_id="d", text="text", score=1.0, collection=collection)]
 
     def small(self, request):
+        self.small_requests.append(request)
         return self._small
 
     def frontier(self, request):
@@ -58,12 +60,14 @@ class Scripted:
     def __init__(self, small, frontier=(), passage="Refunds within 30 days."):
         self.small_script, self.frontier_script = list(small), list(frontier)
         self.passage = passage
+        self.small_requests = []
         self.frontier_requests = []
 
     def search(self, collection, query, k):
         return [Evidence(chunk_id="kb#0", doc_id="kb", text=self.passage, score=1.0, collection=collection)]
 
     def small(self, request):
+        self.small_requests.append(request)
         return call_draft("small", self.small_script.pop(0))
 
     def frontier(self, request):

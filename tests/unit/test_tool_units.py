@@ -1,6 +1,7 @@
 """tool_call and agent units with scripted engines at the Workers seam, the real verifier and real
 sandboxed tool execution: what runs, what escalates, and what an injected instruction can do."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from flows.cascade import UnitContext
 from flows.ledger import Ledger
 from flows.spec import build_job
 from flows.unit import execute_unit
+from slmflow.core.prices import count_tokens
 from slmflow.core.records import Status
 from tests.support.fakes import SETTINGS, Scripted, call
 from tools import ToolRegistry
@@ -117,7 +119,14 @@ def test_agent_steps_escalate_one_at_a_time_and_the_ledger_counts_them(run):
     assert len(w.frontier_requests) == 1  # only the failing step went to the frontier
     small, big = (100 + 10 * 2) / 1e6, (100 * 10 + 10 * 20) / 1e6
     assert r.cost.usd == pytest.approx(2 * small + big)
-    assert r.cost.counterfactual_usd == pytest.approx(3 * big - big)  # each step's prompt once
+    assert r.cost.frontier_usd == pytest.approx(big)
+    # Each step's prompt once: step 1 as the frontier's tokenizer counts its request and answer,
+    # step 2 at the frontier's own counts (it answered that step).
+    messages = [m.model_dump() for m in w.small_requests[0].messages]
+    tokens_in = count_tokens("big", {}, messages=messages)
+    tokens_out = count_tokens("big", {}, text=json.dumps(call("add", a=2, b=3)))
+    assert r.cost.counterfactual_usd == pytest.approx((tokens_in * 10 + tokens_out * 20) / 1e6 + big)
+    assert r.steps[1].cost.counterfactual_usd == pytest.approx(big)
 
 
 def test_agent_limits_end_in_needs_review(run):

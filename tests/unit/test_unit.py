@@ -11,6 +11,7 @@ from flows.spec import build_job
 from flows.summary import RunSummary
 from flows.unit import execute_unit
 from slmflow.core.errors import FrontierError
+from slmflow.core.prices import count_tokens
 from slmflow.core.records import Status
 from tests.support.fakes import SETTINGS, FakeWorkers, draft
 
@@ -38,13 +39,24 @@ def run(task_id, workers):
     return execute_unit(ctx, j.spec.task(task_id), next(j.iter_items()), {})
 
 
+def frontier_tokens(request=None, text=""):
+    """Tokens as the frontier's tokenizer counts them (the counterfactual's basis)."""
+    messages = [m.model_dump() for m in request.messages] if request else None
+    return count_tokens("big", SETTINGS.price_aliases, messages=messages, text=text)
+
+
 def test_accepted_small_answer_is_not_escalated():
     w = FakeWorkers(draft("small", "a"))
     r = run("label", w)
     assert r.status is Status.accepted and r.output == "a" and r.model == "small"
     assert w.frontier_requests == []
     assert r.cost.usd == pytest.approx((100 * 1 + 10 * 2) / 1e6)
-    assert r.cost.counterfactual_usd == pytest.approx((100 * 10 + 10 * 20) / 1e6)
+    # The same request on the frontier, counted with its tokenizer, not the small model's 100 + 10.
+    (sent,) = w.small_requests
+    assert r.cost.counterfactual_usd == pytest.approx(
+        (frontier_tokens(sent) * 10 + frontier_tokens(text="a") * 20) / 1e6
+    )
+    assert r.cost.frontier_usd == 0
 
 
 def test_failed_verification_escalates_with_feedback_and_verifies_frontier():
@@ -57,6 +69,7 @@ def test_failed_verification_escalates_with_feedback_and_verifies_frontier():
     assert "rejected by an automatic verifier" in w.frontier_requests[0].messages[-1].content
     assert r.cost.usd == pytest.approx((100 + 20 + 120 * 10 + 8 * 20) / 1e6)
     assert r.cost.counterfactual_usd == pytest.approx((120 * 10 + 8 * 20) / 1e6)
+    assert r.cost.frontier_usd == pytest.approx((120 * 10 + 8 * 20) / 1e6)
 
 
 def test_frontier_answer_failing_verification_needs_review_without_output():

@@ -22,6 +22,7 @@ from flows.spec import Item, TaskSpec
 from flows.states import ESCALATED, INPUT_REJECTED, NEEDS_REVIEW, retry_on_exceptions_only
 from slmflow.core.records import Evidence, GenerationRequest, Status, TaskResult
 from tools.registry import NO_TOOL
+from workers.metrics import unit_finished
 
 
 def execute_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str, Any]) -> TaskResult:
@@ -75,6 +76,7 @@ def execute_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[st
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_on_exceptions_only)
 def run_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str, Any]) -> State:
     result = execute_unit(ctx, task, item, upstream)
+    unit_finished(result)  # Prometheus counters; a unit reused from the cache never gets here
     if result.status is Status.accepted:
         return Completed(data=result, message=f"score {result.score:.2f}")
     if result.status is Status.escalated:

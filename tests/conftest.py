@@ -25,6 +25,10 @@ os.environ.update(
         "SLMFLOW_QDRANT_DIR": str(_SESSION_DIR / "qdrant"),
         "SLMFLOW_RESULTS_DIR": str(_SESSION_DIR / "runs"),
         "SLMFLOW_STANDIN_PORT": str(free_ports(1)[0]),
+        # The session's private Ray cluster exports its metrics here (workers/metrics.py), reported
+        # every second rather than every ten, so tests can scrape them.
+        "SLMFLOW_METRICS_PORT": str(free_ports(1)[0]),
+        "RAY_metrics_report_interval_ms": "1000",
         "SLMFLOW_TASK_CONCURRENCY": "16",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",

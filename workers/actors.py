@@ -13,19 +13,25 @@ import os
 import ray
 
 from slmflow.core.records import Draft, Evidence, GenerationRequest, Verdict, VerifyRequest
+from workers.replica import ReplicaSpec
 
 
 @ray.remote
 class SmallModelWorker:
-    def __init__(
-        self, model_path: str, model_name: str, vllm_kwargs: dict, env: dict[str, str], max_in_flight: int = 256
-    ):
-        os.environ.update(env)
-        from workers.engines import NULL_MODEL, NullEngine, VLLMEngine
+    def __init__(self, spec: ReplicaSpec, api_key: str | None = None):
+        from workers.metrics import EngineMetrics
+        from workers.replica import build_engine
         from workers.serving import ServedEngine
 
-        engine = NullEngine() if model_path == NULL_MODEL else VLLMEngine(model_path, model_name, **vllm_kwargs)
-        self._served = ServedEngine(engine, max_in_flight)
+        os.environ.update(spec.env)
+        if spec.parallel:
+            # vLLM's engine process starts the shard workers on this cluster, in this actor's
+            # placement group; it finds the cluster through RAY_ADDRESS.
+            os.environ["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
+        self._spec = spec
+        engine = build_engine(spec, api_key, _ray_stat_loggers() if not spec.base_url else None)
+        metrics = EngineMetrics(spec.member, spec.replica, spec.model_name)
+        self._served = ServedEngine(engine, spec.max_in_flight, spec.usd_per_hour, metrics)
 
     async def generate(self, request: GenerationRequest) -> Draft:
         return await self._served.generate(request)
@@ -34,19 +40,46 @@ class SmallModelWorker:
         """Concurrent requests in one call (workers.coalesce); the engine batches them as before."""
         return await asyncio.gather(*(self._served.generate(r) for r in requests), return_exceptions=True)
 
+    async def check(self) -> None:
+        """An endpoint member proves it holds answers to the forms its kinds need."""
+        if self._spec.base_url:
+            await self._served.engine.probe(self._spec.kinds)
+
     async def stats(self) -> dict:
-        return {**self._served.stats(), "pid": os.getpid()}
+        pg = ray.util.get_current_placement_group()
+        return {
+            **self._served.stats(),
+            "pid": os.getpid(),
+            "restarted": ray.get_runtime_context().was_current_actor_reconstructed,
+            "gpus": [str(g) for g in ray.get_gpu_ids()],
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "placement_group": pg.bundle_specs if pg else None,
+            "gpu_memory_utilization": self._spec.engine_args.get("gpu_memory_utilization"),
+            "endpoint": self._spec.base_url,
+        }
 
     async def shutdown(self) -> None:
         await self._served.engine.shutdown()
 
 
+def _ray_stat_loggers() -> list | None:
+    """vLLM's Ray stat logger, so engine metrics (running and waiting requests, KV-cache use,
+    tokens) reach Ray's Prometheus endpoint; None where vLLM lacks it."""
+    try:
+        from vllm.v1.metrics.ray_wrappers import RayPrometheusStatLogger
+    except ImportError:
+        return None
+    return [RayPrometheusStatLogger]
+
+
 @ray.remote
 class FrontierWorker:
-    def __init__(self, base_url: str, model: str, api_key: str | None, label: str, timeout_s: float):
+    def __init__(
+        self, base_url: str, model: str, api_key: str | None, label: str, timeout_s: float, max_wait_s: float = 60.0
+    ):
         from workers.frontier import FrontierClient
 
-        self._client = FrontierClient(base_url, model, api_key, label=label, timeout_s=timeout_s)
+        self._client = FrontierClient(base_url, model, api_key, label=label, timeout_s=timeout_s, max_wait_s=max_wait_s)
 
     async def generate(self, request: GenerationRequest) -> Draft:
         return await self._client.generate(request)

@@ -40,6 +40,9 @@ def connect(settings: Settings) -> None:
         return
     temp = settings.cache_dir / "ray"
     temp.mkdir(parents=True, exist_ok=True)
+    # Metrics on the default port belong to the long-lived head `slmflow up` starts; a per-run
+    # cluster exports only where asked to, since two runs at once would compete for one port.
+    metrics = {"_metrics_export_port": settings.metrics_port} if "metrics_port" in settings.model_fields_set else {}
     ray.init(
         # "local" always starts a private cluster; without it Ray would attach to any cluster
         # another user started on this host with `ray start`.
@@ -51,4 +54,5 @@ def connect(settings: Settings) -> None:
         _node_ip_address="127.0.0.1",
         log_to_driver=False,
         logging_level="WARNING",
+        **metrics,
     )

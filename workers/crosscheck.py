@@ -5,13 +5,14 @@ the flow's cross-check calls."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from slmflow.core.settings import Settings
+from workers.fleet import ALL_KINDS
 from workers.remote import RayWorkers
+from workers.routing import Router
 
 
 @dataclass
@@ -24,14 +25,17 @@ class FleetCrossCheck:
 
 
 class _Pinned:
-    """A view of the fleet in which one member serves every kind."""
+    """A view of the fleet in which one member's replicas serve every kind."""
 
-    def __init__(self, fleet: Any, actors: list[Any]):
+    def __init__(self, fleet: Any, actors: dict[str, Any]):
         self._fleet = fleet
-        self._actors = itertools.cycle(actors)
+        self.router = Router({kind: list(actors) for kind in ALL_KINDS}, actors)
 
     def small_for(self, kind: str) -> Any:
-        return next(self._actors)
+        return self.router.choose(kind)
+
+    def lease(self, kind: str):
+        return self.router.lease(kind)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._fleet, name)
@@ -42,7 +46,7 @@ def connect_fleet(settings: Settings, name: str | None = None) -> FleetCrossChec
     the first small model of the fleet config). Needs Ray; imported only with `--fleet`."""
     import ray
 
-    from workers.fleet import FleetConfig, actor_names, close_fleet, get_fleet
+    from workers.fleet import FleetConfig, close_fleet, get_fleet, replica_name
 
     config = FleetConfig.load(settings)
     members = [s.name for s in config.small]
@@ -50,9 +54,7 @@ def connect_fleet(settings: Settings, name: str | None = None) -> FleetCrossChec
     if chosen not in members:
         raise ValueError(f"no small model named {chosen!r} in the fleet; it has {members}")
     fleet = get_fleet(settings)
-    actors = [
-        ray.get_actor(n, namespace=settings.ray_namespace)
-        for n in actor_names(settings)
-        if n.startswith(f"small:{chosen}:")
-    ]
+    spec = next(s for s in config.small if s.name == chosen)
+    names = [replica_name(chosen, n) for n in range(spec.replicas)]
+    actors = {n: ray.get_actor(n, namespace=settings.ray_namespace) for n in names}
     return FleetCrossCheck(RayWorkers(_Pinned(fleet, actors)), chosen, close_fleet)

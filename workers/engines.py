@@ -13,10 +13,10 @@ import math
 import os
 import time
 import uuid
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from slmflow.core.errors import EngineOutputError
-from slmflow.core.records import Draft, GenerationRequest
+from slmflow.core.errors import EngineOutputError, StructuredOutputUnsupported
+from slmflow.core.records import Draft, GenerationRequest, Message
 
 
 class Engine(Protocol):
@@ -48,6 +48,15 @@ def parse_output(request: GenerationRequest, text: str) -> Any:
     return text.strip()
 
 
+def prompt_tokens(tokenizer: Any, request: GenerationRequest) -> list[int]:
+    """The request as the model's own chat template lays it out, tools included: templates that
+    know tools (Qwen3, Llama 3.x, ...) put them where the model was trained to find them, and others
+    ignore them (the prompt also lists the tools as text)."""
+    messages = [m.model_dump() for m in request.messages]
+    text = tokenizer.apply_chat_template(messages, tools=request.tools, add_generation_prompt=True, tokenize=False)
+    return tokenizer.encode(text, add_special_tokens=False)
+
+
 def mean_confidence(logprobs: list[float]) -> float | None:
     if not logprobs:
         return None
@@ -65,31 +74,28 @@ class VLLMEngine:
         self,
         model_path: str,
         model_name: str,
+        engine_args: dict[str, Any],
         *,
-        max_model_len: int = 2048,
-        enforce_eager: bool = True,
         kv_cache_gib: int = 1,
-        gpu_memory_utilization: float = 0.85,
+        stat_loggers: list[Any] | None = None,
     ):
+        """`engine_args`: vLLM `AsyncEngineArgs` fields (the member's, on top of the defaults;
+        workers.fleet); `stat_loggers`: vLLM stat logger factories (the actor passes Ray's)."""
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
+        from workers.engine_args import validate_engine_args
+
         self.model = model_name
-        self.max_model_len = max_model_len
-        args = AsyncEngineArgs(
-            model=model_path,
-            max_model_len=max_model_len,
-            enforce_eager=enforce_eager,
-            gpu_memory_utilization=gpu_memory_utilization,
-        )
-        self._engine = AsyncLLM.from_engine_args(args)
+        # Checked again here: the process that loaded the fleet file may have had no vLLM to check with.
+        args = AsyncEngineArgs(model=model_path, **validate_engine_args(model_name, engine_args))
+        self._engine = AsyncLLM.from_engine_args(args, stat_loggers=stat_loggers)
+        self.max_model_len = self._engine.model_config.max_model_len
         self._tokenizer = self._engine.tokenizer
 
     def prompt_tokens(self, request: GenerationRequest) -> list[int]:
-        messages = [m.model_dump() for m in request.messages]
-        text = self._tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return self._tokenizer.encode(text, add_special_tokens=False)
+        return prompt_tokens(self._tokenizer, request)
 
     async def generate(self, request: GenerationRequest) -> Draft:
         from vllm.inputs import TokensPrompt
@@ -137,46 +143,113 @@ class VLLMEngine:
         del self._engine
 
 
-class OpenAIEngine:
-    """Any OpenAI-compatible chat endpoint: a frontier provider, or a remote vLLM server.
+StructuredMode = Literal["json_schema", "vllm", "none"]
+# Kinds whose answers are held to a form (a choice, a schema, a tool call) by the engine.
+STRUCTURED_KINDS = ("classify", "extract", "tool_call")
+_STRUCTURED_WORDS = ("response_format", "json_schema", "structured_outputs", "tool_choice", "tools")
 
-    Structured output uses `response_format: json_schema`, which OpenAI, vLLM and most
-    compatible servers accept, so the frontier is held to the same contract as the small model.
+
+class OpenAIEngine:
+    """Any OpenAI-compatible chat endpoint: a frontier provider, or a served small model (a vLLM
+    server, a Ray Serve LLM app, another team's endpoint).
+
+    Structured output, `structured`: "json_schema" sends OpenAI's `response_format` (and the tools
+    API for tool calls), which OpenAI, vLLM and most compatible servers accept, so the frontier is
+    held to the same contract as the small model; "vllm" sends vLLM's own `structured_outputs`
+    (a choice, a JSON schema), the guarantees an in-process engine gives; "none" sends neither,
+    for a member that only answers free text. A server that refuses the form it was sent raises
+    `StructuredOutputUnsupported`, which names the endpoint and the setting to change.
+
+    Sampling and token-limit parameters follow the model (workers.request_params).
     """
 
     def __init__(
-        self, base_url: str, model: str, api_key: str | None, *, timeout_s: float = 60.0, max_retries: int = 0
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None,
+        *,
+        timeout_s: float = 60.0,
+        max_retries: int = 0,
+        structured: StructuredMode = "json_schema",
     ):
         from openai import AsyncOpenAI
 
+        from workers.request_params import params_for
+
         self.model = model
         self.base_url = base_url
+        self.structured = structured
+        self.params = params_for(model)
         # Retries belong to the caller (tenacity in the frontier client), not hidden in the SDK.
         self.client = AsyncOpenAI(
             base_url=base_url, api_key=api_key or "unused", timeout=timeout_s, max_retries=max_retries
         )
 
-    async def generate(self, request: GenerationRequest) -> Draft:
-        kwargs: dict[str, Any] = {}
+    def _form(self, request: GenerationRequest) -> dict[str, Any]:
+        """The request parameters that hold the answer to its kind's form."""
+        if self.structured == "none":
+            if request.kind in STRUCTURED_KINDS:
+                raise StructuredOutputUnsupported(
+                    f"{self.model} at {self.base_url} is set to structured_output: none, so it cannot "
+                    f"answer a {request.kind} request; serve only `answer` from it, or set structured_output"
+                )
+            return {}
+        if self.structured == "vllm":
+            if request.kind == "classify" and request.choices:
+                return {"extra_body": {"structured_outputs": {"choice": request.choices}}}
+            if request.json_schema is not None:  # extract; tool_call (a call to one of the offered tools)
+                # The tools go along so the chat template lays them out; "none": the answer is held
+                # to the call schema by structured output, not parsed from the model's own tool format.
+                tools = {"tools": request.tools, "tool_choice": "none"} if request.tools else {}
+                return {**tools, "extra_body": {"structured_outputs": {"json": request.json_schema}}}
+            return {}
         if request.kind == "classify" and request.choices:
-            kwargs["response_format"] = _json_schema_format(
-                "label", {"type": "object", "properties": {"label": {"enum": request.choices}}, "required": ["label"]}
-            )
-        elif request.tools:
+            return {
+                "response_format": _json_schema_format(
+                    "label",
+                    {"type": "object", "properties": {"label": {"enum": request.choices}}, "required": ["label"]},
+                )
+            }
+        if request.tools:
             # The OpenAI tools API; "required" because declining is itself a tool (no_suitable_tool),
             # which also lets a vLLM server without a tool parser answer through structured output.
-            kwargs.update(tools=request.tools, tool_choice="required")
-        elif request.kind == "extract" and request.json_schema is not None:
-            kwargs["response_format"] = _json_schema_format("output", request.json_schema)
+            return {"tools": request.tools, "tool_choice": "required"}
+        if request.kind == "extract" and request.json_schema is not None:
+            return {"response_format": _json_schema_format("output", request.json_schema)}
+        return {}
+
+    async def _create(self, request: GenerationRequest, form: dict[str, Any]) -> Any:
+        import openai
+
+        from workers.request_params import adapted, refused_param
+
+        for adjustments in range(4):
+            try:
+                return await self.client.chat.completions.create(
+                    model=self.model,
+                    messages=[m.model_dump() for m in request.messages],
+                    **self.params.kwargs(request.max_tokens, request.temperature),
+                    **form,
+                )
+            except openai.BadRequestError as exc:
+                message = str(getattr(exc, "message", "") or exc)
+                better = adapted(self.params, refused_param(getattr(exc, "param", None), message))
+                if better is not None and adjustments < 3:  # one per parameter, no back and forth
+                    self.params = better
+                    continue
+                if form and any(word in message for word in _STRUCTURED_WORDS):
+                    raise StructuredOutputUnsupported(
+                        f"{self.model} at {self.base_url} refused structured output "
+                        f"(structured_output: {self.structured}): HTTP 400 {message[:300]}"
+                    ) from None
+                raise
+        raise AssertionError("unreachable")
+
+    async def generate(self, request: GenerationRequest) -> Draft:
+        form = self._form(request)
         start = time.perf_counter()
-        response = await self.client.chat.completions.create(
-            model=self.model,
-            messages=[m.model_dump() for m in request.messages],
-            max_tokens=request.max_tokens,
-            temperature=request.temperature,
-            logprobs=True,
-            **kwargs,
-        )
+        response = await self._create(request, form)
         if not response.choices:
             raise EngineOutputError("endpoint returned no choices")
         choice = response.choices[0]
@@ -197,6 +270,24 @@ class OpenAIEngine:
             finish_reason=choice.finish_reason,
             confidence=mean_confidence(sampled),
         )
+
+    async def probe(self, kinds: list[str]) -> None:
+        """One tiny request per structured kind in `kinds`, so that a server that cannot hold
+        answers to a form fails when the fleet starts, not in the middle of a run."""
+        probes = {
+            "classify": GenerationRequest(
+                kind="classify", choices=["yes", "no"], max_tokens=4, messages=[Message(role="user", content="Yes?")]
+            ),
+            "extract": GenerationRequest(
+                kind="extract",
+                json_schema={"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]},
+                max_tokens=16,
+                messages=[Message(role="user", content='Reply {"ok": true}')],
+            ),
+        }
+        for kind in dict.fromkeys(kinds):
+            if kind in probes:
+                await self.generate(probes[kind])
 
     async def shutdown(self) -> None:
         await self.client.close()

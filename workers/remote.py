@@ -27,7 +27,8 @@ def _call(method, *args, timeout: float):
 
 class RayWorkers:
     """Workers backed by the fleet's Ray actors. Requests go to the replica that serves their kind
-    (`Fleet.small_for`); the frontier's rate limit is the flow's business (flows.ratelimit).
+    with the fewest in flight (`Fleet.lease`); the frontier's rate limit is the flow's business
+    (flows.ratelimit).
 
     Drafts and verdicts, the calls every unit makes, go through one `Coalescer` per actor, so many
     units in flight cost one actor call per crowd rather than one each; the list call survives an
@@ -42,8 +43,9 @@ class RayWorkers:
         return _call(self.fleet.retrieval.search, collection, query, k, timeout=120)
 
     def small(self, request: GenerationRequest) -> Draft:
-        actor = self.fleet.small_for(request.kind)
-        return self._coalesced(actor, "generate_many").call(request, timeout=GENERATE_TIMEOUT_S)
+        # Counted in flight from here until its draft is back, the coalesced wait included.
+        with self.fleet.lease(request.kind) as actor:
+            return self._coalesced(actor, "generate_many").call(request, timeout=GENERATE_TIMEOUT_S)
 
     def frontier(self, request: GenerationRequest) -> Draft:
         return _call(self.fleet.frontier.generate, request, timeout=GENERATE_TIMEOUT_S)

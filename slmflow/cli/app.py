@@ -312,6 +312,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
         connect(settings)
         fleet = fleet_status(settings)
     protections = stack.protections(settings)
+    head = services.read(settings.state_dir, "ray-head")
+    # Only the head `up` starts exports where slmflow says; another cluster's metrics are its own.
+    metrics = stack.metrics_url(settings) if head and head.healthy and not settings.ray_address else None
     config = json.loads(settings.model_dump_json())  # SecretStr dumps as "**********"
     for key in ("frontier_base_url", "ray_address", "qdrant_url"):
         config[key] = stack.redact_url(config[key])
@@ -323,6 +326,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
                     "services": rows,
                     "fleet": fleet,
                     "ray_address": stack.redact_url(address),
+                    "metrics": metrics,
                     "protections": protections,
                     "settings": config,
                 },
@@ -338,13 +342,21 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
     console.print(table)
     if fleet:
         ft = Table(title=f"fleet on {stack.redact_url(address)}")
-        for col in ("actor", "state", "restarts", "model", "in_flight", "served"):
+        columns = ("actor", "state", "restarts", "model", "in_flight", "served", "gpus", "where")
+        for col in columns:
             ft.add_column(col)
         for r in fleet:
-            ft.add_row(*(str(r.get(c, "")) for c in ("actor", "state", "restarts", "model", "in_flight", "served")))
+            # Without Ray's state API the count is unknown; the actor still says whether it restarted.
+            restarts = r.get("restarts")
+            restarts = ("yes" if r.get("restarted") else "0") if restarts is None else restarts
+            shards = r.get("placement_group")
+            gpus = f"{len(shards)} shards" if shards else ",".join(r.get("gpus") or [])
+            row = {**r, "restarts": restarts, "gpus": gpus, "where": r.get("endpoint") or ""}
+            ft.add_row(*("" if row.get(c) is None else str(row[c]) for c in columns))
         console.print(ft)
     else:
         console.print("fleet: no running cluster (runs start a private one)")
+    console.print(f"metrics: {metrics}" if metrics else "metrics: exported by the head `slmflow up` starts")
     pt = Table(title="protections")
     for col in ("protection", "state", "detail"):
         pt.add_column(col)

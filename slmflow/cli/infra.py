@@ -1,14 +1,17 @@
-"""Render the KubeRay worker groups a fleet needs, from the same Ray options the fleet asks for.
+"""Render the KubeRay worker groups a fleet needs, from the same placement the fleet asks Ray for.
 
-`FleetConfig.resources(spec)` is what each small-model replica requests from Ray; the worker groups
-here are what the cluster must advertise for every replica to be placed. Rendering one from the
+`SmallModelSpec.placement()` (workers/placement.py) is what each small-model replica requests from
+Ray: GPUs (a share of one, one, or one per tensor-parallel shard, all on one node), or a CPU engine
+slot; the worker groups here are what the cluster must advertise for every replica to be placed. Rendering one from the
 other keeps `infra/kuberay/raycluster.yaml` honest on machines without GPUs: a test compares the
 shipped manifest with what this module renders for `infra/fleet.gpu.yaml`.
 
 Sizing rule: one pod per replica, each pod big enough for the largest replica of its group. Ray may
 then place replicas in any order and never strand one (with N pods and N replicas, some pod is
 always empty), which a tighter packing cannot promise. Fractional `num_gpus` therefore still costs
-a whole GPU here; size such a group by hand if you want models to share a GPU.
+a whole GPU here; size such a group by hand if you want models to share a GPU. A tensor-parallel
+replica needs its N GPUs on one node, so its pod has N GPUs (and so has every pod of its group).
+Endpoint members run no engine and need no pod.
 
     python -m slmflow.cli.infra infra/fleet.gpu.yaml                                # print the groups
     python -m slmflow.cli.infra infra/fleet.gpu.yaml infra/kuberay/raycluster.yaml  # check a manifest
@@ -58,13 +61,6 @@ class _Group:
             self.custom[name] = max(self.custom.get(name, 0), amount)
 
 
-def _whole_gpus(num_gpus: float, spec_name: str) -> int:
-    # Ray accepts fractions only below one GPU: 1.5 would fail at actor creation; fail here first.
-    if num_gpus > 1 and not num_gpus.is_integer():
-        raise ValueError(f"fleet spec {spec_name!r}: num_gpus={num_gpus} above 1 must be whole")
-    return math.ceil(num_gpus)
-
-
 def _resources_param(custom: Mapping[str, float]) -> str:
     # KubeRay passes rayStartParams through a shell, so `resources` is a JSON object inside a
     # quoted string: '"{\"slmflow_engine\": 1}"'.
@@ -94,12 +90,10 @@ def _render(name: str, group: _Group) -> WorkerGroup:
 def worker_groups(fleet: FleetConfig) -> list[WorkerGroup]:
     """The worker groups (GPU first, then CPU engines) that place every replica of `fleet`."""
     gpu, cpu = _Group(), _Group()
-    for spec in fleet.small:
-        options = fleet.resources(spec)
-        gpus = _whole_gpus(float(options.get("num_gpus", 0)), spec.name)
-        custom = options.get("resources", {})
-        for _ in range(spec.replicas):
-            (gpu if gpus else cpu).add(gpus, custom)
+    for replica in fleet.replicas():
+        gpus = math.ceil(replica.gpus)
+        if gpus or replica.resources:
+            (gpu if gpus else cpu).add(gpus, replica.resources)
     return [_render(name, group) for name, group in ((GPU_GROUP, gpu), (CPU_GROUP, cpu)) if group.pods]
 
 

@@ -37,6 +37,11 @@ def prefect_api_url(settings: Settings) -> str:
     return f"http://127.0.0.1:{settings.prefect_port}/api"
 
 
+def metrics_url(settings: Settings) -> str:
+    """Ray's Prometheus endpoint on the head `up` starts (workers/metrics.py says what is there)."""
+    return f"http://127.0.0.1:{settings.metrics_port}/metrics"
+
+
 def prefect_client_env(settings: Settings) -> dict[str, str]:
     """What a Prefect client needs to pass the server's basic auth (nothing when it is off)."""
     if settings.prefect_auth is None:
@@ -259,6 +264,8 @@ def ensure_ray_head(settings: Settings) -> str:
             "--include-dashboard=false",
             "--disable-usage-stats",
             f'--resources={{"{ENGINE_RESOURCE}": {settings.engine_slots}}}',
+            # Ray's Prometheus endpoint: Ray's, vLLM's and slmflow's metrics (workers/metrics.py).
+            f"--metrics-export-port={settings.metrics_port}",
         ],
         url=f"127.0.0.1:{port}",
         health_url=f"tcp://127.0.0.1:{port}",
@@ -349,6 +356,8 @@ def up(settings: Settings, log=print) -> None:
     address = ensure_ray_head(settings)
     token = own_head_token(settings, address)
     log(f"ray              {address}" + (f" (token auth, token in {token})" if token else ""))
+    if not settings.ray_address:
+        log(f"metrics          {metrics_url(settings)} (Prometheus; dashboard: infra/grafana/slmflow.json)")
     standin = ensure_frontier_standin(settings)
     if standin:
         log(f"frontier         local stand-in for a frontier model at {standin.url}")

@@ -15,3 +15,8 @@ class EngineOutputError(RuntimeError):
 
 class FrontierError(RuntimeError):
     """The frontier could not produce an answer after retries."""
+
+
+class StructuredOutputUnsupported(RuntimeError):
+    """An endpoint refused the structured-output form it was sent (or was configured without one):
+    a setting to fix, not an input to retry or escalate."""

@@ -99,12 +99,23 @@ class Settings(BaseSettings):
     )
     frontier_rpm: int = Field(600, ge=1, description="frontier requests/minute across all flows")
     frontier_timeout_s: float = Field(60.0, gt=0)
+    frontier_max_wait_s: float = Field(
+        60.0, gt=0, description="the longest retry-after a provider may ask for; a longer one fails the request"
+    )
     standin_port: int = 8765
 
     ray_address: str | None = Field(None, validation_alias=AliasChoices("SLMFLOW_RAY_ADDRESS", "RAY_ADDRESS"))
     ray_namespace: str = "slmflow"
     ray_port: int = Field(6390, description="GCS port of the head `slmflow up` starts (+1 client, +2 agent)")
     engine_slots: int = Field(1, ge=1, description="model engines per CPU-only node (one per 2 cores)")
+    placement_timeout_s: float = Field(
+        120.0, gt=0, description="how long a sharded engine's placement group may take to be ready"
+    )
+    metrics_port: int = Field(
+        6398,
+        description="Ray's Prometheus endpoint on 127.0.0.1, exported by the head `slmflow up` starts; a "
+        "private per-run cluster exports there only when SLMFLOW_METRICS_PORT is set",
+    )
     worker_health_port: int = 8791
 
     prefect_port: int = 4200

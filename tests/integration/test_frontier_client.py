@@ -76,6 +76,67 @@ def test_client_errors_are_not_retried():
     assert len(server.requests) == 1
 
 
+def test_retry_after_ms_sets_the_delay_before_the_next_try():
+    with ScriptedOpenAIServer(label) as server:
+        server.faults.append(("status", 429, {"retry-after-ms": "700"}))
+        client, draft = call(server)  # backoff_s=0.01: without the header it would retry at once
+    assert draft.output == "yes" and client.retries == 1
+    gap = server.times[1] - server.times[0]
+    assert 0.65 <= gap < 3, gap
+
+
+def test_retry_after_seconds_sets_the_delay_before_the_next_try():
+    with ScriptedOpenAIServer(label) as server:
+        server.faults.append(("status", 503, {"retry-after": "1"}))
+        client, draft = call(server)
+    assert draft.output == "yes" and 0.95 <= server.times[1] - server.times[0] < 4
+
+
+def test_a_retry_after_beyond_the_limit_is_not_waited_for():
+    with ScriptedOpenAIServer(label) as server:
+        server.faults.append(("status", 429, {"retry-after": "300"}))
+        with pytest.raises(FrontierError, match="retry after 300 s, more than the 60 s allowed"):
+            call(server)
+    assert len(server.requests) == 1
+
+
+def test_a_reasoning_model_gets_max_completion_tokens_and_no_sampling_parameters():
+    # What LiteLLM knows of o3-mini: the first request is already right, nothing is refused.
+    refuse = {"max_tokens", "temperature", "logprobs"}
+    with ScriptedOpenAIServer(label, model="o3-mini", refuse=refuse) as server:
+        client, draft = call(server)
+    assert draft.output == "yes" and client.retries == 0 and len(server.requests) == 1
+    sent = server.requests[0]
+    assert sent["max_completion_tokens"] == CLASSIFY.max_tokens
+    assert not {"max_tokens", "temperature", "logprobs"} & set(sent)
+
+
+def test_an_unknown_model_that_refuses_parameters_is_answered_and_remembered():
+    refuse = {"max_tokens", "temperature", "logprobs"}
+    with ScriptedOpenAIServer(label, model="acme-reasoner-1", refuse=refuse) as server:
+        client = FrontierClient(server.base_url, server.model, KEY, backoff_s=0.01)
+
+        async def twice():
+            try:
+                return [await client.generate(CLASSIFY), await client.generate(CLASSIFY)]
+            finally:
+                await client.shutdown()
+
+        drafts = asyncio.run(twice())
+    assert [d.output for d in drafts] == ["yes", "yes"]
+    # One refusal per parameter, each answered at once (not a transient retry); then remembered.
+    assert len(server.requests) == 5 and client.retries == 0
+    assert [
+        sorted(set(r) & {"max_tokens", "max_completion_tokens", "temperature", "logprobs"}) for r in server.requests
+    ] == [
+        ["logprobs", "max_tokens", "temperature"],
+        ["logprobs", "max_completion_tokens", "temperature"],
+        ["logprobs", "max_completion_tokens"],
+        ["max_completion_tokens"],
+        ["max_completion_tokens"],
+    ]
+
+
 @pytest.mark.slow
 def test_against_the_vllm_standin(standin):
     from workers.frontier import STANDIN_MODEL

@@ -38,7 +38,7 @@ BROWSER_ARGS = [
 
 @pytest.fixture(scope="module")
 def stack_env(session_dir, standin):
-    prefect_port, health_port = free_ports(2)
+    prefect_port, health_port, metrics_port = free_ports(3)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RAY_"))}
     env.update(
         {
@@ -48,6 +48,7 @@ def stack_env(session_dir, standin):
             "SLMFLOW_PREFECT_PORT": str(prefect_port),
             "SLMFLOW_RAY_PORT": str(port_block(3)),
             "SLMFLOW_WORKER_HEALTH_PORT": str(health_port),
+            "SLMFLOW_METRICS_PORT": str(metrics_port),
             # The session's stand-in plays the frontier, so `up` starts no second one.
             "SLMFLOW_FRONTIER_BASE_URL": standin.url,
             "SLMFLOW_FRONTIER_MODEL": "frontier-standin",
@@ -179,7 +180,8 @@ def test_up_deploy_click_run_status_down(stack_env, session_dir):
         health = {s["service"]: s["health"] for s in report["services"]}
         assert health["prefect-server"] == health["ray-head"] == health["prefect-worker"] == "healthy"
         small = next(a for a in report["fleet"] if a["actor"].startswith("small:"))
-        assert small["state"] == "ALIVE" and small["served"] >= 6 and small["restarts"] == 0
+        assert small["state"] == "ALIVE" and small["served"] >= 6 and small["restarted"] is False
+        assert report["metrics"] == f"http://127.0.0.1:{env['SLMFLOW_METRICS_PORT']}/metrics"
         assert "sk-ui-test" not in status.stdout  # the key is masked
     finally:
         down = _slmflow(env, "down")

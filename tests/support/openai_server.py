@@ -1,8 +1,11 @@
 """A real HTTP server speaking the OpenAI chat-completions protocol, scripted for tests.
 
 It answers with whatever `respond(request_json)` returns, and can inject faults first: a status
-code (429, 500, ...), a hang past the client's timeout, or a truncated JSON body. It records every
-request (including headers) so tests can assert what the client sent.
+code (429, 500, ...) with optional headers (`retry-after`), a hang past the client's timeout, or a
+truncated JSON body. It can play a model that refuses parameters (`refuse`: OpenAI's reasoning
+models refuse `max_tokens`, `temperature` and `logprobs` with HTTP 400 naming the parameter) or a
+server without structured output (`structured=False`). It records every request (including
+headers and arrival times) so tests can assert what the client sent, and when.
 """
 
 from __future__ import annotations
@@ -15,16 +18,39 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Fault = tuple[str, Any]  # ("status", 429) | ("hang", seconds) | ("truncated", None)
+# ("status", 429) | ("status", 429, {"retry-after": "1"}) | ("hang", seconds) | ("truncated", None)
+Fault = tuple[Any, ...]
+
+# What OpenAI answers a reasoning model's request with, per refused parameter.
+_REFUSALS = {
+    "max_tokens": (
+        "unsupported_parameter",
+        "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+    ),
+    "temperature": (
+        "unsupported_value",
+        "Unsupported value: 'temperature' does not support 0 with this model. Only the default (1) value is supported.",
+    ),
+    "logprobs": ("unsupported_parameter", "Unsupported parameter: 'logprobs' is not supported with this model."),
+}
 
 
 class ScriptedOpenAIServer:
-    def __init__(self, respond: Callable[[dict], str | dict], model: str = "scripted-frontier"):
+    def __init__(
+        self,
+        respond: Callable[[dict], str | dict],
+        model: str = "scripted-frontier",
+        refuse: set[str] | frozenset[str] = frozenset(),
+        structured: bool = True,
+    ):
         self.respond = respond
         self.model = model
+        self.refuse = set(refuse)
+        self.structured = structured
         self.faults: deque[Fault] = deque()
         self.requests: list[dict] = []
         self.headers: list[dict[str, str]] = []
+        self.times: list[float] = []  # time.monotonic() at each POST
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -49,10 +75,12 @@ class ScriptedOpenAIServer:
             def log_message(self, *args):  # keep test output quiet
                 pass
 
-            def _send(self, status: int, body: bytes) -> None:
+            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 try:
                     self.wfile.write(body)
@@ -73,11 +101,23 @@ class ScriptedOpenAIServer:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 request = json.loads(self.rfile.read(length) or b"{}")
+                server.times.append(time.monotonic())
                 server.requests.append(request)
                 server.headers.append({k.lower(): v for k, v in self.headers.items()})
+                refused = next((p for p in _REFUSALS if p in server.refuse and p in request), None)
+                if refused:
+                    code, message = _REFUSALS[refused]
+                    error = {"message": message, "type": "invalid_request_error", "param": refused, "code": code}
+                    self._send(400, json.dumps({"error": error}).encode())
+                    return
+                if not server.structured and "response_format" in request:
+                    error = {"message": "response_format is not supported by this server", "param": None}
+                    self._send(400, json.dumps({"error": error}).encode())
+                    return
                 fault = server.faults.popleft() if server.faults else None
                 if fault and fault[0] == "status":
-                    self._send(fault[1], json.dumps({"error": {"message": "injected"}}).encode())
+                    headers = fault[2] if len(fault) > 2 else None
+                    self._send(fault[1], json.dumps({"error": {"message": "injected"}}).encode(), headers)
                     return
                 if fault and fault[0] == "hang":
                     time.sleep(fault[1])

@@ -4,6 +4,7 @@ interpreter, so that each scenario gets its own private Ray cluster, null-engine
 test can SIGKILL the whole flow process.
 
     python -m tests.support.reliability_driver job SPEC --out FIGURES.json [--kill-small-after N] [--shards K]
+        [--metrics URL]
     python -m tests.support.reliability_driver load SPEC SPEC --out FIGURES.json
 
 Everything is configured by the environment the test passes (SLMFLOW_SMALL_MODEL=null,
@@ -149,8 +150,31 @@ def job(args) -> int:
         figures["task_runs"] = [
             {"name": r.name, "run_count": r.run_count, "state": r.state.name if r.state else None} for r in runs
         ]
+        if args.metrics:
+            figures["metrics"] = _scrape(args.metrics, expected)
     Path(args.out).write_text(json.dumps(figures, indent=1, default=str))
     return 0 if figures["state"] == "COMPLETED" else 2
+
+
+def _scrape(url: str, units: int, timeout_s: float = 30) -> str:
+    """Ray's Prometheus text once it counts `units` finished units (metrics are reported every
+    RAY_metrics_report_interval_ms), or whatever it holds at the deadline."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        text = urllib.request.urlopen(url, timeout=10).read().decode()
+        counted = sum(
+            s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == "ray_slmflow_units_total"
+        )
+        if counted >= units or time.monotonic() > deadline:
+            return text
+        time.sleep(0.5)
 
 
 def load(args) -> int:
@@ -190,6 +214,7 @@ def main() -> int:
     one.add_argument("--out", required=True)
     one.add_argument("--kill-small-after", type=int, default=0)
     one.add_argument("--shards", type=int, default=None, help="split the job over the shard pool")
+    one.add_argument("--metrics", help="Ray's metrics URL to scrape after the run")
     many = commands.add_parser("load")
     many.add_argument("specs", nargs="+")
     many.add_argument("--out", required=True)

@@ -393,7 +393,7 @@ def test_raycluster_structure() -> None:
         "headServiceAnnotations",
         "suspend",
     }
-    assert spec["rayVersion"] == _pinned("ray[default]==")
+    assert spec["rayVersion"] == _pinned("ray[default,serve]==")
     head = spec["headGroupSpec"]
     assert set(head) <= {"serviceType", "headService", "enableIngress", "rayStartParams", "template"}
     groups = spec["workerGroupSpecs"]
@@ -549,19 +549,30 @@ def test_cpu_engines_get_the_custom_resource_the_fleet_requests() -> None:
     (group,) = infra.worker_groups(fleet)
     assert group["groupName"] == infra.CPU_GROUP and group["replicas"] == 2
     advertised = json.loads(json.loads(group["rayStartParams"]["resources"]))
-    assert advertised == fleet.resources(fleet.small[0])["resources"] == {ENGINE_RESOURCE: 1}
+    assert advertised == fleet.small[0].placement().resources == {ENGINE_RESOURCE: 1}
     assert group["rayStartParams"]["num-gpus"] == "0"
     assert "resources" not in group["template"]["spec"]["containers"][0]
     with pytest.raises(KeyError):
         infra.worker_group(fleet, infra.GPU_GROUP)
 
 
+def _tp(n: int, **spec: Any) -> dict[str, Any]:
+    """A member sharded over `n` GPUs (tensor parallel), as a fleet file writes it."""
+    return {"num_gpus": n, "engine_args": {"tensor_parallel_size": n}, **spec}
+
+
 def test_mixed_gpu_needs_size_every_pod_for_the_largest() -> None:
-    groups = infra.worker_groups(_fleet({"num_gpus": 0.5, "replicas": 2}, {"num_gpus": 2}, {}))
+    groups = infra.worker_groups(_fleet({"num_gpus": 0.5, "replicas": 2}, _tp(2), {}))
     assert [(g["groupName"], g["replicas"], g["rayStartParams"]["num-gpus"]) for g in groups] == [
         (infra.GPU_GROUP, 3, "2"),
         (infra.CPU_GROUP, 1, "0"),
     ]
+
+
+def test_a_tensor_parallel_replica_gets_its_gpus_on_one_pod_and_an_endpoint_none() -> None:
+    fleet = _fleet(_tp(4), {"model": "Qwen/Qwen3-8B", "base_url": "http://vllm:8000/v1", "kinds": ["answer"]})
+    (group,) = infra.worker_groups(fleet)
+    assert (group["groupName"], group["replicas"], group["rayStartParams"]["num-gpus"]) == (infra.GPU_GROUP, 1, "4")
 
 
 def test_a_fractional_gpu_count_above_one_is_refused() -> None:
@@ -574,7 +585,7 @@ def test_mismatches_name_what_differs(tmp_path: Path) -> None:
     bigger = _fleet({"num_gpus": 1, "replicas": 4})
     problems = infra.mismatches(cluster, bigger)
     assert any("replicas is 3, the fleet needs 4" in p for p in problems)
-    two_gpus = _fleet({"num_gpus": 2, "replicas": 3})
+    two_gpus = _fleet(_tp(2, replicas=3))
     assert any("num-gpus" in p for p in infra.mismatches(cluster, two_gpus))
     assert any("nvidia.com/gpu" in p for p in infra.mismatches(cluster, two_gpus))
     assert infra.mismatches(cluster, _fleet({})) == ["workerGroupSpecs has no group 'cpu'"]
@@ -608,17 +619,14 @@ def _fits(pod: dict[str, Any], gpus: Fraction, custom: Mapping[str, float]) -> l
     seed=st.integers(0, 2**32 - 1),
 )
 def test_every_replica_finds_a_pod_whatever_order_ray_places_them(specs: list[dict[str, Any]], seed: int) -> None:
-    fleet = _fleet(*specs)
+    # More than one GPU per replica is a sharded engine: its GPUs on one node.
+    fleet = _fleet(*(_tp(int(s["num_gpus"]), **s) if s["num_gpus"] > 1 else s for s in specs))
     pods = []
     for group in infra.worker_groups(fleet):
         custom = json.loads(json.loads(group["rayStartParams"].get("resources", '"{}"')))
         for _ in range(group["replicas"]):
             pods.append({"gpus": [Fraction(1)] * int(group["rayStartParams"]["num-gpus"]), "custom": dict(custom)})
-    replicas = [
-        (Fraction(str(fleet.resources(s).get("num_gpus", 0))), fleet.resources(s).get("resources", {}))
-        for s in fleet.small
-        for _ in range(s.replicas)
-    ]
+    replicas = [(Fraction(str(p.gpus)), p.resources) for p in fleet.replicas()]
     rng = random.Random(seed)
     rng.shuffle(replicas)
     for gpus, custom in replicas:

@@ -276,10 +276,16 @@ def alerts(
 
 @app.command()
 def down() -> None:
-    """Stop every service slmflow started, by PID: workers first, servers last."""
-    from slmflow.cli import stack
+    """Stop every service slmflow started, by PID: workers first, servers last.
 
-    stack.down(get_settings(), log=console.print)
+    Returns once every process they started is gone (vLLM's engine processes included), or exits
+    non-zero naming what is still running."""
+    from slmflow.cli import services, stack
+
+    try:
+        stack.down(get_settings(), log=console.print)
+    except services.ServiceError as exc:
+        raise fail(str(exc)) from None
 
 
 @app.command()

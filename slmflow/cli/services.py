@@ -1,7 +1,9 @@
 """Background services this tool starts (Prefect server, frontier stand-in, ...), tracked by PID.
 
-Each service runs in its own session, so stopping it signals exactly its process group and
-nothing else on the host. Its PID, URL and log path are kept in a small JSON file.
+Each service runs in its own session, so stopping it signals exactly what it started and nothing
+else on the host. Its PID, URL and log path are kept in a small JSON file. Stopping returns only
+when every process the service started is gone: a vLLM worker that outlived `slmflow down` by
+seconds would meet the next `up` (or a memory check) still holding its memory.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from slmflow.core.state import Service, healthy, read, state_path
+from slmflow.core.state import Service, healthy, read, service_processes, state_path
 
 
 class ServiceError(RuntimeError):
@@ -62,22 +64,56 @@ def start(
     raise ServiceError(f"{name} was not healthy after {timeout_s:.0f} s; see {log}")
 
 
-def stop(state_dir: Path, name: str, grace_s: float = 20.0) -> bool:
-    """SIGTERM the service's process group, SIGKILL what is left of it after a grace period.
-    True if it was running."""
+def stop(state_dir: Path, name: str, grace_s: float = 20.0, wait_s: float = 30.0) -> bool:
+    """SIGTERM the service's process group (its leader shuts down what it runs), SIGKILL whatever
+    it started that is still there after `grace_s`, and wait up to `wait_s` more until all of it is
+    gone. True if it was running; `ServiceError` naming what is left when something outlives that."""
     service = read(state_dir, name)
     if service is None:
         return False
-    ran = service.alive
+    # Known from the start: a descendant may be re-parented away once its parent exits.
+    started = set(service_processes(service.pid))
+    ran = bool(started)
     if ran:
         _signal_group(service.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while service.alive and time.monotonic() < deadline:
-            time.sleep(0.2)
+        left = _wait_gone(service.pid, started, grace_s)
+        for pid in left:
+            _kill(pid)
         _signal_group(service.pid, signal.SIGKILL)
-        _reap(service.pid)
+        left = _wait_gone(service.pid, started, wait_s)
+        if left:
+            raise ServiceError(
+                f"{name}: {len(left)} of its processes are still running {grace_s + wait_s:g} s after "
+                f"it was told to stop: {', '.join(_describe(pid) for pid in left)}; stop them by PID"
+            )
     state_path(state_dir, name).unlink(missing_ok=True)
     return ran
+
+
+def _wait_gone(leader: int, started: set[int], timeout_s: float) -> list[int]:
+    """Wait until nothing the service started is running; what is left after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        _reap(leader)
+        left = service_processes(leader, started)
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.1)
+
+
+def _describe(pid: int) -> str:
+    try:
+        program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+    except OSError:
+        return str(pid)
+    return f"{pid} ({program})"
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _signal_group(pid: int, sig: int) -> None:

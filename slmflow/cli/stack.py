@@ -501,10 +501,18 @@ def protections(settings: Settings) -> dict[str, dict]:
 
 
 def down(settings: Settings, log=print) -> None:
+    """Stop every service, each only once all its processes are gone (bounded; see
+    `services.stop`). What outlives that is named in one `ServiceError` at the end."""
     shard_workers = sorted(p.stem for p in settings.state_dir.glob("shard-worker-*.json"))
+    problems = []
     for name in [*shard_workers, *SERVICES]:
-        if services.stop(settings.state_dir, name):
-            log(f"stopped {name}")
+        try:
+            if services.stop(settings.state_dir, name):
+                log(f"stopped {name}")
+        except services.ServiceError as exc:
+            problems.append(str(exc))
     if services.read(settings.state_dir, "ray-head") is None:
         # The head that used it is gone: the next `up` makes a new token.
         ray_token_path(settings).unlink(missing_ok=True)
+    if problems:
+        raise services.ServiceError("\n".join(problems))

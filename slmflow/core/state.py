@@ -28,8 +28,8 @@ class Service(BaseModel):
 
     @property
     def alive(self) -> bool:
-        """Any live process left in the service's process group (children outlive leaders)."""
-        return bool(group_members(self.pid))
+        """Any live process left that the service started (children outlive leaders)."""
+        return bool(service_processes(self.pid))
 
     @property
     def healthy(self) -> bool:
@@ -63,9 +63,9 @@ def read(state_dir: Path, name: str) -> Service | None:
     return Service.model_validate_json(path.read_text())
 
 
-def group_members(pgid: int) -> list[int]:
-    """PIDs in process group `pgid` that are still running (zombies excluded)."""
-    members = []
+def processes() -> dict[int, tuple[int, int, int]]:
+    """(parent, process group, session) of every running process (zombies excluded), from /proc."""
+    table = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -73,10 +73,25 @@ def group_members(pgid: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        state, group = fields[0], int(fields[2])
-        if group == pgid and state != "Z":
-            members.append(int(entry.name))
-    return members
+        if fields[0] != "Z":
+            table[int(entry.name)] = (int(fields[1]), int(fields[2]), int(fields[3]))
+    return table
+
+
+def service_processes(leader: int, known: set[int] | frozenset[int] = frozenset()) -> list[int]:
+    """PIDs still running that a service started: its leader heads a session of its own, so
+    everything it started shares that session, whatever process group it moved to (Ray puts each
+    worker in a group of its own, and vLLM's engine processes live in the worker's); plus any
+    descendant of those that left the session, and any of `known` still running."""
+    table = processes()
+    found = {pid for pid, (_, group, session) in table.items() if leader in (group, session)}
+    found |= known & table.keys()
+    grew = True
+    while grew:
+        children = {pid for pid, (parent, _, _) in table.items() if parent in found} - found
+        found |= children
+        grew = bool(children)
+    return sorted(found)
 
 
 def ray_token_path(settings: Settings) -> Path:

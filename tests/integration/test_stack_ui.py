@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from slmflow.core.state import service_processes
 from tests.support.ports import free_ports, port_block
 
 pytestmark = pytest.mark.slow
@@ -105,6 +106,7 @@ def test_up_deploy_click_run_status_down(stack_env, session_dir):
 
     up = _slmflow(env, "up")
     assert up.returncode == 0, up.stdout + up.stderr
+    started: set[int] = set()
     try:
         services = _services(env)
         assert {"prefect-server", "ray-head", "prefect-worker"} <= set(services)
@@ -183,17 +185,28 @@ def test_up_deploy_click_run_status_down(stack_env, session_dir):
         assert small["state"] == "ALIVE" and small["served"] >= 6 and small["restarted"] is False
         assert report["metrics"] == f"http://127.0.0.1:{env['SLMFLOW_METRICS_PORT']}/metrics"
         assert "sk-ui-test" not in status.stdout  # the key is masked
+        # Everything `up` started, the engine's VLLM::EngineCore and VLLM::Worker in the Ray head's
+        # actor included: Ray moves each worker to a process group of its own, in the same session.
+        started = {pid for leader in pgids for pid in service_processes(leader)}
+        assert any("VLLM" in _name(pid) for pid in started), sorted(_name(pid) for pid in started)
     finally:
         down = _slmflow(env, "down")
     assert down.returncode == 0, down.stderr
-    time.sleep(1)
+    # No grace period: `down` returns once they are gone.
     leftovers = [
         p
         for p in psutil.process_iter(["pid", "status"])
-        if p.info["status"] != psutil.STATUS_ZOMBIE and _pgid(p.pid) in pgids
+        if p.info["status"] != psutil.STATUS_ZOMBIE and (_pgid(p.pid) in pgids or p.pid in started)
     ]
     assert not leftovers, f"processes left behind: {leftovers}"
     assert not _services(env)
+
+
+def _name(pid: int) -> str:
+    try:
+        return psutil.Process(pid).name()
+    except psutil.NoSuchProcess:
+        return "?"
 
 
 def _pgid(pid: int) -> int | None:

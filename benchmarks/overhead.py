@@ -71,7 +71,11 @@ class RawEngine:
         self.engine = self._wait(self._make(VLLMEngine, path, name, settings))
 
     async def _make(self, cls, path, name, settings):
-        return cls(path, name, **settings.vllm.model_dump())
+        from workers.fleet import FleetConfig
+
+        # The same engine arguments the fleet's actor gets for this model.
+        (spec,) = FleetConfig.load(settings).small
+        return cls(path, name, spec.merged_engine_args(settings.vllm), kv_cache_gib=settings.vllm.kv_cache_gib)
 
     def _wait(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()

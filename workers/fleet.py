@@ -185,6 +185,14 @@ def secret(env_name: str | None, block: str | None) -> str | None:
     return None
 
 
+def check_priced(config: FleetConfig, settings: Settings) -> None:
+    """Endpoint members are priced by their tokens: one nobody priced fails now, when the fleet
+    starts, not in the middle of a run (`UnpricedModelError` says how to price it)."""
+    for spec in config.small:
+        if spec.endpoint:
+            settings.price_for(spec.model)
+
+
 def check_fits(config: FleetConfig) -> None:
     """Refuse a fleet that cannot fit the cluster this process is connected to, naming each
     member that finds no room and what is missing, before any actor waits forever for it."""
@@ -253,6 +261,7 @@ class Fleet:
         from workers import actors
 
         config = FleetConfig.load(settings)
+        check_priced(config, settings)
         check_fits(config)
         created: list[Any] = []
         groups: list[Any] = []

@@ -79,7 +79,11 @@ def gpu_fleet(endpoint, settings):
             }
         )
     )
-    local = settings.model_copy(update={"fleet_file": fleet_file, "ray_namespace": "slmflow-placement"})
+    # The endpoint member is priced by its tokens, as the small model LiteLLM lists nearest to it.
+    aliases = {**settings.price_aliases, endpoint.model: "gpt-4o-mini"}
+    local = settings.model_copy(
+        update={"fleet_file": fleet_file, "ray_namespace": "slmflow-placement", "price_aliases": aliases}
+    )
     # Ray's workers inherit the environment the cluster starts with.
     os.environ["SLMFLOW_NULL_DELAY_S"] = str(DELAY_S)
     ray.init(

@@ -378,6 +378,17 @@ def test_an_unknown_model_is_an_error_naming_it_not_a_default_price() -> None:
         Ledger(Settings(), "acme-llm-9")  # before any unit runs
 
 
+def test_an_endpoint_member_nobody_priced_stops_the_fleet_at_start() -> None:
+    from workers.fleet import check_priced
+
+    member = SmallModelSpec(name="team-b", model="acme/llm-9b", base_url="http://x/v1", kinds=["answer"])
+    config = FleetConfig(small=[SmallModelSpec(name="local"), member])
+    with pytest.raises(UnpricedModelError, match="no price for model 'acme/llm-9b'"):
+        check_priced(config, Settings())
+    check_priced(config, Settings(price_aliases={"acme/llm-9b": "gpt-4o-mini"}))  # priced as a listed model
+    check_priced(config, Settings(prices={"acme/llm-9b": None}))  # unpriced on purpose
+
+
 def test_an_unpriced_model_costs_nothing_and_says_so() -> None:
     from slmflow.core.records import Attempt, Verdict
 

@@ -668,3 +668,73 @@ def test_readme_gives_the_order_of_operations() -> None:
     for variable in ("RAY_ADDRESS", "PREFECT_API_URL", "QDRANT_URL", "SLMFLOW_FRONTIER_BASE_URL"):
         assert f"`{variable}" in text, variable
     assert "| Ray | private local cluster started by the flow process |" in text
+
+
+# --- Grafana -------------------------------------------------------------------------------------
+
+
+def _vllm_metric_names() -> set[str]:
+    """Every metric vLLM's stat loggers define, as Ray exports them (`ray_` prefix, `:` -> `_`,
+    counters with `_total`), read from the installed vLLM's source."""
+    from importlib.util import find_spec
+
+    spec = find_spec("vllm")
+    if spec is None or spec.origin is None:
+        pytest.skip("vLLM is not installed")
+    source = (Path(spec.origin).parent / "v1" / "metrics" / "loggers.py").read_text()
+    found = re.findall(r"_(gauge|counter|histogram)_cls\(\s*name=\"vllm:([a-z_]+)\"", source)
+    assert found, "vLLM's metric definitions moved"
+    names = set()
+    for kind, name in found:
+        base = f"ray_vllm_{name}"
+        names |= {f"{base}_total"} if kind == "counter" else {base, f"{base}_bucket", f"{base}_sum", f"{base}_count"}
+    return names
+
+
+def test_grafana_dashboard_charts_only_metrics_the_fleet_exports() -> None:
+    from workers import metrics
+
+    dashboard = json.loads((INFRA / "grafana" / "slmflow.json").read_text())
+    ours = {f"ray_{metrics.ENGINE_IN_FLIGHT}"} | {
+        f"ray_{name}_total"
+        for name in (
+            metrics.ENGINE_REQUESTS,
+            metrics.ENGINE_TOKENS,
+            metrics.ENGINE_PROMPT_TOKENS,
+            metrics.ENGINE_SECONDS,
+            metrics.UNITS,
+            metrics.COST_USD,
+            metrics.FRONTIER_USD,
+            metrics.COUNTERFACTUAL_USD,
+        )
+    }
+    known = ours | _vllm_metric_names()
+    charted = set()
+    for panel in dashboard["panels"]:
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+        for target in panel["targets"]:
+            charted |= set(re.findall(r"\bray_[a-z_]+", target["expr"]))
+    assert charted and charted <= known, charted - known
+    # What the issue asks a Prometheus user to find: tokens/s, running and waiting requests,
+    # KV-cache use, outcomes per kind, frontier spend.
+    for name in (
+        "ray_vllm_generation_tokens_total",
+        "ray_vllm_num_requests_running",
+        "ray_vllm_num_requests_waiting",
+        "ray_vllm_kv_cache_usage_perc",
+        "ray_slmflow_units_total",
+        "ray_slmflow_frontier_usd_total",
+    ):
+        assert name in charted, name
+    assert [p["id"] for p in dashboard["panels"]] == list(range(1, len(dashboard["panels"]) + 1))
+
+
+def test_the_readmes_fleet_file_is_a_valid_fleet() -> None:
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("A fleet file (") :]
+    block = block[block.index("```yaml\n") + len("```yaml\n") : block.index("```\n", block.index("```yaml"))]
+    fleet = FleetConfig.model_validate(yaml.safe_load(block))
+    members = {s.name: s for s in fleet.small}
+    assert members["qwen3-8b"].placement().bundles == [{"GPU": 1.0}, {"GPU": 1.0}]
+    assert members["gemma-1b"].placement().memory_share == pytest.approx(0.425)
+    assert members["team-b"].endpoint and members["team-b"].structured_output == "vllm"

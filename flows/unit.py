@@ -26,8 +26,15 @@ from workers.metrics import unit_finished
 
 
 def execute_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str, Any]) -> TaskResult:
-    if task.kind == "agent":
-        return execute_agent(ctx, task, item, upstream)
+    run = execute_agent if task.kind == "agent" else _execute_one
+    result = run(ctx, task, item, upstream)
+    # Prometheus counters, once per unit computed here (a task run or a batch's thread); a unit
+    # reused from a cache never gets here.
+    unit_finished(result)
+    return result
+
+
+def _execute_one(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str, Any]) -> TaskResult:
     start = time.perf_counter()
     offered = ctx.offered(task, NO_TOOL)
 
@@ -76,7 +83,6 @@ def execute_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[st
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_on_exceptions_only)
 def run_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str, Any]) -> State:
     result = execute_unit(ctx, task, item, upstream)
-    unit_finished(result)  # Prometheus counters; a unit reused from the cache never gets here
     if result.status is Status.accepted:
         return Completed(data=result, message=f"score {result.score:.2f}")
     if result.status is Status.escalated:

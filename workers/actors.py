@@ -42,7 +42,9 @@ class SmallModelWorker:
 
     async def check(self) -> None:
         """An endpoint member proves it holds answers to the forms its kinds need."""
-        if self._spec.base_url:
+        from workers.engines import OpenAIEngine
+
+        if isinstance(self._served.engine, OpenAIEngine):
             await self._served.engine.probe(self._spec.kinds)
 
     async def stats(self) -> dict:

@@ -7,6 +7,8 @@ module level except the actor definitions, which the fleet imports after connect
 
 from __future__ import annotations
 
+import logging
+
 from slmflow.core.settings import Settings
 
 # Custom resource that stands for "room for one model engine" on CPU-only nodes, where
@@ -36,13 +38,13 @@ def connect(settings: Settings) -> None:
         token = own_head_token(settings, address)
         if token:
             use_token_auth(token)
-        ray.init(address=address, namespace=settings.ray_namespace, log_to_driver=False, logging_level="WARNING")
+        ray.init(address=address, namespace=settings.ray_namespace, log_to_driver=False, logging_level=logging.WARNING)
         return
     temp = settings.cache_dir / "ray"
     temp.mkdir(parents=True, exist_ok=True)
     # Metrics on the default port belong to the long-lived head `slmflow up` starts; a per-run
     # cluster exports only where asked to, since two runs at once would compete for one port.
-    metrics = {"_metrics_export_port": settings.metrics_port} if "metrics_port" in settings.model_fields_set else {}
+    metrics_port = settings.metrics_port if "metrics_port" in settings.model_fields_set else None
     ray.init(
         # "local" always starts a private cluster; without it Ray would attach to any cluster
         # another user started on this host with `ray start`.
@@ -53,6 +55,6 @@ def connect(settings: Settings) -> None:
         _temp_dir=str(temp),
         _node_ip_address="127.0.0.1",
         log_to_driver=False,
-        logging_level="WARNING",
-        **metrics,
+        logging_level=logging.WARNING,
+        _metrics_export_port=metrics_port,
     )

@@ -226,9 +226,10 @@ class OpenAIEngine:
 
         for adjustments in range(4):
             try:
+                messages: list[Any] = [m.model_dump() for m in request.messages]
                 return await self.client.chat.completions.create(
                     model=self.model,
-                    messages=[m.model_dump() for m in request.messages],
+                    messages=messages,
                     **self.params.kwargs(request.max_tokens, request.temperature),
                     **form,
                 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -181,7 +181,8 @@ def secret(env_name: str | None, block: str | None) -> str | None:
     if block:
         from prefect.blocks.system import Secret
 
-        return str(Secret.load(block).get())
+        # Called synchronously, Prefect's sync-or-async `load` returns the block itself.
+        return str(cast(Secret, Secret.load(block)).get())
     return None
 
 

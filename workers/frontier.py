@@ -34,7 +34,7 @@ RETRYABLE = (
 )
 
 
-def retry_after_s(exc: BaseException) -> float | None:
+def retry_after_s(exc: BaseException | None) -> float | None:
     """The delay a provider's response asks for before the next try, as OpenAI's SDK reads it:
     `retry-after-ms`, else `retry-after` in seconds or as an HTTP date; None when it names none."""
     response = getattr(exc, "response", None)

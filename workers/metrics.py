@@ -57,15 +57,18 @@ def _safe(record):
     """Metrics must never fail a request or a unit: a Ray without a metrics agent (e.g. a Ray
     Client connection) logs once and records nothing."""
 
+    warned = False
+
     @functools.wraps(record)
     def wrapper(*args, **kwargs):
+        nonlocal warned
         if not _ray_ready():
             return
         try:
             record(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - see above
-            if not getattr(wrapper, "warned", False):
-                wrapper.warned = True
+            if not warned:
+                warned = True
                 log.warning("metrics not recorded: %s: %s", type(exc).__name__, exc)
 
     return wrapper

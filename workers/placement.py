@@ -15,7 +15,7 @@ it does, and by the KubeRay renderer (`slmflow.cli.infra`), so the three cannot 
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
@@ -166,14 +166,15 @@ def fit_problems(replicas: Iterable[Placement], nodes: Iterable[Mapping[str, flo
     unplaced = [p for p in wanted if (p.gpus or p.resources) and not any(node.take(p) for node in cluster)]
     if not unplaced:
         return []
-    need: Counter[str] = Counter()
+    need: defaultdict[str, float] = defaultdict(float)
     for p in wanted:
         need[GPU] += p.gpus
-        need.update(p.resources)
-    have: Counter[str] = Counter()
+        for k, v in p.resources.items():
+            need[k] += v
+    have: defaultdict[str, float] = defaultdict(float)
     for node in nodes:
-        have[GPU] += float(node.get(GPU, 0))
-        have.update({k: float(v) for k, v in node.items() if k in need and k != GPU})
+        for k in need:
+            have[k] += float(node.get(k, 0))
     most_gpus = max((float(n.get(GPU, 0)) for n in nodes), default=0)
     lines = []
     for p in unplaced:

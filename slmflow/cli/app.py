@@ -351,13 +351,13 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
         columns = ("actor", "state", "restarts", "model", "in_flight", "served", "gpus", "where")
         for col in columns:
             ft.add_column(col)
-        for r in fleet:
+        for member in fleet:
             # Without Ray's state API the count is unknown; the actor still says whether it restarted.
-            restarts = r.get("restarts")
-            restarts = ("yes" if r.get("restarted") else "0") if restarts is None else restarts
-            shards = r.get("placement_group")
-            gpus = f"{len(shards)} shards" if shards else ",".join(r.get("gpus") or [])
-            row = {**r, "restarts": restarts, "gpus": gpus, "where": r.get("endpoint") or ""}
+            restarts = member.get("restarts")
+            restarts = ("yes" if member.get("restarted") else "0") if restarts is None else restarts
+            shards = member.get("placement_group")
+            gpus = f"{len(shards)} shards" if shards else ",".join(member.get("gpus") or [])
+            row = {**member, "restarts": restarts, "gpus": gpus, "where": member.get("endpoint") or ""}
             ft.add_row(*("" if row.get(c) is None else str(row[c]) for c in columns))
         console.print(ft)
     else:

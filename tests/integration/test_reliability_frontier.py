@@ -113,7 +113,9 @@ class EscalatingWorkers:
 
 @flow(name="test-frontier-faults", task_runner=ThreadPoolTaskRunner(max_workers=1))
 def faults_flow(workers: EscalatingWorkers):
-    ctx = UnitContext(JOB.spec.name, "faults", workers, Ledger(SETTINGS, "scripted-frontier"))
+    # The scripted frontier, priced as the fakes' "big" model.
+    priced = SETTINGS.model_copy(update={"price_aliases": {"scripted-frontier": "big"}})
+    ctx = UnitContext(JOB.spec.name, "faults", workers, Ledger(priced, "scripted-frontier"))
     return run_units(JOB, ctx, retries=2)
 
 

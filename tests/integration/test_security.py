@@ -505,6 +505,7 @@ def test_a_job_run_leaves_the_frontier_key_nowhere(prefect_api, tmp_path, monkey
             frontier_api_key=FRONTIER_KEY,
             results_dir=tmp_path / "runs",
             prices={"small": Price(input_per_m=1, output_per_m=2)},
+            price_aliases={server.model: "gpt-4o"},  # a model LiteLLM's price map does not list
         )
         monkeypatch.setattr(job_module, "get_settings", lambda: settings)
         monkeypatch.setattr(job_module, "get_fleet", lambda s: _KeyScanFleet(s))

@@ -170,7 +170,9 @@ def test_the_flow_asks_the_fleet_for_alternatives_when_configured(alternatives) 
         Path("."),
     )
     fleet = _Fleet()
-    ctx = UnitContext("faq", "r", fleet, Ledger(Settings(), "f"), alternatives=alternatives)
+    # Costs are beside the point here: both models unpriced on purpose.
+    unpriced = Settings(prices={"s": None, "f": None})
+    ctx = UnitContext("faq", "r", fleet, Ledger(unpriced, "f"), alternatives=alternatives)
     result = execute_unit(ctx, job.spec.task("t"), next(job.iter_items()), {})
     small_check = fleet.verified[0]
     if alternatives[0] == 0:

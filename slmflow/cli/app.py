@@ -223,12 +223,18 @@ def up() -> None:
 
     Everything listens on 127.0.0.1. Models load once here and serve every later run; the
     frontier stand-in starts only when no frontier endpoint is configured."""
+    from pydantic import ValidationError
+
     from slmflow.cli import services, stack
     from slmflow.core.models import ModelPrepError
+    from slmflow.core.prices import UnpricedModelError
+    from workers.fleet import FleetError
 
     try:
         stack.up(get_settings(), log=console.print)
-    except (ModelPrepError, services.ServiceError) as exc:
+    except (ModelPrepError, services.ServiceError, FleetError, UnpricedModelError, ValidationError) as exc:
+        # A fleet file that does not validate, does not fit the cluster, or names an unpriced
+        # endpoint: the user's to fix, said without a traceback.
         raise fail(f"{exc}\n(`slmflow down` stops whatever did start)") from None
     console.print("[green]up[/]. Run a job from the UI (Deployments > slmflow-job/<job> > Run) or `slmflow run JOB`.")
 

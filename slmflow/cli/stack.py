@@ -350,6 +350,9 @@ def _worker(settings: Settings, name: str, pool: str, health_port: int, limit: i
 
 
 def up(settings: Settings, log=print) -> None:
+    from workers.fleet import FleetConfig
+
+    FleetConfig.load(settings)  # a fleet file that does not validate fails before anything starts
     api = ensure_prefect_server(settings)
     auth = "basic auth" if settings.prefect_auth else "no auth: set SLMFLOW_PREFECT_AUTH to require it"
     log(f"prefect server   {api.removesuffix('/api')} ({auth})")

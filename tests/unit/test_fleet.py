@@ -429,3 +429,20 @@ def test_a_refused_parameter_is_dropped_or_renamed_once() -> None:
         params = adapted(params, name)
     assert params == RequestParams(token_limit="max_completion_tokens", sampling=False, logprobs=False)
     assert all(adapted(params, name) is None for name in ("max_tokens", "temperature", "logprobs", None))
+
+
+def test_up_refuses_a_bad_fleet_file_before_starting_anything(tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from slmflow.cli import app as cli
+    from slmflow.cli import stack
+
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(yaml.safe_dump({"small": [{"name": "qwen", "model": "Qwen/Qwen3-4B", "num_gpus": 2}]}))
+    started = []
+    monkeypatch.setattr(stack, "ensure_prefect_server", lambda settings: started.append("prefect"))
+    monkeypatch.setattr(cli, "get_settings", lambda: Settings(fleet_file=fleet, state_dir=tmp_path / "state"))
+    result = CliRunner().invoke(cli.app, ["up"])
+    assert result.exit_code == 1 and started == []
+    assert "fleet member 'qwen' (Qwen/Qwen3-4B)" in result.output and "reserves 2 GPUs" in result.output
+    assert "Traceback" not in result.output

@@ -24,7 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 PROBE = """
 import json
-from slmflow.core.records import GenerationRequest, Message  # slmflow before ray: see slmflow/core/rayenv.py
+from slmflow.core.records import GenerationRequest, Message
+from slmflow.core.rayenv import apply_local_ray_env
+apply_local_ray_env()  # before Ray is imported, as every entry point does (slmflow/core/rayenv.py)
 import ray
 from slmflow.core.settings import get_settings
 from workers.cluster import connect

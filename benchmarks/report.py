@@ -1,4 +1,4 @@
-"""Rerun the benchmarks and rewrite their tables in docs/benchmarks.md and the README (`make bench`).
+"""Rerun the benchmarks and rewrite their tables in docs/ and the README (`make bench`).
 
 Each benchmark script prints its tables and, with `--markdown PATH`, writes them as markdown. This
 script runs them one after another (never two at once: they share two cores), then replaces each
@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DOCUMENTS = [REPO / "docs" / "benchmarks.md", REPO / "README.md"]
+DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 # name -> (script, arguments for a full run, arguments for --quick)
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {

@@ -52,7 +52,7 @@ def test_demo_job_small_version(prefect_api, fleet, settings):
     assert {"support-inbox-results", "support-inbox-summary"} <= keys
 
 
-def test_escalation_reaches_the_frontier_and_carries_its_answer(prefect_api, fleet, settings, tmp_path):
+def test_escalation_reaches_the_frontier_and_carries_its_answer(prefect_api, fleet, settings, tmp_path, monkeypatch):
     """A task the small model cannot pass (confidence threshold 1.0) must be escalated, and the
     result must be the frontier's verified answer, not the small model's."""
     from flows.job import run_job as flow
@@ -77,6 +77,8 @@ def test_escalation_reaches_the_frontier_and_carries_its_answer(prefect_api, fle
         )
     )
 
+    # The run prices every draft; LiteLLM's price map does not list this scripted model.
+    monkeypatch.setitem(settings.price_aliases, "oracle", "gpt-4o")
     with ScriptedOpenAIServer(lambda req: json.dumps({"label": "shipping"}), model="oracle") as oracle:
         original = fleet.frontier
         fleet.frontier = actors.FrontierWorker.remote(oracle.base_url, "oracle", "k", "oracle", 30.0)

@@ -48,7 +48,7 @@ def run_replay(
     if verifier is None:
         from verification.verifier import Verifier
 
-        verifier = Verifier(settings.verifier)
+        verifier = Verifier.configured(settings.verifier)
     with ResultCache(output_dir / CACHE_FILE, fresh=fresh) as cache:
         evaluated, support, cached = evaluate(adapter, records, items, verifier, cache, console)
     summary = summarize(adapter, evaluated, support, settings, cached)

@@ -56,14 +56,17 @@ def probe_support(verifier: VerifierLike, request: VerifyRequest) -> Support:
 
 
 def fingerprint(verifier: VerifierLike) -> str:
-    """Changes whenever the verifier may judge differently: its settings or its source code.
-    Cached verdicts carry it, so editing the verifier invalidates them. (A learned verifier whose
-    weights change without a code change needs `--fresh`.)"""
+    """Changes whenever the verifier may judge differently: its settings, its source code or the
+    learned weights it loaded. Cached verdicts carry it, so editing or retraining the verifier
+    invalidates them."""
     digest = hashlib.sha256(type(verifier).__qualname__.encode())
     settings = getattr(verifier, "settings", None)
     dump = getattr(settings, "model_dump_json", None)
     if callable(dump):
         digest.update(dump().encode())
+    files = getattr(getattr(verifier, "learned", None), "files", None) or {}
+    for path in sorted(map(Path, files.values())):
+        digest.update(path.read_bytes())
     module_file = getattr(sys.modules.get(type(verifier).__module__), "__file__", None)
     if module_file:
         for source in sorted(Path(module_file).parent.glob("*.py")):

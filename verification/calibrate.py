@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from verification.learned import LearnedVerifier
-from verification.paths import WEIGHTS_DIR
 from verification.sources import Labelled
 from verification.verifier import Verifier
 
@@ -55,12 +54,12 @@ def choose_threshold(
 def calibrate(
     examples: list[Labelled],
     target_error: float,
-    weights: Path = WEIGHTS_DIR,
+    learned: LearnedVerifier,
+    out_dir: Path | None = None,
     wrong_share: float | None = None,
-    save: bool = True,
 ) -> list[Operating]:
-    """Set thresholds from labelled examples the model was not trained on."""
-    learned = LearnedVerifier.load(weights)
+    """Set thresholds from labelled examples the model was not trained on; with `out_dir`, the
+    calibrated models are written there (the models read stay as they were)."""
     verifier = Verifier(learned=learned)
     out = []
     for kind, model in learned.models.items():
@@ -78,7 +77,7 @@ def calibrate(
             "escalation": round(escalation, 4),
             "n": len(rows),
         }
-        if save:
-            model.save(weights / f"{kind}.json")
+        if out_dir is not None:
+            model.save(out_dir / f"{kind}.json")
         out.append(Operating(kind, threshold, error, escalation, len(rows), feasible))
     return out

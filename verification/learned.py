@@ -16,7 +16,7 @@ import numpy as np
 
 from slmflow.core.records import VerifyRequest
 from verification.features import FEATURE_NAMES, featurise
-from verification.paths import WEIGHTS_DIR
+from verification.paths import weights_file
 
 
 @dataclass
@@ -85,12 +85,15 @@ def calibrate(raw: float, xs: list[float], ys: list[float]) -> float:
 
 
 class LearnedVerifier:
-    def __init__(self, models: dict[str, TreeModel]):
+    def __init__(self, models: dict[str, TreeModel], files: dict[str, Path] | None = None):
         self.models = models
+        self.files = files or {}  # where each kind's model was read from
 
     @classmethod
-    def load(cls, directory: Path = WEIGHTS_DIR) -> LearnedVerifier:
-        return cls({p.stem: TreeModel.load(p) for p in sorted(directory.glob("*.json")) if p.stem in FEATURE_NAMES})
+    def load(cls, user_dir: Path | None = None) -> LearnedVerifier:
+        """Each kind's model from `user_dir` when it holds one, else the one shipped in the package."""
+        files = {kind: path for kind in FEATURE_NAMES if (path := weights_file(f"{kind}.json", user_dir)) is not None}
+        return cls({kind: TreeModel.load(path) for kind, path in files.items()}, files)
 
     def covers(self, kind: str) -> bool:
         return kind in self.models

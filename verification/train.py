@@ -16,7 +16,6 @@ import numpy as np
 
 from verification.features import FEATURE_NAMES, featurise
 from verification.learned import TreeModel
-from verification.paths import WEIGHTS_DIR
 from verification.sources import Labelled
 
 FOLDS = 5
@@ -24,7 +23,7 @@ FOLDS = 5
 
 def train(
     examples: list[Labelled],
-    out_dir: Path = WEIGHTS_DIR,
+    out_dir: Path,
     seed: int = 0,
     n_estimators: int = 150,
     log: Callable[[str], None] = print,

@@ -51,16 +51,31 @@ class Verifier:
         self.embedder = embedder
         self.learned = learned
         self.independent = independent
+        # What the configuration asked for but could not have (weights not found), for the caller
+        # to show: the verifier works without it, with the rule verdict in its place.
+        self.degraded: list[str] = []
 
     @classmethod
     def configured(cls, settings: VerifierSettings, independent: IndependentChecker | None = None) -> Verifier:
-        """The verifier as configured: the same for the flow's `VerifierWorker` and `slmflow verify`."""
+        """The verifier as configured: the same for the flow's `VerifierWorker`, `slmflow verify`
+        and `slmflow eval`. Weights come from `settings.weights_dir` when it holds them, else from
+        the package."""
         learned = None
+        missing: list[str] = []
         if settings.learned:
+            from verification.features import LEARNED_KINDS
             from verification.learned import LearnedVerifier
 
-            learned = LearnedVerifier.load()
-        return cls(settings, learned=learned, independent=independent)
+            learned = LearnedVerifier.load(settings.weights_dir)
+            missing = [
+                f"learned {kind} model: no {kind}.json in {settings.weights_dir} or the package; "
+                f"{kind} answers get the rule verdict (`slmflow verifier train` builds it)"
+                for kind in LEARNED_KINDS
+                if not learned.covers(kind)
+            ]
+        verifier = cls(settings, learned=learned, independent=independent)
+        verifier.degraded = missing
+        return verifier
 
     def verify(self, req: VerifyRequest) -> Verdict:
         second: list[CheckResult] = []

@@ -14,7 +14,6 @@ from rich.console import Console
 from rich.table import Table
 
 from slmflow.cli.support import fail
-from verification.paths import WEIGHTS_DIR
 
 console = Console(stderr=True)
 
@@ -95,6 +94,8 @@ def verify_command(
         verifier = Verifier.configured(settings, independent=checker)
     except (OSError, ValueError, KeyError) as exc:
         raise fail(f"cannot load the learned verifier's weights: {exc}") from None
+    for note in verifier.degraded:
+        console.print(f"[yellow]degraded:[/yellow] {note}", highlight=False, soft_wrap=True)
     start = time.perf_counter()
     try:
         if checker is None:
@@ -163,7 +164,12 @@ def train_command(
     data: Path = typer.Option(
         None, show_default=False, help="folder with begin/ and pubmedqa/; default: settings data_dir (../shared/data)"
     ),
-    out: Path = typer.Option(WEIGHTS_DIR, help="where to write the weights (answer.json)"),
+    out: Path = typer.Option(
+        None,
+        show_default=False,
+        help="where to write the weights (answer.json); default: settings verifier.weights_dir "
+        "(<cache_dir>/verifier, SLMFLOW_VERIFIER__WEIGHTS_DIR), where the verifier reads them first",
+    ),
     seed: int = typer.Option(0, help="seed for training"),
     from_history: bool = typer.Option(
         False,
@@ -198,6 +204,10 @@ def train_command(
     console.print(
         f"{len(examples)} labelled outputs from {data}" + (f" + {len(history)} history labels" if history else "")
     )
+    if out is None:
+        from slmflow.core.settings import get_settings
+
+        out = get_settings().verifier_weights_dir
     if train(examples + history, out, seed=seed, log=console.print) is None:
         raise fail("nothing trained: the data lacked correct or wrong answers")
 
@@ -215,7 +225,12 @@ def calibrate_command(
         max=1.0,
         help="expected share of wrong answers in production; the data is reweighted to it (default: as labelled)",
     ),
-    weights: Path = typer.Option(WEIGHTS_DIR, help="weights to calibrate, updated in place"),
+    weights: Path = typer.Option(
+        None,
+        show_default=False,
+        help="folder of the weights to calibrate (the packaged ones where it has none); the calibrated "
+        "weights are written there; default: settings verifier.weights_dir (<cache_dir>/verifier)",
+    ),
     from_history: bool = typer.Option(
         False, "--from-history", help="also calibrate on the flow's labels (escalations, review decisions)"
     ),
@@ -225,6 +240,7 @@ def calibrate_command(
     is at most the target, and report the escalation rate that costs."""
     from verification.calibrate import calibrate
     from verification.jsonl import InputError, read_lines
+    from verification.learned import LearnedVerifier
     from verification.sources import Labelled
 
     if labelled is None and not from_history:
@@ -244,12 +260,25 @@ def calibrate_command(
     if from_history:
         # Labels from production: answers the verifier met in real runs, judged by the frontier or a person.
         examples += _history(history_path)
-    if not list(weights.glob("*.json")):
-        raise fail(f"no weights in {weights}; run `slmflow verifier train` first")
+    if weights is None:
+        from slmflow.core.settings import get_settings
+
+        weights = get_settings().verifier_weights_dir
     try:
-        points = calibrate(examples, target_error, weights, wrong_share)
+        learned = LearnedVerifier.load(weights)
     except (OSError, ValueError, KeyError) as exc:
-        raise fail(f"cannot calibrate {weights}: {exc}") from None
+        raise fail(f"cannot load the weights to calibrate: {exc}") from None
+    if not learned.models:
+        raise fail(f"no weights in {weights} or the package; run `slmflow verifier train` first")
+    kinds = sorted(k for k in learned.models if any(e.item.kind == k for e in examples))
+    if not kinds:
+        raise fail(f"no labelled items of a kind with a learned model ({', '.join(learned.models)})")
+    try:
+        points = calibrate(examples, target_error, learned, weights, wrong_share)
+    except (OSError, ValueError, KeyError) as exc:
+        raise fail(f"cannot calibrate: {exc}") from None
+    for kind in kinds:
+        console.print(f"{kind}: calibrated {learned.files[kind]} -> {weights / f'{kind}.json'}", highlight=False)
     mix = f", {wrong_share:.0%} wrong answers" if wrong_share is not None else ""
     table = Table(title=f"acceptance thresholds for error <= {target_error:.1%}{mix}")
     for col in ("kind", "threshold", "est. error", "escalation", "items"):

@@ -68,6 +68,10 @@ class VerifierSettings(BaseModel):
     # Flow tool calls: share of argument values that must appear in the prompt, evidence or
     # earlier observations. 1.0: a model may not invent an order number or an amount.
     tool_call_min_grounded: float = Field(1.0, ge=0, le=1)
+    # Where `slmflow verifier train` and `calibrate` write weights, and where the verifier looks
+    # for them first; a kind with no weights here uses those shipped in the package. Settings
+    # fill in <cache_dir>/verifier: an installed package's own folder may not be writable.
+    weights_dir: Path | None = None
 
 
 class Settings(BaseSettings):
@@ -176,7 +180,15 @@ class Settings(BaseSettings):
         for name in ("models", "state", "qdrant"):
             if getattr(self, f"{name}_dir") is None:
                 setattr(self, f"{name}_dir", self.cache_dir / name)
+        if self.verifier.weights_dir is None:
+            self.verifier = self.verifier.model_copy(update={"weights_dir": self.cache_dir / "verifier"})
         return self
+
+    @property
+    def verifier_weights_dir(self) -> Path:
+        """`verifier.weights_dir`, which `_derive_dirs` always fills in."""
+        assert self.verifier.weights_dir is not None
+        return self.verifier.weights_dir
 
     @property
     def uses_standin(self) -> bool:

@@ -133,22 +133,13 @@ def test_train_and_calibrate_end_to_end(tmp_path: Path) -> None:
     assert meta["calibrated"]["target_error"] == 0.1 and meta["calibrated"]["error"] <= 0.1
 
 
-def test_calibrate_without_weights_fails_cleanly(tmp_path: Path) -> None:
+def test_calibrate_without_items_of_a_learned_kind_fails_cleanly(tmp_path: Path) -> None:
     labelled = write_jsonl(tmp_path / "l.jsonl", [{**MATH, "label": True}])
     result = runner.invoke(
-        app,
-        [
-            "verifier",
-            "calibrate",
-            "--target-error",
-            "0.1",
-            "--labelled",
-            str(labelled),
-            "--weights",
-            str(tmp_path / "none"),
-        ],
+        app, ["verifier", "calibrate", "--target-error", "0.1", "--labelled", str(labelled), "--weights", str(tmp_path)]
     )
-    assert result.exit_code == 1 and "verifier train" in result.output
+    assert result.exit_code == 1 and "no labelled items of a kind with a learned model (answer)" in result.output
+    assert not list(tmp_path.glob("*.json"))
 
 
 def test_choose_threshold_meets_the_target() -> None:

@@ -150,7 +150,13 @@ def analyse(question: str, solution: str, finish_reason: str | None = None) -> M
     text = _plain(solution) if isinstance(solution, str) else ""
     body, final, explicit = _final_answer(text)
     q_numbers = {abs(v) for v in tx.number_values(question)}
-    reader = _Reader(set(q_numbers) | _derived(q_numbers) | tx.implied_numbers(question) | CONSTANTS)
+    expected = expected_value(question)
+    # A question that is an expression is solved by rewriting it: every link of a chain must keep
+    # the value, and none may start a new operation from the previous result.
+    reader = _Reader(
+        set(q_numbers) | _derived(q_numbers) | tx.implied_numbers(question) | CONSTANTS,
+        continuations=expected is None,
+    )
     steps: list[Step] = []
     body_lines = body.splitlines()
     for i, raw_line in enumerate(body_lines, 1):
@@ -189,7 +195,7 @@ def analyse(question: str, solution: str, finish_reason: str | None = None) -> M
         question_numbers_used=used,
         lines=len([ln for ln in text.splitlines() if ln.strip()]),
         chars=len(text),
-        expected=expected_value(question),
+        expected=expected,
     )
 
 
@@ -305,9 +311,10 @@ class _Reader:
     """Reads a solution line by line, keeping what later lines may use: the numbers known so far
     (question, prose, results, every sub-result of a chain) and the variables defined."""
 
-    def __init__(self, known: set[float]):
+    def __init__(self, known: set[float], continuations: bool = True):
         self.pool = _Pool(known)
         self.variables: dict[str, float] = {}
+        self.continuations = continuations
 
     def line(self, line_no: int, raw: str) -> list[Step]:
         inline = normalise_expression(_ANNOTATION.sub(" ", raw))
@@ -389,8 +396,10 @@ class _Reader:
         if previous is None or close_enough(value, previous) or close_enough(previous, value):
             return
         numbers = _operands(part)
-        if operator_ and numbers and tx.same_number(numbers[0], abs(previous), 1e-4):
-            # A continuation: its other operands are new, and must be grounded.
+        lead = _leading(part)
+        if self.continuations and operator_ and lead is not None and tx.same_number(lead, previous, 1e-4):
+            # A continuation (`2 * 3 = 6 * 4 = 24`) starts from the previous value, sign and all:
+            # its other operands are new, and must be grounded.
             step.operands.extend(numbers[1:])
             step.ungrounded = sorted({*step.ungrounded, *(o for o in numbers[1:] if o not in self.pool)})
             return
@@ -401,6 +410,13 @@ class _Reader:
             step.wrong_link = f"{before} = {part}, but the left side is {_fmt(previous)} and the right {_fmt(value)}"
         else:
             step.wrong_link = f"{before} = {part}, but it is {_fmt(previous)}"
+
+
+def _leading(part: str) -> float | None:
+    """The signed number an expression starts with: -2 in `(-2 + 1)`."""
+    m = re.match(rf"[(\s]*(-?)\s*({_NUM})", part)
+    value = tx.parse_number(m.group(2)) if m else None
+    return None if m is None or value is None else (-value if m.group(1) else value)
 
 
 def _same_claim(a: Step, b: Step) -> bool:

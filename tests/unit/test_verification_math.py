@@ -124,3 +124,20 @@ def test_markdown_and_latex_solutions_are_read() -> None:
     assert [s.correct for s in a.steps] == [True, True, True]
     assert a.final == 72 and a.final_explicit
     assert failed(answer) == {}
+
+
+def test_rewrites_of_an_expression_question_start_no_new_operation() -> None:
+    # BIG-Bench Mistake multistep arithmetic, trace 147 (marked mistake-free by its annotators):
+    # (-3) + (1 + 0) is -2, and `(-2 + 1)` adds the 1 a second time.
+    question = "((1 + -4) + (1 + 0)) ="
+    a = vm.analyse(question, "D = ((1 + -4) + (1 + 0)) = ((-3) + (1 + 0)) = (-2 + 1) = -1. So the answer is -1")
+    assert [s.correct for s in a.steps] == [False]
+    assert a.steps[0].wrong_link == "((-3) + (1 + 0)) = (-2 + 1), but the left side is -2 and the right -1"
+
+
+def test_a_continuation_starts_from_the_previous_value_sign_and_all() -> None:
+    word = "Tom has 3 bags of 2 apples, and each apple has 4 seeds. How many seeds?"
+    assert vm.analyse(word, "2 * 3 = 6 * 4 = 24 seeds.\n#### 24").steps[0].correct
+    # Trace 283: `-4 - -36` is 32, so `16 - (-32)` is no rewrite of it, nor a continuation of -16.
+    a = vm.analyse(word, "(0 + 16) - (-4 - -36) = 16 - (-32) = 48.\n#### 48")
+    assert not a.steps[0].correct and "the left side is -16 and the right 48" in a.steps[0].wrong_link

@@ -36,6 +36,24 @@ def test_bbm_arithmetic_reasons_name_the_false_link() -> None:
     assert any(r.startswith("expected_value:") and "88" in r for r in reasons)
 
 
+@pytest.mark.parametrize(
+    "trace,line,link",
+    [
+        (104, 3, "(8 + -3)"),  # rewritten as (8 + 3)
+        (147, 5, "(-2 + 1)"),  # (-3) + (1 + 0) is -2; the 1 is added twice
+        (283, 6, "16 - (-32)"),  # -4 - -36 is 32
+    ],
+)
+def test_bbm_traces_people_marked_mistake_free_are_rejected_at_their_false_line(
+    trace: int, line: int, link: str
+) -> None:
+    row = next(r for r in S.bbm(data_dir(), "multistep_arithmetic") if r.item.id == f"bbm-multistep_arithmetic-{trace}")
+    assert row.label == 1 and not row.meta["answer_right"]
+    verdict = DEFAULT.verify(row.item.request())
+    arithmetic = next(c for c in verdict.checks if c.name == "arithmetic")
+    assert not verdict.accept and arithmetic.reason.startswith(f"line {line}:") and link in arithmetic.reason
+
+
 @pytest.mark.parametrize("task", ["word_sorting", "dyck_languages"])
 def test_bbm_sorting_and_brackets_are_decided_exactly(task: str) -> None:
     rows = [r for r in S.bbm(data_dir(), task)][:120]

@@ -7,11 +7,13 @@
   `Fully attributable` (`Generic` is left out).
 - `gsm8k/<model>`: six real answers to 300 GSM8K test questions; the answer key.
 - `pubmedqa/<half>`: the human-written conclusion of each abstract, the abstract as evidence;
-  correct (the authors wrote it).
+  correct (the authors wrote it). `pubmedqa/<half>, another abstract`: the same conclusion with the
+  next abstract of its half as evidence; wrong (it speaks of another study).
 
 Nothing here is generated or perturbed: what a verifier is scored on is what models (or people)
-wrote. `training_set` is what the learned P(correct) is fitted on; every other source, and the other
-half of PubMedQA, is held out from it.
+wrote; only the other-abstract pairing is made here, from real text on both sides.
+`training_set` is what the learned P(correct) is fitted on; every other source, and the other half
+of PubMedQA, is held out from it.
 """
 
 from __future__ import annotations
@@ -50,9 +52,15 @@ class Labelled:
 
 def training_set(data: Path) -> list[Labelled]:
     """The learned answer model's training data: BEGIN's CMU-DoG and Topical-Chat responses (human
-    attribution labels) and the even half of PubMedQA's conclusions (correct, written by the
-    authors). Wizard of Wikipedia (BEGIN) and PubMedQA's odd half are never in it."""
-    return [*begin(data, "dev_cmu"), *begin(data, "dev_tc"), *pubmedqa(data, half=0)]
+    attribution labels) and the even half of PubMedQA's conclusions, with their own abstract
+    (correct, written by the authors) and with another (wrong). Wizard of Wikipedia (BEGIN) and
+    PubMedQA's odd half are never in it."""
+    return [
+        *begin(data, "dev_cmu"),
+        *begin(data, "dev_tc"),
+        *pubmedqa(data, half=0),
+        *pubmedqa_other_abstract(data, half=0),
+    ]
 
 
 def bbm(data: Path, task: str) -> Iterator[Labelled]:
@@ -110,10 +118,7 @@ def gsm8k_answers(data: Path, models: tuple[str, ...] | None = None, alternative
 
 def pubmedqa(data: Path, half: int | None = None) -> Iterator[Labelled]:
     """`half` 0 or 1: every other abstract (in file order), so training and report never share one."""
-    rows = json.loads((data / "pubmedqa" / "pqal_dev.json").read_text())
-    for i, (pmid, row) in enumerate(rows.items()):
-        if half is not None and i % 2 != half:
-            continue
+    for pmid, row in _pubmedqa_rows(data, half):
         item = VerifyInput(
             id=f"pubmedqa-{pmid}",
             kind="answer",
@@ -122,3 +127,24 @@ def pubmedqa(data: Path, half: int | None = None) -> Iterator[Labelled]:
             evidence=list(row["CONTEXTS"]),
         )
         yield Labelled(item, 1, "pubmedqa" if half is None else f"pubmedqa/half{half}", item.id)
+
+
+def pubmedqa_other_abstract(data: Path, half: int) -> Iterator[Labelled]:
+    """Each conclusion of the half against the next abstract of the same half (the last against the
+    first): an answer that speaks of another study than its evidence. Grouped with its own
+    abstract's item, so a fold never holds one without the other."""
+    rows = _pubmedqa_rows(data, half)
+    for (pmid, row), (_, other) in zip(rows, rows[1:] + rows[:1]):
+        item = VerifyInput(
+            id=f"pubmedqa-{pmid}-other",
+            kind="answer",
+            question=row["QUESTION"],
+            answer=row["LONG_ANSWER"],
+            evidence=list(other["CONTEXTS"]),
+        )
+        yield Labelled(item, 0, f"pubmedqa/half{half}, another abstract", f"pubmedqa-{pmid}")
+
+
+def _pubmedqa_rows(data: Path, half: int | None) -> list[tuple[str, dict[str, Any]]]:
+    rows = json.loads((data / "pubmedqa" / "pqal_dev.json").read_text())
+    return [(pmid, row) for i, (pmid, row) in enumerate(rows.items()) if half is None or i % 2 == half]

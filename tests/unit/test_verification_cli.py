@@ -115,7 +115,12 @@ def test_train_and_calibrate_end_to_end(tmp_path: Path) -> None:
     first = {p.name: p.read_text() for p in weights.glob("*.json")}
     assert set(first) == {"answer.json"}
     meta = json.loads(first["answer.json"])["meta"]
-    assert set(meta["sources"]) == {"begin/dev_cmu", "begin/dev_tc", "pubmedqa/half0"}
+    assert set(meta["sources"]) == {
+        "begin/dev_cmu",
+        "begin/dev_tc",
+        "pubmedqa/half0",
+        "pubmedqa/half0, another abstract",
+    }
 
     again = runner.invoke(app, ["verifier", "train", "--data", str(data), "--out", str(weights), "--seed", "1"])
     assert again.exit_code == 0

@@ -90,6 +90,24 @@ def items(data: Path) -> list[Item]:
     return out
 
 
+def final_numbers_read(data: Path) -> tuple[int, int]:
+    """(pairs of answers to one question that both state a final number, pairs the key marks both
+    right that the comparison reads as different): how often reading or normalising final
+    numbers, not the answers, is at fault."""
+    answers: dict[str, list[tuple[float, bool]]] = {}
+    for r in S.gsm8k_answers(data):
+        final = vm.analyse(r.item.question, r.item.answer).final
+        if final is not None:
+            answers.setdefault(r.group, []).append((final, bool(r.label)))
+    pairs = misread = 0
+    for finals in answers.values():
+        for i, (a, right_a) in enumerate(finals):
+            for b, right_b in finals[i + 1 :]:
+                pairs += 1
+                misread += right_a and right_b and not (same_number(a, b) or same_number(b, a))
+    return pairs, misread
+
+
 def out_of_fold(x: np.ndarray, y: np.ndarray, groups: list[str], make) -> np.ndarray:
     folds = np.asarray([int(hashlib.sha256(g.encode()).hexdigest(), 16) % FOLDS for g in groups])
     p = np.zeros(len(y))
@@ -156,6 +174,15 @@ def main() -> None:
         f1, p, r = best_f1(right, s)
         at35 = cascade(right[small], frontier[small], s[small], 0.35)
         print(f"| {name} | {roc_auc_score(right, s):.3f} | {f1:.3f} | {p:.3f} | {r:.3f} | {at35:.3f} |")
+    lonely = small & (x[:, SIGNALS.index("agreeing")] == 0)
+    print(
+        f"\nMixtral's answers no alternative agrees with: {int(lonely.sum())}, of which right "
+        f"{right[lonely].mean():.1%}"
+    )
+    pairs, misread = final_numbers_read(args.data or get_settings().data_dir)
+    print(
+        f"pairs of readable final numbers to one question: {pairs}; both right by the key, read as different: {misread}"
+    )
     r_small, f_small = right[small], frontier[small]
     print(
         f"\nGPT-4 alone {f_small.mean():.3f}; an oracle escalating exactly Mixtral's wrong answers: "

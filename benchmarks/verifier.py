@@ -1,6 +1,6 @@
 """The verifier on real model outputs judged by people or an answer key, per source.
 
-    python benchmarks/verifier.py [--data DIR] [--plot docs/img/verifier_sources.png]
+    python benchmarks/verifier.py [--data DIR] [--plot docs/img/verifier_sources.png] [--markdown FILE]
 
 Every item goes through `slmflow verify`'s line format (`verification.jsonl`) and the verifier as
 the flow and the CLI configure it by default (`default`), and through the rule checks alone
@@ -209,9 +209,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None, help="default: settings data_dir (../shared/data)")
     parser.add_argument("--plot", type=Path, default=None, help="save accept/catch per source as a PNG")
+    parser.add_argument("--markdown", type=Path, default=None, help="also write the tables as markdown to this file")
     args = parser.parse_args()
     args.data = args.data or get_settings().data_dir
 
+    # No weights folder: the packaged weights, so the figures are those of what ships, whatever
+    # `slmflow verifier train` left in this machine's cache.
     configs = {
         "default": Verifier.configured(VerifierSettings()),
         "rules": Verifier.configured(VerifierSettings(learned=False)),
@@ -223,20 +226,22 @@ def main() -> None:
             rows.append(measure(items, verifier, source, split, name))
             if name == "default" and not any(r.item.kind == "answer" for r in items):
                 break  # the learned model covers answers only: the rules row would repeat this one
-    print("\n".join(table(rows)))
-    print()
-    print("Flagging wrong answers (precision / F1), default configuration:")
+    notes = ["Flagging wrong answers (precision / F1), default configuration:"]
     for r in rows:
         if r.config == "default" and r.source.startswith("gsm8k"):
-            print(f"  {r.source}: precision {_f(r.precision)}, recall {_f(r.catch_wrong)}, F1 {_f(r.f1)}")
+            notes.append(f"  {r.source}: precision {_f(r.precision)}, recall {_f(r.catch_wrong)}, F1 {_f(r.f1)}")
+    notes += ["", "Mixtral -> GPT-4 cascade (Mixtral's answers with the four GPT-3 answers as alternatives):"]
+    notes += [f"  {line}" for line in cascade(args.data, configs["default"])]
+    notes += [
+        "",
+        "BBM multistep arithmetic, traces marked mistake-free with a wrong answer (trace: verdict; first reason):",
+    ]
+    notes += [f"  {line}" for line in disputed(args.data, configs["default"])]
+    print("\n".join(table(rows)))
     print()
-    print("Mixtral -> GPT-4 cascade (Mixtral's answers with the four GPT-3 answers as alternatives):")
-    for line in cascade(args.data, configs["default"]):
-        print(f"  {line}")
-    print()
-    print("BBM multistep arithmetic, traces marked mistake-free with a wrong answer (trace: verdict; first reason):")
-    for line in disputed(args.data, configs["default"]):
-        print(f"  {line}")
+    print("\n".join(notes))
+    if args.markdown:
+        args.markdown.write_text("\n".join(table(rows)) + "\n\n```\n" + "\n".join(notes) + "\n```\n")
     if args.plot:
         plot(rows, args.plot)
         print(f"\nplot -> {args.plot}")

@@ -23,7 +23,7 @@ import numpy as np
 
 from retrieval.errors import EmbedderError
 from retrieval.onnx_encoder import MARKER
-from slmflow.core.settings import BUNDLED, EmbeddingRuntime, get_settings
+from slmflow.core.settings import BUNDLED, EmbeddingRuntime, Settings, get_settings
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -110,6 +110,10 @@ class Embedder:
         self.batch_size = batch_size
         self.runtime_choice = runtime
         self.models_dir = models_dir or get_settings().models_dir
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Embedder:
+        return cls(settings.embedding_model, runtime=settings.embedding_runtime, models_dir=settings.models_dir)
 
     @property
     def name(self) -> str:

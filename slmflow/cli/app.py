@@ -66,9 +66,8 @@ def models_prepare() -> None:
         raise fail(str(exc)) from None
     if settings.embedding_runtime == "torch":
         return
-    embedder = Embedder(settings.embedding_model, runtime=settings.embedding_runtime, models_dir=settings.models_dir)
     try:
-        prepare_embedder(embedder, log=console.print)
+        prepare_embedder(Embedder.from_settings(settings), log=console.print)
     except (EmbedderError, ImportError) as exc:
         if settings.embedding_runtime == "onnx":
             raise fail(str(exc)) from None

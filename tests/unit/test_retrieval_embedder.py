@@ -158,3 +158,30 @@ def test_prepare_reuses_a_built_export(models_dir: Path, monkeypatch: pytest.Mon
     embedder = Embedder(models_dir=models_dir)
     assert prepare(embedder, log=lambda _: None) == embedder.onnx_dir
     assert (embedder.onnx_dir / MARKER).is_file()
+
+
+@pytest.mark.parametrize(
+    ("runtime", "exit_code", "message"), [("onnx", 1, "error: boom"), ("auto", 0, "warning: boom")]
+)
+def test_models_prepare_fails_only_when_onnx_is_required(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime: str, exit_code: int, message: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from slmflow.cli.app import app
+    from slmflow.core import models as model_prep
+    from slmflow.core.settings import get_settings
+
+    def broken_export(*args: object, **kwargs: object) -> Path:
+        raise EmbedderError("boom")
+
+    monkeypatch.setattr(model_prep, "prepare", lambda settings: None)  # the small model is not under test
+    monkeypatch.setattr(onnx_export, "build", broken_export)
+    monkeypatch.setenv("SLMFLOW_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("SLMFLOW_EMBEDDING_RUNTIME", runtime)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["models", "prepare"], env={"COLUMNS": "200"})
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == exit_code and message in result.output

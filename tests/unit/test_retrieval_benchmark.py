@@ -51,7 +51,7 @@ def test_report_renders_every_table_as_markdown() -> None:
     e2e = {
         "queries": 300,
         "recall@5": 0.97,
-        **{f"{part}_{p}_ms": 1.0 for part in ("total", "embed", "search") for p in ("p50", "p95")},
+        **{f"{part}_{p}_ms": 1.0 for part in ("total", "embed", "search", "embed_cpu") for p in ("p50", "p95")},
     }
     search = {"queries": 300, "p50_ms": 0.8, "p95_ms": 1.1, "recall@5": 0.96}
     run = {
@@ -80,15 +80,15 @@ def test_report_renders_every_table_as_markdown() -> None:
         "relevance": relevance,
         "throughput": [{"runtime": "onnx", "chunks": 256, "rounds": 3, "mean": 150.0, "min": 140.0, "max": 160.0}],
         "scale": [run],
-        "split": {"tuning": ["q"] * 100, "reported": ["q"] * 300},
+        "split": {"questions": 553, "tuning": ["q"] * 100, "reported": ["q"] * 300},
         "real_vectors": 2325,
     }
     text = report(results, argparse.Namespace(noise=0.3, seed=0, target_recall=0.95, budget_s=30.0))
-    assert "Machine: a CPU, 2 CPUs" in text and "the first 100 tune `hnsw_ef`" in text
+    assert "Machine: a CPU, 2 CPUs" in text and "553 questions" in text and "the first 100 tune `hnsw_ef`" in text
     tables = [block for block in text.split("\n\n") if block.startswith("|")]
     assert len(tables) == 5  # relevance, throughput, end to end, store alone, the beam sweep
     for block in tables:
         rows = block.splitlines()
         assert len({row.count("|") for row in rows}) == 1, block  # every row has the header's columns
-    assert "| 100,000 | ONNX Runtime | 128 | **1.00** / 1.00 |" in text
+    assert "| 100,000 | ONNX Runtime | 128 | **1.00** / 1.00 | 1.00 / 1.00 | 1.00 |" in text
     assert "| 100,000 | 0.900 @ 3.20 ms |" in text and text.rstrip().endswith("| 128 |")

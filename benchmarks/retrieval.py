@@ -21,7 +21,8 @@ search) at scale with each embedding runtime side by side.
    The filtered search keeps 5 of 50 "sources" (10% of the points).
 
 Data is read from settings.data_dir (../shared/data beside the checkout) and never copied into the
-repository. --markdown writes the same tables that are printed, for docs/benchmarks.md.
+repository. --markdown writes the printed tables, without the header naming the command and the
+machine, for `make bench` (benchmarks/report.py), which adds its own.
 """
 
 from __future__ import annotations
@@ -451,19 +452,23 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
+def header(results: dict[str, Any]) -> str:
+    """What ran where: printed above the tables, and left out of --markdown, whose reader
+    (benchmarks/report.py) adds its own command line and machine description."""
+    return (
+        f"## Retrieval benchmark ({results['date']}, {results['minutes']:.1f} min)\n\n"
+        f"Machine: {results['machine']}. Load average {results['load_before']:.1f} at the start, "
+        f"{results['load_after']:.1f} at the end.\n\nCommand: `{results['command']}`\n"
+    )
+
+
 def report(results: dict[str, Any], args: argparse.Namespace) -> str:
+    """The tables, as markdown."""
     from retrieval.store import DEFAULT_HNSW_EF
 
     runtime_names = {"onnx": "ONNX Runtime", "torch": "torch"}
     lines = [
-        f"### Retrieval benchmark ({results['date']}, {results['minutes']:.1f} min)",
-        "",
-        f"Machine: {results['machine']}. Load average {results['load_before']:.1f} at the start, "
-        f"{results['load_after']:.1f} at the end.",
-        "",
-        f"Command: `{results['command']}`",
-        "",
-        "#### Relevance on real questions (embedded store, all-MiniLM-L6-v2, chunks of 600/100 characters)",
+        "### Relevance on real questions (embedded store, all-MiniLM-L6-v2, chunks of 600/100 characters)",
         "",
         "Recall@k: the share of gold documents among the top-k chunks (HotpotQA has 2 gold paragraphs per "
         "question, so its recall@1 is at most 0.5); all gold@5: questions with every gold document in the "
@@ -481,7 +486,7 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
             for r in results["relevance"]
         ],
     )
-    lines += ["", "#### Embedding throughput (ingest)", ""]
+    lines += ["", "### Embedding throughput (ingest)", ""]
     first = results["throughput"][0]
     lines += [
         f"{first['chunks']} real chunks (up to 600 characters) in batches of 64, {first['rounds']} rounds, "
@@ -501,7 +506,7 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
     split = results["split"]
     lines += [
         "",
-        "#### Search at scale",
+        "### Search at scale",
         "",
         f"The first {results['real_vectors']:,} points are real MiniLM chunk vectors from the corpora above; the "
         f"rest are copies of them plus Gaussian noise of norm ~{args.noise}, renormalised. The "
@@ -642,10 +647,10 @@ def main() -> None:
     results["real_vectors"] = len(base)
     results["load_after"] = os.getloadavg()[0]
     results["minutes"] = (time.perf_counter() - started) / 60
-    text = report(results, args)
-    print(text)
+    tables = report(results, args)
+    print(header(results) + "\n" + tables)
     if args.markdown:
-        args.markdown.write_text(text)
+        args.markdown.write_text(tables)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 import ray
 
 from slmflow.core.records import Draft, Evidence, GenerationRequest, Verdict, VerifyRequest
+from slmflow.core.settings import EmbeddingRuntime
 from workers.replica import ReplicaSpec
 
 
@@ -121,12 +123,24 @@ class VerifierWorker:
 class RetrievalWorker:
     """Owns the store: embedded Qdrant locks its directory, so all flows share this one opener."""
 
-    def __init__(self, qdrant_dir: str, url: str | None, api_key: str | None, embedding_model: str):
+    def __init__(
+        self,
+        qdrant_dir: str,
+        url: str | None,
+        api_key: str | None,
+        embedding_model: str,
+        embedding_runtime: EmbeddingRuntime,
+        models_dir: str,
+    ):
         from retrieval.embedder import Embedder
         from retrieval.retriever import Retriever
         from retrieval.store import open_store
 
-        self._retriever = Retriever(open_store(qdrant_dir, url, api_key), Embedder(embedding_model))
+        embedder = Embedder(embedding_model, runtime=embedding_runtime, models_dir=Path(models_dir))
+        # Loaded now, not on the first query: a missing export fails the fleet's start, and the
+        # first query does not pay seconds of loading.
+        self._runtime = embedder.runtime
+        self._retriever = Retriever(open_store(qdrant_dir, url, api_key), embedder)
 
     def ensure_ingested(self, collection: str, path: str):
         return self._retriever.ensure_ingested(collection, path)
@@ -135,7 +149,7 @@ class RetrievalWorker:
         return self._retriever.search(collection, query, k)
 
     def stats(self) -> dict:
-        return {"pid": os.getpid(), "collections": self._retriever.store.collections()}
+        return {"pid": os.getpid(), "collections": self._retriever.store.collections(), "embedder": self._runtime}
 
     def shutdown(self) -> None:
         self._retriever.close()

@@ -353,6 +353,8 @@ class Fleet:
             settings.qdrant_url,
             qdrant_key,
             settings.embedding_model,
+            settings.embedding_runtime,
+            str(settings.models_dir),
         )
         router = Router(kinds, handles)
         return cls(router, list(handles.values()), frontier, verifier, retrieval, label, created, groups)

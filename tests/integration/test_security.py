@@ -491,6 +491,7 @@ def test_a_job_run_leaves_the_frontier_key_nowhere(prefect_api, tmp_path, monkey
     from prefect.logging.handlers import APILogHandler
 
     import flows.job as job_module
+    import flows.run as run_module
     from slmflow.core.settings import Price, Settings
 
     spec = tmp_path / "job.yaml"
@@ -508,8 +509,8 @@ def test_a_job_run_leaves_the_frontier_key_nowhere(prefect_api, tmp_path, monkey
             price_aliases={server.model: "gpt-4o"},  # a model LiteLLM's price map does not list
         )
         monkeypatch.setattr(job_module, "get_settings", lambda: settings)
-        monkeypatch.setattr(job_module, "get_fleet", lambda s: _KeyScanFleet(s))
-        monkeypatch.setattr(job_module, "RayWorkers", _KeyScanWorkers)
+        monkeypatch.setattr(run_module, "get_fleet", lambda s: _KeyScanFleet(s))
+        monkeypatch.setattr(run_module, "RayWorkers", _KeyScanWorkers)
         state = job_module.run_job(str(spec), return_state=True)
     assert state.is_completed(), state.message
     # The key went where it belongs: every request's Authorization header.

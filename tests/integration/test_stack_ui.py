@@ -132,7 +132,9 @@ def test_up_deploy_click_run_status_down(stack_env, session_dir):
             page.screenshot(path=str(shots / "1-deployment.png"))
             page.get_by_role("button", name="Run", exact=True).click()
             page.get_by_role("menuitem", name="Custom run").click()
-            page.get_by_text(re.compile("^int$", re.I)).click()  # limit: None -> an integer
+            # limit: None -> an integer. limit is the form's first optional integer (shards and the
+            # budget's counts follow), so its type tab is the first "int" tab.
+            page.get_by_role("tab", name=re.compile("^int$", re.I)).first.click()
             limit = page.locator("input[type=number]").first
             limit.fill("2")
             limit.press("Tab")  # commit the value to the form before submitting

@@ -183,6 +183,11 @@ def load(args) -> int:
     from workers.fleet import fleet_status
 
     _small_actor()
+    # LiteLLM's price map and tokenizers (~150 MiB) load once per process, at a run's first price
+    # or token count: a fixed cost, not growth with the units queued, so it is paid before the start.
+    from slmflow.core.prices import count_tokens
+
+    count_tokens("gpt-4o", {}, text="warm up")
     sampler = Sampler()
     sampler.start()
     records: list[dict[str, Any]] = [{} for _ in args.specs]

@@ -18,10 +18,10 @@ test: install model browser
 
 test-fast: install
 	bash scripts/check.sh
-	bash scripts/pytest.sh -m "not slow"
+	SLMFLOW_TEST_MARK="not slow" bash scripts/pytest.sh
 
 # Rerun every benchmark and rewrite its tables in docs/benchmarks.md and the README (hours here;
-# QUICK=1: smaller sizes, minutes).
+# QUICK=1: smaller sizes, no million-unit run, under an hour).
 bench: install model
 	$(BIN)/python benchmarks/report.py $(if $(QUICK),--quick)
 

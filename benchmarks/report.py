@@ -8,7 +8,7 @@ a table by holding its markers; what sits between them is only ever written by t
 
     .venv/bin/python benchmarks/report.py                         # all of them (about 2 hours here)
     .venv/bin/python benchmarks/report.py --only overhead verifier
-    .venv/bin/python benchmarks/report.py --quick                 # smaller sizes, minutes
+    .venv/bin/python benchmarks/report.py --quick                 # smaller sizes, under an hour
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "demo": ("demo.py", [], ["--limit", "6"]),
     "overhead": ("overhead.py", ["--n", "128", "--rounds", "5"], ["--n", "64", "--rounds", "3"]),
-    "scale": ("scale.py", [], ["--sizes", "10000", "50000"]),
+    "scale": ("scale.py", [], ["--sizes", "10000", "100000"]),  # quick: no million-unit run
     "retrieval": ("retrieval.py", [], ["--sizes", "10000"]),
     "verifier": ("verifier.py", [], []),
 }

@@ -25,6 +25,9 @@ from tests.support.openai_server import ScriptedOpenAIServer
 from tests.support.ports import free_ports
 from workers.cluster import ENGINE_RESOURCE
 
+# ray.init(num_gpus=...) in this process: only where no session fleet started Ray first.
+pytestmark = pytest.mark.own_cluster
+
 DELAY_S = 0.3
 
 
@@ -45,7 +48,7 @@ def gpu_fleet(endpoint, settings):
     from workers.fleet import Fleet
 
     if ray.is_initialized():
-        pytest.skip("a Ray cluster is already running in this session")
+        pytest.skip("a Ray cluster is already running in this session (scripts/pytest.sh runs own_cluster tests first)")
     temp = Path(tempfile.mkdtemp(prefix="slmfp-"))  # short: Ray's socket paths must stay < 107 bytes
     port = free_ports(1)[0]
     fleet_file = temp / "fleet.yaml"

@@ -164,10 +164,11 @@ def stack() -> Iterator[Stack]:
             PREFECT_LOGGING_LEVEL="WARNING",
         )
         s = Stack(root, env, hooks, write_spec(root / "jobs", review_spec()), shots)
-        up = s.slmflow("up")
-        assert up.returncode == 0, up.stdout + up.stderr
-        pgids = {json.loads(p.read_text())["pid"] for p in (root / "s").glob("*.json")}
         try:
+            # Inside the try: an `up` that fails halfway has started services that `down` must stop.
+            up = s.slmflow("up")
+            assert up.returncode == 0, up.stdout + up.stderr
+            pgids = {json.loads(p.read_text())["pid"] for p in (root / "s").glob("*.json")}
             yield s
         finally:
             down = s.slmflow("down")

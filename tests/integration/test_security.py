@@ -120,6 +120,7 @@ def short_tmp():
 
 
 @pytest.mark.slow
+@pytest.mark.own_cluster
 def test_ray_head_refuses_clients_without_its_token(short_tmp):
     from slmflow.cli import services, stack
     from slmflow.core.settings import Settings

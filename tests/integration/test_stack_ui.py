@@ -104,10 +104,11 @@ def test_up_deploy_click_run_status_down(stack_env, session_dir):
     shots = session_dir / "screenshots"
     shots.mkdir(exist_ok=True)
 
-    up = _slmflow(env, "up")
-    assert up.returncode == 0, up.stdout + up.stderr
     started: set[int] = set()
     try:
+        # Inside the try: an `up` that fails halfway has started services that `down` must stop.
+        up = _slmflow(env, "up")
+        assert up.returncode == 0, up.stdout + up.stderr
         services = _services(env)
         assert {"prefect-server", "ray-head", "prefect-worker"} <= set(services)
         assert "frontier-standin" not in services  # a frontier was configured

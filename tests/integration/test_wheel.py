@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_cluster]  # the wheel's demo starts a private Ray cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -66,11 +66,12 @@ def run(name: str, quick: bool) -> str:
 
 
 def replace(document: Path, name: str, body: str) -> bool:
-    pattern = re.compile(rf"(<!-- bench:{name}:begin -->\n).*?(\n<!-- bench:{name}:end -->)", re.S)
+    # Whatever sits between the markers, nothing included (as in a document no run has filled yet).
+    pattern = re.compile(rf"(<!-- bench:{name}:begin -->\n)(?:.*?\n)?(<!-- bench:{name}:end -->)", re.S)
     text = document.read_text(encoding="utf-8")
     if not pattern.search(text):
         return False
-    document.write_text(pattern.sub(lambda m: m.group(1) + body + m.group(2), text), encoding="utf-8")
+    document.write_text(pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text), encoding="utf-8")
     return True
 
 

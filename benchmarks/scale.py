@@ -116,18 +116,20 @@ def settled_rows(env: dict[str, str], quiet_s: float = 3.0, limit_s: float = 600
     return last
 
 
-def write_job(root: Path, n: int, mode: str) -> Path:
+def write_job(root: Path, n: int, mode: str, workers: int) -> Path:
     items = root / f"items-{n}.jsonl"
     if not items.exists():
         with items.open("w") as f:
             for i in range(n):
                 f.write(json.dumps({"id": f"i{i:07d}", "text": f"ticket {i}"}) + "\n")
-    spec = root / f"scale-{n}-{mode}.yaml"
+    spec = root / f"scale-{n}-{mode}-{workers}.yaml"
     threshold = n + 1 if mode == "unit" else 1  # force the mode whatever the size
     spec.write_text(
         json.dumps(
             {
-                "name": f"scale-{mode}",
+                # A job of its own per measurement: the unit cache is keyed by the job, so a run
+                # never reuses the results of the measurement before it.
+                "name": f"scale-{n}-{mode}-x{workers}",
                 "inputs": {"path": items.name},
                 "execution": {"batch_above": threshold},
                 "tasks": [{"id": "route", "kind": "classify", "choices": ["a", "b"], "prompt": "{{ item.text }}"}],
@@ -167,7 +169,7 @@ def shard_workers(env: dict[str, str]) -> list[int]:
 
 
 def measure(env: dict[str, str], root: Path, n: int, mode: str, workers: int) -> dict:
-    spec = write_job(root, n, mode)
+    spec = write_job(root, n, mode, workers)
     out = root / f"figures-{n}-{mode}-{workers}.json"
     before = settled_rows(env)
     args = ["job", str(spec), "--out", str(out)] + (["--shards", str(workers)] if workers > 1 else [])

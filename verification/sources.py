@@ -119,13 +119,7 @@ def gsm8k_answers(data: Path, models: tuple[str, ...] | None = None, alternative
 def pubmedqa(data: Path, half: int | None = None) -> Iterator[Labelled]:
     """`half` 0 or 1: every other abstract (in file order), so training and report never share one."""
     for pmid, row in _pubmedqa_rows(data, half):
-        item = VerifyInput(
-            id=f"pubmedqa-{pmid}",
-            kind="answer",
-            question=row["QUESTION"],
-            answer=row["LONG_ANSWER"],
-            evidence=list(row["CONTEXTS"]),
-        )
+        item = _conclusion(f"pubmedqa-{pmid}", row, row)
         yield Labelled(item, 1, "pubmedqa" if half is None else f"pubmedqa/half{half}", item.id)
 
 
@@ -135,14 +129,19 @@ def pubmedqa_other_abstract(data: Path, half: int) -> Iterator[Labelled]:
     abstract's item, so a fold never holds one without the other."""
     rows = _pubmedqa_rows(data, half)
     for (pmid, row), (_, other) in zip(rows, rows[1:] + rows[:1]):
-        item = VerifyInput(
-            id=f"pubmedqa-{pmid}-other",
-            kind="answer",
-            question=row["QUESTION"],
-            answer=row["LONG_ANSWER"],
-            evidence=list(other["CONTEXTS"]),
-        )
+        item = _conclusion(f"pubmedqa-{pmid}-other", row, other)
         yield Labelled(item, 0, f"pubmedqa/half{half}, another abstract", f"pubmedqa-{pmid}")
+
+
+def _conclusion(item_id: str, row: dict[str, Any], abstract: dict[str, Any]) -> VerifyInput:
+    """The authors' conclusion of `row` as the answer to its question, with `abstract` as evidence."""
+    return VerifyInput(
+        id=item_id,
+        kind="answer",
+        question=row["QUESTION"],
+        answer=row["LONG_ANSWER"],
+        evidence=list(abstract["CONTEXTS"]),
+    )
 
 
 def _pubmedqa_rows(data: Path, half: int | None) -> list[tuple[str, dict[str, Any]]]:

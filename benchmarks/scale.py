@@ -72,8 +72,7 @@ def stack(db: str, root: Path, frontier: ScriptedOpenAIServer) -> Iterator[dict[
         "SLMFLOW_SHARD_WORKERS": "2",
         "SLMFLOW_FRONTIER_BASE_URL": frontier.base_url,
         "SLMFLOW_FRONTIER_MODEL": frontier.model,
-        # A model LiteLLM's price map does not list: priced as the frontier it plays.
-        "SLMFLOW_PRICE_ALIASES": json.dumps({frontier.model: "gpt-4o"}),
+        "SLMFLOW_PRICE_ALIASES": frontier.price_aliases,
     }
     with postgres_server() if db == "postgres" else nullcontext() as url:
         if url:

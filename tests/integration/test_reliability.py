@@ -114,8 +114,7 @@ class Scenario:
             "SLMFLOW_RESULTS_DIR": str(root / "runs"),
             "SLMFLOW_FRONTIER_BASE_URL": frontier.base_url,
             "SLMFLOW_FRONTIER_MODEL": frontier.model,
-            # A model LiteLLM's price map does not know: priced as the frontier it plays.
-            "SLMFLOW_PRICE_ALIASES": json.dumps({frontier.model: "gpt-4o"}),
+            "SLMFLOW_PRICE_ALIASES": frontier.price_aliases,
             "SLMFLOW_TASK_CONCURRENCY": "16",
         }
         self.groups: list[int] = []

@@ -157,7 +157,7 @@ def stack() -> Iterator[Stack]:
             SLMFLOW_WORKER_HEALTH_PORT=str(health_port),
             SLMFLOW_FRONTIER_BASE_URL=frontier.base_url,
             SLMFLOW_FRONTIER_MODEL=frontier.model,
-            SLMFLOW_PRICE_ALIASES=json.dumps({frontier.model: "gpt-4o"}),  # LiteLLM's map does not list it
+            SLMFLOW_PRICE_ALIASES=frontier.price_aliases,
             SLMFLOW_ALERT_WEBHOOK=hooks.url,
             SLMFLOW_ALERT_MAX_REVIEW=str(MAX_REVIEW),
             SLMFLOW_TASK_CONCURRENCY="8",

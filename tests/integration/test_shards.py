@@ -59,8 +59,7 @@ def stack(request, frontier) -> Iterator[dict[str, str]]:
         "SLMFLOW_SHARD_WORKERS": "2",
         "SLMFLOW_FRONTIER_BASE_URL": frontier.base_url,
         "SLMFLOW_FRONTIER_MODEL": frontier.model,
-        # A model LiteLLM's price map does not list: priced as the frontier it plays.
-        "SLMFLOW_PRICE_ALIASES": json.dumps({frontier.model: "gpt-4o"}),
+        "SLMFLOW_PRICE_ALIASES": frontier.price_aliases,
         "SLMFLOW_TASK_CONCURRENCY": "16",
     }
     with postgres_server() if request.param == "postgres" else nullcontext() as database:

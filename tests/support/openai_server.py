@@ -56,6 +56,12 @@ class ScriptedOpenAIServer:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
+    def price_aliases(self) -> str:
+        """SLMFLOW_PRICE_ALIASES for a run against this server: LiteLLM's price map does not list its
+        model, so it is priced as the frontier it plays."""
+        return json.dumps({self.model: "gpt-4o"})
+
+    @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}/v1"

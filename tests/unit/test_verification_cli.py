@@ -6,19 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-import typer
-from typer.testing import CliRunner
 
-from slmflow.cli.verify import calibrate_command, train_command, verify_command
 from tests.support.verification_data import small_copy
-
-app = typer.Typer()
-app.command("verify")(verify_command)
-verifier_app = typer.Typer()
-verifier_app.command("train")(train_command)
-verifier_app.command("calibrate")(calibrate_command)
-app.add_typer(verifier_app, name="verifier")
-runner = CliRunner()
+from tests.support.verify_cli import app, runner
 
 MATH = {
     "id": "m",

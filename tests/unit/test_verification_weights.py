@@ -9,22 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import typer
-from typer.testing import CliRunner
 
-from slmflow.cli.verify import calibrate_command, train_command, verify_command
 from slmflow.core.settings import Settings, VerifierSettings, get_settings
 from tests.support.verification_data import small_copy
+from tests.support.verify_cli import app, runner
 from verification import paths
 from verification.verifier import Verifier
-
-app = typer.Typer()
-app.command("verify")(verify_command)
-verifier_app = typer.Typer()
-verifier_app.command("train")(train_command)
-verifier_app.command("calibrate")(calibrate_command)
-app.add_typer(verifier_app, name="verifier")
-runner = CliRunner()
 
 ANSWER = {
     "id": "a",

@@ -15,6 +15,7 @@ import ray
 
 from slmflow.core.records import Draft, Evidence, GenerationRequest, Verdict, VerifyRequest
 from slmflow.core.settings import EmbeddingRuntime
+from workers import wire
 from workers.replica import ReplicaSpec
 
 
@@ -38,9 +39,14 @@ class SmallModelWorker:
     async def generate(self, request: GenerationRequest) -> Draft:
         return await self._served.generate(request)
 
-    async def generate_many(self, requests: list[GenerationRequest]) -> list[Draft | BaseException]:
-        """Concurrent requests in one call (workers.coalesce); the engine batches them as before."""
-        return await asyncio.gather(*(self._served.generate(r) for r in requests), return_exceptions=True)
+    async def generate_many(self, requests: bytes) -> list[bytes | BaseException]:
+        """Concurrent requests in one call (workers.coalesce, in workers.wire's format); the engine
+        batches them as before."""
+        drafts = await asyncio.gather(
+            *(self._served.generate(r) for r in wire.load_requests(GenerationRequest, requests)),
+            return_exceptions=True,
+        )
+        return wire.dump_answers(drafts)
 
     async def check(self) -> None:
         """An endpoint member proves it holds answers to the forms its kinds need."""
@@ -106,14 +112,15 @@ class VerifierWorker:
     def verify(self, request: VerifyRequest) -> Verdict:
         return self._verifier.verify(request)
 
-    def verify_many(self, requests: list[VerifyRequest]) -> list[Verdict | BaseException]:
+    def verify_many(self, requests: bytes) -> list[bytes | BaseException]:
+        """Many requests in one call (workers.coalesce, in workers.wire's format)."""
         out: list[Verdict | BaseException] = []
-        for request in requests:
+        for request in wire.load_requests(VerifyRequest, requests):
             try:
                 out.append(self._verifier.verify(request))
             except Exception as exc:  # one request's fault is its caller's, not the batch's
                 out.append(exc)
-        return out
+        return wire.dump_answers(out)
 
     def stats(self) -> dict:
         return {"pid": os.getpid()}

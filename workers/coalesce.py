@@ -16,23 +16,57 @@ from concurrent.futures import Future
 from typing import Any
 
 
+class _Answer:
+    """One caller's answer: a plain lock its caller blocks on, released once the answer is in. A
+    `Future` would do, at several times the cost (a condition variable on a reentrant lock), and
+    every unit waits on two of these."""
+
+    __slots__ = ("_ready", "value", "error")
+
+    def __init__(self) -> None:
+        self._ready = threading.Lock()
+        self._ready.acquire()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def set(self, value: Any = None, error: BaseException | None = None) -> None:
+        self.value, self.error = value, error
+        self._ready.release()
+
+    def wait(self, timeout: float | None) -> Any:
+        if not self._ready.acquire(timeout=-1 if timeout is None else timeout):
+            raise TimeoutError(f"no answer within {timeout} s")
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
 class Coalescer:
-    def __init__(self, send: Callable[[list[Any]], Any], *, max_batch: int = 256, outstanding: int = 2):
+    def __init__(
+        self,
+        send: Callable[[list[Any]], Any],
+        *,
+        decode: Callable[[Any], Any] = lambda result: result,
+        max_batch: int = 256,
+        outstanding: int = 2,
+    ):
         """`send(list)` starts one list call and returns its Ray ObjectRef, which resolves to a list
-        of results in the same order; an item that failed is its exception."""
+        of results in the same order; an item that failed is its exception. Each caller gets its
+        result through `decode` (workers.wire)."""
         self._send = send
+        self._decode = decode
         self._max_batch = max_batch
         self._slots = threading.Semaphore(outstanding)
-        self._queue: list[tuple[Any, Future]] = []
+        self._queue: list[tuple[Any, _Answer]] = []
         self._wake = threading.Condition()
         threading.Thread(target=self._dispatch, name="coalescer", daemon=True).start()
 
     def call(self, item: Any, timeout: float | None = None) -> Any:
-        future: Future = Future()
+        answer = _Answer()
         with self._wake:
-            self._queue.append((item, future))
+            self._queue.append((item, answer))
             self._wake.notify()
-        return future.result(timeout)
+        return answer.wait(timeout)
 
     def _dispatch(self) -> None:
         while True:
@@ -47,18 +81,21 @@ class Coalescer:
             except Exception as exc:  # the call could not even be sent (e.g. the actor is gone)
                 self._fail(batch, exc)
 
-    def _settle(self, batch: list[tuple[Any, Future]], done: Future) -> None:
+    def _settle(self, batch: list[tuple[Any, _Answer]], done: Future) -> None:
         self._slots.release()
         error = done.exception()
         if error is not None:
             self._fail(batch, error)
             return
-        for (_, future), outcome in zip(batch, done.result(), strict=True):
+        for (_, answer), outcome in zip(batch, done.result(), strict=True):
             if isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+                answer.set(error=outcome)
+                continue
+            try:
+                answer.set(self._decode(outcome))
+            except Exception as exc:  # an answer that does not decode fails its caller, not the batch
+                answer.set(error=exc)
 
-    def _fail(self, batch: list[tuple[Any, Future]], error: BaseException) -> None:
-        for _, future in batch:
-            future.set_exception(error)
+    def _fail(self, batch: list[tuple[Any, _Answer]], error: BaseException) -> None:
+        for _, answer in batch:
+            answer.set(error=error)

@@ -6,7 +6,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from pydantic import BaseModel
+
 from slmflow.core.records import Draft, Evidence, GenerationRequest, Verdict, VerifyRequest
+from workers import wire
 from workers.coalesce import Coalescer
 
 GENERATE_TIMEOUT_S = 900
@@ -45,18 +48,21 @@ class RayWorkers:
     def small(self, request: GenerationRequest) -> Draft:
         # Counted in flight from here until its draft is back, the coalesced wait included.
         with self.fleet.lease(request.kind) as actor:
-            return self._coalesced(actor, "generate_many").call(request, timeout=GENERATE_TIMEOUT_S)
+            return self._coalesced(actor, "generate_many", Draft).call(request, timeout=GENERATE_TIMEOUT_S)
 
     def frontier(self, request: GenerationRequest) -> Draft:
         return _call(self.fleet.frontier.generate, request, timeout=GENERATE_TIMEOUT_S)
 
     def verify(self, request: VerifyRequest) -> Verdict:
-        return self._coalesced(self.fleet.verifier, "verify_many").call(request, timeout=120)
+        return self._coalesced(self.fleet.verifier, "verify_many", Verdict).call(request, timeout=120)
 
-    def _coalesced(self, actor: Any, method: str) -> Coalescer:
+    def _coalesced(self, actor: Any, method: str, answer: type[BaseModel]) -> Coalescer:
         key = (id(actor), method)  # the fleet holds its handles for the process's life
         with self._lock:
             if key not in self._coalescers:
                 remote = getattr(actor, method).options(max_task_retries=-1)
-                self._coalescers[key] = Coalescer(remote.remote)
+                self._coalescers[key] = Coalescer(
+                    lambda batch: remote.remote(wire.dump_requests(batch)),
+                    decode=lambda result: wire.load_answer(answer, result),
+                )
             return self._coalescers[key]

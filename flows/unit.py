@@ -22,16 +22,11 @@ from flows.spec import Item, TaskSpec
 from flows.states import ESCALATED, INPUT_REJECTED, NEEDS_REVIEW, retry_on_exceptions_only
 from slmflow.core.records import Evidence, GenerationRequest, Status, TaskResult
 from tools.registry import NO_TOOL
-from workers.metrics import unit_finished
 
 
 def execute_unit(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str, Any]) -> TaskResult:
     run = execute_agent if task.kind == "agent" else _execute_one
-    result = run(ctx, task, item, upstream)
-    # Prometheus counters, once per unit computed here (a task run or a batch's thread); a unit
-    # reused from a cache never gets here.
-    unit_finished(result)
-    return result
+    return run(ctx, task, item, upstream)
 
 
 def _execute_one(ctx: UnitContext, task: TaskSpec, item: Item, upstream: dict[str, Any]) -> TaskResult:

@@ -8,9 +8,9 @@ Ray serves them with every other Ray and vLLM metric on the node's metrics expor
   engine seconds they used (`rate()` of the last is the replica's utilisation). vLLM's own engine
   metrics (running and waiting requests, KV-cache use, tokens) come from its Ray stat logger,
   which the actor hands the engine (`ray_vllm_*`).
-- Per finished unit, recorded by the flow process: outcome counts per job, kind and status, and its
-  cost, frontier spend and all-frontier counterfactual in USD. Ray keeps a process's counters
-  after it exits, so a short flow run is still counted.
+- Per settled unit, recorded by the flow process a few hundred at a time: outcome counts per job,
+  kind and status, and its cost, frontier spend and all-frontier counterfactual in USD. Ray keeps
+  a process's counters after it exits, so a short flow run is still counted.
 
 Outside a Ray worker or driver (unit tests, plain scripts) every call here is a no-op.
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import sys
+from collections import Counter, defaultdict
 from typing import Any
 
 from slmflow.core.records import Draft, TaskResult
@@ -37,6 +38,11 @@ COUNTERFACTUAL_USD = "slmflow_counterfactual_usd"
 ENGINE_TAGS = ("member", "replica", "model")
 UNIT_TAGS = ("job", "kind", "status")
 COST_TAGS = ("job",)
+COST_HELP = {
+    COST_USD: "what units cost, small model and frontier, USD",
+    FRONTIER_USD: "frontier spend, USD",
+    COUNTERFACTUAL_USD: "the same units on the frontier alone, USD",
+}
 
 log = logging.getLogger(__name__)
 
@@ -102,16 +108,21 @@ class EngineMetrics:
 
 
 @_safe
-def unit_finished(result: TaskResult) -> None:
-    """Count one finished unit (item x task) and what it cost. The flow calls this once per unit."""
-    _metric("Counter", UNITS, "finished units by job, kind and outcome", UNIT_TAGS).inc(
-        1, tags={"job": result.job, "kind": result.kind, "status": result.status.value}
-    )
-    job = {"job": result.job}
-    for name, value, what in (
-        (COST_USD, result.cost.usd, "what units cost, small model and frontier, USD"),
-        (FRONTIER_USD, result.cost.frontier_usd, "frontier spend, USD"),
-        (COUNTERFACTUAL_USD, result.cost.counterfactual_usd, "the same units on the frontier alone, USD"),
-    ):
+def units_finished(results: list[TaskResult]) -> None:
+    """Count settled units (item x task), blocked and failed ones included, and what they cost, in
+    one record per tag set. The flow calls this for the units it settled, a few hundred at a time
+    (flows.scheduler); units reused from an earlier run were counted by that run."""
+    units: Counter[tuple[str, str, str]] = Counter()
+    costs: defaultdict[tuple[str, str], float] = defaultdict(float)
+    for r in results:
+        units[r.job, r.kind, r.status.value] += 1
+        costs[r.job, COST_USD] += r.cost.usd
+        costs[r.job, FRONTIER_USD] += r.cost.frontier_usd
+        costs[r.job, COUNTERFACTUAL_USD] += r.cost.counterfactual_usd
+    for (job, kind, status), n in units.items():
+        _metric("Counter", UNITS, "finished units by job, kind and outcome", UNIT_TAGS).inc(
+            n, tags={"job": job, "kind": kind, "status": status}
+        )
+    for (job, name), value in costs.items():
         if value > 0:
-            _metric("Counter", name, what, COST_TAGS).inc(value, tags=job)
+            _metric("Counter", name, COST_HELP[name], COST_TAGS).inc(value, tags={"job": job})

@@ -2,7 +2,7 @@
 thousands of task runs to the Prefect database, not a million.
 
 Inside a batch every unit runs exactly as it would on its own (`flows.unit.execute_unit`: the same
-cascade, verdicts, ledger, budget and escalation), as a plain call in the batch's thread pool, with
+cascade, verdicts, ledger, budget and escalation), as a plain call in the run's thread pool, with
 the DAG of each item walked by the same scheduler. What changes is the record: a batch is one task
 run, its state says how many of its units were verified, and its artifact lists the units an
 operator looks at (needs review, escalated, failed). Verified results are checkpointed per batch
@@ -43,25 +43,34 @@ class BatchReport(BaseModel):
 
 
 @task(cache_policy=NO_CACHE)
-def run_batch(ctx: UnitContext, job: Job, index: int, start: int, items: list[Item], writer: ResultsWriter) -> State:
-    """The job's items from position `start` on, every task of each, as one task run."""
+def run_batch(
+    ctx: UnitContext,
+    job: Job,
+    index: int,
+    start: int,
+    items: list[Item],
+    writer: ResultsWriter,
+    pool: ThreadPoolExecutor,
+) -> State:
+    """The job's items from position `start` on, every task of each, as one task run. Its units run
+    in `pool`, which the batches in flight share: the next batch's units take the threads the
+    last units of this one leave idle."""
     began = time.perf_counter()
     stop = start + len(items)
     key = ctx.cache.batch_key(job, items) if ctx.cache else None
     stored = ctx.cache.load_batch(key) if ctx.cache and key else {}
     results: list[TaskResult] = []
-    with ThreadPoolExecutor(ctx.threads, thread_name_prefix=f"batch{index}") as pool:
-        fresh = thread_units(ctx, pool, ctx.retries)
+    fresh = thread_units(ctx, pool, ctx.retries)
 
-        def submit(item: Item, task: TaskSpec, upstream: dict[str, Any]) -> UnitFuture:
-            reused = stored.get((item.id, task.id))
-            if reused is None:
-                return fresh(item, task, upstream)
-            done: Future = Future()
-            done.set_result(reused)
-            return done
+    def submit(item: Item, task: TaskSpec, upstream: dict[str, Any]) -> UnitFuture:
+        reused = stored.get((item.id, task.id))
+        if reused is None:
+            return fresh(item, task, upstream)
+        done: Future = Future()
+        done.set_result(reused)
+        return done
 
-        run_dag(job, ctx, items, submit, window=len(items), on_result=results.append)
+    run_dag(job, ctx, items, submit, window=len(items), on_result=results.append)
     if ctx.cache and key:
         ctx.cache.save_batch(key, results)
     writer.write(results)

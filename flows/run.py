@@ -5,6 +5,7 @@ them (one task run per unit, or per batch of items)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import count, islice
@@ -135,21 +136,24 @@ def run_batches(
     stream = job.iter_items(start, stop)
     pending: list = []
     first = start
-    for index in count():
-        items = list(islice(stream, plan.batch_items))
-        if not items:
-            break
-        named = run_batch.with_options(task_run_name=f"batch {index} [{first}-{first + len(items) - 1}]")
-        # quote(): Prefect would otherwise walk every item, the spec and the context looking for
-        # futures to wait on, which costs more than running the batch's units. It hands the task
-        # the unwrapped values, which its typed signature cannot say.
-        arguments: list[Any] = [quote(ctx), quote(job), index, first, quote(items), quote(writer)]
-        pending.append(named.submit(*arguments))
-        first += len(items)
-        if len(pending) >= in_flight:
-            yield pending.pop(0).result()
-    for future in pending:
-        yield future.result()
+    # One pool for the batches in flight, `ctx.threads` units each: a batch's last units leave
+    # threads idle that the next batch's first ones take, and threads are started once per run.
+    with ThreadPoolExecutor(ctx.threads * in_flight, thread_name_prefix="units") as pool:
+        for index in count():
+            items = list(islice(stream, plan.batch_items))
+            if not items:
+                break
+            named = run_batch.with_options(task_run_name=f"batch {index} [{first}-{first + len(items) - 1}]")
+            # quote(): Prefect would otherwise walk every item, the spec and the context looking for
+            # futures to wait on, which costs more than running the batch's units. It hands the task
+            # the unwrapped values, which its typed signature cannot say.
+            arguments: list[Any] = [quote(ctx), quote(job), index, first, quote(items), quote(writer), quote(pool)]
+            pending.append(named.submit(*arguments))
+            first += len(items)
+            if len(pending) >= in_flight:
+                yield pending.pop(0).result()
+        for future in pending:
+            yield future.result()
 
 
 def results_path(settings: Settings, job: Job, run_id: str) -> Path:

@@ -137,7 +137,7 @@ class Settings(BaseSettings):
     # Large jobs (docs/scale.md): above `batch_above` units, one Prefect task run covers a batch of
     # `batch_items` items instead of each unit being a task run of its own.
     batch_above: int = Field(5000, ge=1, description="units above which a job runs in batches")
-    batch_items: int = Field(250, ge=1, description="items per batch")
+    batch_items: int = Field(1000, ge=1, description="items per batch")
     batches_in_flight: int = Field(2, ge=1, description="batches a run (or shard) works on at once")
     work_pool: str = Field("local", description="Prefect process work pool of job, review and deployment runs")
     shard_pool: str = Field("slmflow-shards", description="Prefect work pool whose workers run a job's shards")

@@ -28,6 +28,8 @@ class Router:
         names = self._replicas.get(kind)
         if not names:
             raise KeyError(f"no small model serves {kind!r}")
+        if len(names) == 1:
+            return names[0]
         turn = self._turn % len(names)
         self._turn += 1
         rotated = names[turn:] + names[:turn]

@@ -86,4 +86,10 @@ def count_tokens(model: str, aliases: Mapping[str, str], messages: list[dict] | 
     name = resolve(model, aliases)
     if messages is not None:
         return int(litellm_module().token_counter(model=name, messages=messages))
-    return int(litellm_module().token_counter(model=name, text=text)) if text else 0
+    return _count_text(name, text) if text else 0
+
+
+@functools.lru_cache(maxsize=4096)
+def _count_text(model: str, text: str) -> int:
+    # Answers repeat (a label, a verdict, `{}`): a large job counts each distinct one once.
+    return int(litellm_module().token_counter(model=model, text=text))

@@ -4,7 +4,9 @@ timed the same way.
   raw          VLLMEngine.generate in this process, all requests at once (vLLM batches them)
   flow, off    the Prefect flow over the Ray fleet, verification replaced by an accept-all stub
                (labelled as such: it exists only to isolate orchestration cost)
-  flow, on     the same flow with the real verifier
+  flow, on     the same flow with the real verifier, one Prefect task run per unit (a small job)
+  flow, on, batched   the same, with the units run as one batch: one task run for all of them,
+               as a large job runs (flows.batch; results written to a file, as a run does)
 
 Both engines (this process's and the fleet's actor) are started and warmed up before any timing,
 and stay loaded; only one works at a time. The three variants run in turn for --rounds rounds, so
@@ -22,8 +24,10 @@ import asyncio
 import json
 import os
 import statistics
+import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -108,9 +112,10 @@ def main() -> None:
     from flows.job import run_units
     from flows.ledger import Ledger
     from flows.prompts import build_request
-    from flows.run import unit_threads
+    from flows.results import ResultsWriter
+    from flows.run import Plan, run_batches, unit_threads
     from flows.spec import build_job
-    from slmflow.core.records import CheckResult, Verdict
+    from slmflow.core.records import CheckResult, TaskResult, Verdict
     from slmflow.core.settings import get_settings
     from workers.fleet import close_fleet, frontier_endpoint, get_fleet
     from workers.remote import RayWorkers
@@ -126,27 +131,40 @@ def main() -> None:
     job = build_job(job_spec(args.n), REPO)
     requests = [build_request(job.spec.tasks[0], item.data, {}, []) for item in job.iter_items()]
 
+    scratch = Path(tempfile.mkdtemp(prefix="slmoverhead-"))
+
+    def in_one_batch(ctx: UnitContext) -> list[TaskResult]:
+        path = scratch / f"{uuid.uuid4().hex}.jsonl"
+        plan = Plan(batched=True, batch_items=job.count, shards=1)
+        with ResultsWriter(path, scratch / "labels.jsonl") as writer:
+            for _ in run_batches(job, ctx, plan, 1, writer):
+                pass
+        return [TaskResult.model_validate_json(line) for line in path.read_text().splitlines()]
+
     @flow(name="overhead-bench", task_runner=unit_threads())
-    def bench(workers) -> tuple[float, int]:
-        ctx = UnitContext(job.spec.name, "bench", workers, Ledger(settings, frontier_endpoint(settings)[1]))
+    def bench(workers, batched: bool) -> tuple[float, int]:
+        # As many units in flight as the raw engine gets requests, in both modes.
+        ledger = Ledger(settings, frontier_endpoint(settings)[1])
+        ctx = UnitContext(job.spec.name, "bench", workers, ledger, threads=settings.task_concurrency)
         start = time.perf_counter()
-        results = run_units(job, ctx, retries=0)
+        results = in_one_batch(ctx) if batched else run_units(job, ctx, retries=0)
         return time.perf_counter() - start, sum(r.attempts[0].draft.tokens_out for r in results if r.attempts)
 
     raw = RawEngine(settings)
     raw.round(requests[:1])  # warm-up
-    timings: dict[str, list[tuple[float, int, float]]] = {"raw engine": [], "flow, off": [], "flow, on": []}
+    timings: dict[str, list[tuple[float, int, float]]] = {"raw engine": []}
     with prefect_test_harness(server_startup_timeout=180):
         fleet = get_fleet(settings)
-        variants = {"flow, off": NoVerify(fleet), "flow, on": RayWorkers(fleet)}
-        variants["flow, on"].small(requests[0])  # warm-up
+        on = RayWorkers(fleet)
+        variants = {"flow, off": (NoVerify(fleet), False), "flow, on": (on, False), "flow, on, batched": (on, True)}
+        on.small(requests[0])  # warm-up
         for _ in range(args.rounds):
             seconds, tokens = raw.round(requests)
             timings["raw engine"].append((seconds, tokens, 0.0))
-            for name, workers in variants.items():
+            for name, (workers, batched) in variants.items():
                 start = time.perf_counter()
-                seconds, tokens = bench.with_options(validate_parameters=False)(workers)
-                timings[name].append((seconds, tokens, time.perf_counter() - start - seconds))
+                seconds, tokens = bench.with_options(validate_parameters=False)(workers, batched)
+                timings.setdefault(name, []).append((seconds, tokens, time.perf_counter() - start - seconds))
     close_fleet()
     raw.close()
     print(table(args.n, args.rounds, timings))

@@ -13,8 +13,10 @@ one-task classify job of N items read from a JSONL file) runs in a fresh driver 
 
 Measured per run: orchestration ms per unit and units/s (the flow's own wall time, item validation
 excluded and reported apart), the driver's peak RSS (for a sharded run, the largest of the driver
-and the shard processes), and the rows the Prefect database gained (task runs, flow runs, their
-states, artifacts, logs, events). Besides the table, one machine-readable line per measurement:
+and the shard processes), the rows the Prefect database gained (task runs, flow runs, their
+states, artifacts, logs, events), and where the CPU went, in ms per unit: the flow's processes
+(driver and shards), the fleet's actors and the Prefect server. Besides the table, one
+machine-readable line per measurement:
 
     scale size=N mode=unit|batched workers=K db=sqlite|postgres ms_per_unit=X units_per_s=Y rss_mib=Z db_rows=R
 
@@ -138,13 +140,16 @@ def write_job(root: Path, n: int, mode: str, workers: int) -> Path:
     return spec
 
 
-class PeakRSS(threading.Thread):
-    """The largest resident memory of any process in the given trees, sampled every 0.2 s."""
+class FlowProcesses(threading.Thread):
+    """The flow's processes (the given trees' Python processes, Ray workers aside), sampled every
+    0.2 s: the largest resident memory of any, and the CPU seconds of all (a process that exits
+    counts as of its last sample)."""
 
     def __init__(self, roots: list[int]):
         super().__init__(daemon=True)
         self.roots = roots
         self.peak = 0
+        self.cpu: dict[int, float] = {}
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -158,9 +163,40 @@ class PeakRSS(threading.Thread):
                     try:
                         if "python" in proc.name() and "ray::" not in " ".join(proc.cmdline()[:1]):
                             self.peak = max(self.peak, proc.memory_info().rss)
+                            self.cpu[proc.pid] = cpu_s(proc)
                     except psutil.Error:
                         pass
             self.done.wait(0.2)
+
+
+def cpu_s(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return times.user + times.system
+
+
+class StackCPU:
+    """CPU seconds the stack's long-lived processes use between `start()` and `stop()`: the fleet's
+    actors (`ray::...Worker`) and the Prefect server."""
+
+    def __init__(self, env: dict[str, str]):
+        state = Path(env["SLMFLOW_STATE_DIR"])
+        server = psutil.Process(json.loads((state / "prefect-server.json").read_text())["pid"])
+        actors = [
+            p
+            for p in psutil.process_iter(["cmdline"])
+            if (p.info["cmdline"] or [""])[0].startswith("ray::") and p.info["cmdline"][0].endswith("Worker")
+        ]
+        self.groups = {"fleet": actors, "server": [server, *server.children(recursive=True)]}
+        self.used: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        return {name: sum(cpu_s(p) for p in procs if p.is_running()) for name, procs in self.groups.items()}
+
+    def start(self) -> None:
+        self._began = self._now()
+
+    def stop(self) -> None:
+        self.used = {name: s - self._began[name] for name, s in self._now().items()}
 
 
 def shard_workers(env: dict[str, str]) -> list[int]:
@@ -180,11 +216,14 @@ def measure(env: dict[str, str], root: Path, n: int, mode: str, workers: int) ->
         stdout=subprocess.DEVNULL,
         stderr=open(root / f"driver-{n}-{mode}-{workers}.log", "w"),  # noqa: SIM115 - closed with the process
     )
-    rss = PeakRSS([proc.pid, *(shard_workers(env) if workers > 1 else [])])
-    rss.start()
+    flow = FlowProcesses([proc.pid, *(shard_workers(env) if workers > 1 else [])])
+    stack = StackCPU(env)
+    flow.start()
+    stack.start()
     proc.wait()
-    rss.done.set()
-    rss.join()
+    stack.stop()
+    flow.done.set()
+    flow.join()
     total_s = time.perf_counter() - started
     figures = json.loads(out.read_text())
     if figures.get("state") != "COMPLETED":
@@ -199,7 +238,13 @@ def measure(env: dict[str, str], root: Path, n: int, mode: str, workers: int) ->
         "db": "postgres" if env["DB_URL"] else "sqlite",
         "ms_per_unit": 1000 * wall / n,
         "units_per_s": n / wall,
-        "rss_mib": rss.peak / 2**20,
+        "rss_mib": flow.peak / 2**20,
+        # The flow's CPU includes its setup (imports, fleet lookup, reading the items), as its
+        # processes spend it; the fleet's and the server's are the run's alone.
+        "cpu_ms_per_unit": {
+            "flow": 1000 * sum(flow.cpu.values()) / n,
+            **{name: 1000 * s / n for name, s in stack.used.items()},
+        },
         "db_rows": settled_rows(env) - before,
         "setup_s": total_s - wall,  # process start, fleet lookup, reading and checking every item
     }
@@ -247,13 +292,16 @@ def table(rows: list[dict]) -> str:
     lines = [
         f"{LABEL}.",
         "",
-        "| db | mode | workers | units | ms/unit | units/s | peak RSS MiB | DB rows written | setup s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| db | mode | workers | units | ms/unit | units/s | peak RSS MiB | DB rows written | setup s "
+        "| CPU ms/unit: flow / fleet / server |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        cpu = r["cpu_ms_per_unit"]
         lines.append(
             f"| {r['db']} | {r['mode']} | {r['workers']} | {r['size']:,} | {r['ms_per_unit']:.2f} | "
-            f"{r['units_per_s']:,.0f} | {r['rss_mib']:.0f} | {r['db_rows']:,} | {r['setup_s']:.0f} |"
+            f"{r['units_per_s']:,.0f} | {r['rss_mib']:.0f} | {r['db_rows']:,} | {r['setup_s']:.0f} | "
+            f"{cpu['flow']:.2f} / {cpu['fleet']:.2f} / {cpu['server']:.2f} |"
         )
     lines += ["", "Growth with size (exponent b of value ∝ units^b; 1 = linear, 0 = flat):", ""]
     lines += ["| db | mode | workers | time | ms/unit | peak RSS | DB rows |", "|---|---|---:|---:|---:|---:|---:|"]

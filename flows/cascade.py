@@ -73,7 +73,7 @@ class UnitContext:
         # the same way (a batch: one task run for many units).
         self.step_task_runs = step_task_runs
         self.retries = retries
-        self.threads = threads  # units a batch runs at once
+        self.threads = threads  # units in flight per batch (the batches in flight share their threads)
         # (how many, temperature): the small model's alternatives to each small draft, compared
         # with it by the verifier (VerifierSettings.alternatives; 0 = off).
         self.alternatives = alternatives

@@ -24,12 +24,13 @@ if TYPE_CHECKING:
     from tokenizers import Encoding
 
 MODEL_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"  # the same graph with int8 weights (retrieval.onnx_export.quantize)
 TOKENIZER_FILE = "tokenizer.json"
 MARKER = "slmflow-onnx.json"  # written last by the export: its presence means the folder is complete
 
 
 class OnnxEncoder:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, model_file: str = MODEL_FILE):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -40,10 +41,11 @@ class OnnxEncoder:
             # The retrieval actor shares two cores with a model engine: threads that spin while
             # waiting for work would take cycles from it for no gain on one short query.
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            self._session = ort.InferenceSession(str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(str(folder / model_file), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors for a damaged file
             raise EmbedderError(f"cannot load the ONNX export in {folder}: {exc}") from exc
         self.dim = int(self.meta["dim"])
+        self.quantized = model_file == INT8_FILE
         self._inputs = [i.name for i in self._session.get_inputs()]
 
     def _feed(self, encodings: list[Encoding]) -> dict[str, np.ndarray]:

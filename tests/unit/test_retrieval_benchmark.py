@@ -36,7 +36,6 @@ def test_report_renders_every_table_as_markdown() -> None:
         {
             "dataset": "PubMedQA dev",
             "runtime": runtime,
-            "ingest_runtime": "onnx",
             "documents": 500,
             "chunks": 1509,
             "questions": 500,
@@ -46,7 +45,7 @@ def test_report_renders_every_table_as_markdown() -> None:
             "all_gold@5": 0.994,
             "ingest_chunks_per_s": 150.0,
         }
-        for runtime in ("onnx", "torch")
+        for runtime in ("onnx", "onnx-int8", "torch")
     ]
     e2e = {
         "queries": 300,
@@ -67,7 +66,7 @@ def test_report_renders_every_table_as_markdown() -> None:
         "peak_rss_mib": 900.0,
         "store_rss_mib": 700.0,
         "sweep": sweep(0.9, 0.94, 0.96, 0.97, 0.98),
-        "end_to_end": [{"runtime": "onnx", **e2e}, {"runtime": "torch", **e2e}],
+        "end_to_end": [{"runtime": r, **e2e} for r in ("onnx", "onnx-int8", "torch")],
     }
     results = {
         "date": "2026-12-01",
@@ -76,7 +75,7 @@ def test_report_renders_every_table_as_markdown() -> None:
         "command": "benchmarks/retrieval.py",
         "load_before": 1.0,
         "load_after": 2.0,
-        "runtimes": ["onnx", "torch"],
+        "runtimes": ["onnx", "onnx-int8", "torch"],
         "relevance": relevance,
         "throughput": [{"runtime": "onnx", "chunks": 256, "rounds": 3, "mean": 150.0, "min": 140.0, "max": 160.0}],
         "scale": [run],
@@ -93,4 +92,5 @@ def test_report_renders_every_table_as_markdown() -> None:
         rows = block.splitlines()
         assert len({row.count("|") for row in rows}) == 1, block  # every row has the header's columns
     assert "| 100,000 | ONNX Runtime | 128 | **1.00** / 1.00 | 1.00 / 1.00 | 1.00 |" in text
+    assert "| PubMedQA dev | 500 | 1509 | 500 | ONNX Runtime, int8 | 0.984 |" in text
     assert "| 100,000 | 0.900 @ 3.20 ms |" in text and text.rstrip().endswith("| 128 |")

@@ -267,7 +267,12 @@ def main() -> None:
     parser.add_argument("--dbs", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
     parser.add_argument("--unit-max", type=int, default=10_000, help="largest size run in per-unit mode")
     parser.add_argument(
-        "--workers", type=int, nargs="+", default=[1, 2], choices=[1, 2], help="batched runs: in the driver, on 2 shards"
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        choices=[1, 2],
+        help="batched runs: 1 (the driver), 2 (shards)",
     )
     parser.add_argument("--markdown", type=Path, help="also write the tables as markdown to this file")
     args = parser.parse_args()

@@ -4,7 +4,7 @@ Two runtimes compute the same vectors. ONNX Runtime runs an export of the model 
 `slmflow models prepare` builds from the installed weights (retrieval.onnx_export); it embeds a query
 several times faster than torch and never imports torch. sentence-transformers on torch is the
 fallback, for a model with no export, or where onnxruntime is missing. A third runtime, `onnx-int8`,
-runs the export with int8 weights: about twice as fast again, with vectors close to (not the same
+runs the export with int8 weights: a query in two thirds of the time, with vectors close to (not the same
 as) the others', so it is chosen explicitly and has a version of its own.
 """
 

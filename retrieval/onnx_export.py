@@ -8,7 +8,7 @@ with torch's to a cosine of at least AGREEMENT. Only an export that passes exist
 runtimes share one `Embedder.version` (docs/retrieval.md).
 
 Beside it, `quantize` writes the same graph with int8 weights (ONNX Runtime's dynamic quantization:
-weights per channel, activations per call). It embeds a query in about half the time, and its vectors
+weights per channel, activations per call). It embeds a query in about two thirds of the time, and its vectors
 are close to torch's but not the same, so it must reach only INT8_AGREEMENT, and the `onnx-int8`
 runtime gets its own `Embedder.version` (a collection it searches is re-embedded at its next ingest).
 

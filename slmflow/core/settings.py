@@ -161,7 +161,7 @@ class Settings(BaseSettings):
     embedding_runtime: EmbeddingRuntime = Field(
         "auto",
         description="onnx: the ONNX Runtime export `slmflow models prepare` builds (required); onnx-int8: "
-        "its int8-weight form (about twice as fast per query, vectors within cosine 0.98 of torch's; "
+        "its int8-weight form (a query in about two thirds of the time, vectors within cosine 0.98 of torch's; "
         "required); torch: sentence-transformers; auto: the export when it is there, else torch with a warning",
     )
 

@@ -80,10 +80,10 @@ def stack(db: str, root: Path, frontier: ScriptedOpenAIServer) -> Iterator[dict[
     with postgres_server() if db == "postgres" else nullcontext() as url:
         if url:
             env["SLMFLOW_PREFECT_DATABASE_URL"] = url
-        up = _slmflow(env, "up")
-        if up.returncode:
-            raise SystemExit(f"slmflow up failed:\n{up.stdout}\n{up.stderr}")
         try:
+            up = _slmflow(env, "up")
+            if up.returncode:  # `down` still stops what it did start
+                raise SystemExit(f"slmflow up failed:\n{up.stdout}\n{up.stderr}")
             yield {**env, "PREFECT_API_URL": f"http://127.0.0.1:{prefect_port}/api", "DB_URL": url or ""}
         finally:
             _slmflow(env, "down")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -209,8 +210,13 @@ class JobSpec(_Strict):
     def dag(self) -> Dag:
         return Dag({t.id: t.depends_on for t in self.tasks})
 
+    @cached_property
+    def _tasks_by_id(self) -> dict[str, TaskSpec]:
+        return {t.id: t for t in self.tasks}
+
     def task(self, task_id: str) -> TaskSpec:
-        return next(t for t in self.tasks if t.id == task_id)
+        # Looked up for every unit a large job runs, hence the index.
+        return self._tasks_by_id[task_id]
 
 
 class Job(BaseModel):

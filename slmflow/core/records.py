@@ -114,12 +114,12 @@ class CostEntry(BaseModel):
     usd: float = 0.0
     counterfactual_usd: float = 0.0
     frontier_usd: float = 0.0  # the part of `usd` spent on the frontier
-    unpriced: list[str] = []  # models counted at 0 because they are unpriced on purpose
+    unpriced: list[str] = Field(default_factory=list)  # models counted at 0 because they are unpriced on purpose
 
 
 class ToolCall(BaseModel):
     name: str
-    arguments: dict[str, Any] = {}
+    arguments: dict[str, Any] = Field(default_factory=dict)
 
 
 class Observation(BaseModel):
@@ -148,7 +148,7 @@ class AgentStep(BaseModel):
     status: Status
     call: ToolCall | None = None
     observation: Observation | None = None
-    attempts: list[Attempt] = []
+    attempts: list[Attempt] = Field(default_factory=list)
     error: str | None = None  # why an unverified step has no call (input rejected, budget, frontier down)
     cost: CostEntry = CostEntry()  # this step's attempts, against its own request on the frontier
 
@@ -185,13 +185,14 @@ class TaskResult(BaseModel):
     prompt: str | None = None  # the request as sent (user message), for review and verifier labels
     model: str | None = None
     score: float | None = None
-    reasons: list[str] = []
-    attempts: list[Attempt] = []
-    citations: list[Evidence] = []
+    reasons: list[str] = Field(default_factory=list)
+    attempts: list[Attempt] = Field(default_factory=list)
+    citations: list[Evidence] = Field(default_factory=list)
     cost: CostEntry = CostEntry()
     latency_s: float = 0.0
     error: str | None = None
-    steps: list[AgentStep] = []  # agent tasks: every step, in order (attempts holds them all too)
+    # Agent tasks: every step, in order (attempts holds them all too).
+    steps: list[AgentStep] = Field(default_factory=list)
     review: Review | None = None  # set on the record a review decision wrote
 
     def __repr__(self) -> str:
@@ -213,7 +214,7 @@ class VerifyRequest(BaseModel):
     output: Any  # parsed output
     finish_reason: str | None = None
     confidence: float | None = None
-    evidence: list[Evidence] = []
+    evidence: list[Evidence] = Field(default_factory=list)
     choices: list[str] | None = None
     json_schema: dict[str, Any] | None = None
     # Per-task threshold overrides; None falls back to the verifier's defaults.
@@ -229,4 +230,4 @@ class VerifyRequest(BaseModel):
     grounded_arguments: bool = False
     # Answers to the same request by other fleet members (other small models, or samples), as
     # raw text: their agreement with `text` is evidence for it (`verification.agreement`).
-    alternatives: list[str] = []
+    alternatives: list[str] = Field(default_factory=list)

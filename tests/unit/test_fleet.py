@@ -389,6 +389,31 @@ def test_an_endpoint_member_nobody_priced_stops_the_fleet_at_start() -> None:
     check_priced(config, Settings(prices={"acme/llm-9b": None}))  # unpriced on purpose
 
 
+@pytest.mark.parametrize("model", ["gpt-4o", "gpt-3.5-turbo", "claude-3-5-sonnet-20240620", "llama-3-70b"])
+def test_token_counts_are_litellms(model: str) -> None:
+    """count_tokens skips LiteLLM's per-call tokenizer lookup; its counts must stay token_counter's,
+    for short and long texts (LiteLLM extrapolates long ones), names and tool calls."""
+    from slmflow.core.prices import count_tokens, litellm_module
+
+    token_counter = litellm_module().token_counter
+    long = "Parcels ship within two working days; refunds take five. " * 400
+    call = {"id": "c1", "type": "function", "function": {"name": "refund", "arguments": '{"order": "A-17"}'}}
+    conversations = [
+        [],
+        [{"role": "user", "content": "How do refunds work?"}],
+        [{"role": "system", "content": "Answer from the evidence only."}, {"role": "user", "content": long}],
+        [
+            {"role": "system", "content": "You run the order desk."},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "name": "refund", "content": '{"ok": true}'},
+        ],
+    ]
+    for messages in conversations:
+        assert count_tokens(model, {}, messages=messages) == token_counter(model=model, messages=messages)
+    for text in ["", "a", "Crème brûlée costs €4.50", long]:
+        assert count_tokens(model, {}, text=text) == (token_counter(model=model, text=text) if text else 0)
+
+
 def test_an_unpriced_model_costs_nothing_and_says_so() -> None:
     from slmflow.core.records import Attempt, Verdict
 

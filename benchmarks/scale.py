@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -278,20 +279,25 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="slmscale-"))
     rows: list[dict] = []
-    with ScriptedOpenAIServer(lambda request: json.dumps({"label": "a"})) as frontier:
-        for db in args.dbs:
-            with stack(db, root / db, frontier) as env:
-                for n in args.sizes:
-                    plan = [("unit", 1)] if n <= args.unit_max else []
-                    for mode, workers in [*plan, *(("batched", k) for k in args.workers)]:
-                        row = measure(env, root, n, mode, workers)
-                        rows.append(row)
-                        print(
-                            f"scale size={n} mode={mode} workers={workers} db={row['db']} "
-                            f"ms_per_unit={row['ms_per_unit']:.3f} units_per_s={row['units_per_s']:.0f} "
-                            f"rss_mib={row['rss_mib']:.0f} db_rows={row['db_rows']}",
-                            flush=True,
-                        )
+    try:
+        with ScriptedOpenAIServer(lambda request: json.dumps({"label": "a"})) as frontier:
+            for db in args.dbs:
+                with stack(db, root / db, frontier) as env:
+                    for n in args.sizes:
+                        plan = [("unit", 1)] if n <= args.unit_max else []
+                        for mode, workers in [*plan, *(("batched", k) for k in args.workers)]:
+                            row = measure(env, root, n, mode, workers)
+                            rows.append(row)
+                            print(
+                                f"scale size={n} mode={mode} workers={workers} db={row['db']} "
+                                f"ms_per_unit={row['ms_per_unit']:.3f} units_per_s={row['units_per_s']:.0f} "
+                                f"rss_mib={row['rss_mib']:.0f} db_rows={row['db_rows']}",
+                                flush=True,
+                            )
+    except BaseException:
+        print(f"the drivers' logs and the run's files are kept in {root}", file=sys.stderr)
+        raise
+    shutil.rmtree(root)  # items, results and checkpoints: large at a million units
     print(table(rows))
     if args.markdown:
         args.markdown.write_text(table(rows) + "\n")

@@ -37,7 +37,10 @@ class UnpricedModelError(LookupError):
 
 @functools.cache
 def litellm_module() -> Any:
-    import litellm  # ~3 s: only where a price or a token count is needed
+    """LiteLLM, imported once (~3 s: only where a price or a token count is needed). Import its
+    submodules only after this returns: a thread importing one while another imports the package
+    deadlocks in importlib, which fails one import and can leave the other a half-built module."""
+    import litellm
 
     litellm.suppress_debug_info = True
     return litellm
@@ -107,6 +110,7 @@ def _text_counter(model: str) -> Callable[[str], int]:
     """LiteLLM's count function for `model`, looked up once. `token_counter` looks it up on every
     call, which took ~0.1 ms against a few µs of counting, a fifth of a large job's driver time
     (docs/scale.md). Should a LiteLLM release move it, counting goes through `token_counter`."""
+    litellm_module()  # the package before its submodule (see litellm_module)
     try:
         from litellm.litellm_core_utils.token_counter import _get_count_function
 

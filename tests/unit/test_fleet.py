@@ -6,6 +6,9 @@ engine time a request is charged, the chat template with tools, prices and provi
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -412,6 +415,35 @@ def test_token_counts_are_litellms(model: str) -> None:
         assert count_tokens(model, {}, messages=messages) == token_counter(model=model, messages=messages)
     for text in ["", "a", "Crème brûlée costs €4.50", long]:
         assert count_tokens(model, {}, text=text) == (token_counter(model=model, text=text) if text else 0)
+
+
+def test_first_token_counts_from_concurrent_tasks_all_succeed() -> None:
+    """A job's first units count tokens from several task threads while LiteLLM is not yet
+    imported. A text count importing LiteLLM's tokenizer module while a chat count imports the
+    package once deadlocked in importlib: one count failed, the other kept a half-built LiteLLM
+    that broke every later count in the process. A fresh interpreter, so the import is a first."""
+    script = textwrap.dedent(
+        """
+        import threading, time
+        from slmflow.core.prices import count_tokens
+        counts = {}
+        def chat():
+            counts["chat"] = count_tokens("gpt-4o", {}, messages=[{"role": "user", "content": "hello there"}])
+        def text():
+            counts["text"] = count_tokens("gpt-4o", {}, text="hello there")
+        first = threading.Thread(target=chat)
+        first.start()
+        time.sleep(0.3)  # the package import is under way when the second count starts
+        second = threading.Thread(target=text)
+        second.start()
+        first.join(); second.join()
+        print(counts["chat"], counts["text"])
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    chat, text = map(int, done.stdout.split())
+    assert chat > text > 0
 
 
 def test_an_unpriced_model_costs_nothing_and_says_so() -> None:

@@ -303,7 +303,7 @@ def test_decisions_in_the_prefect_ui_count(stack):
         dialog.get_by_label("Reviewer").fill("ann")
         dialog.get_by_text("Reviewer").first.scroll_into_view_if_needed()
         page.screenshot(path=str(stack.shots / "review-3-correct-answer.png"))
-        dialog.get_by_role("button", name="Resume").click()
+        _submit(dialog)
         _wait_final(stack, r2)
 
         # r4: reject it, with the reason.
@@ -312,7 +312,7 @@ def test_decisions_in_the_prefect_ui_count(stack):
         _choose(page, dialog, "reject")
         dialog.get_by_label("Reason").fill("the ticket names no order")
         dialog.get_by_label("Reviewer").fill("ann")
-        dialog.get_by_role("button", name="Resume").click()
+        _submit(dialog)
         _wait_final(stack, r4)
 
         page.goto(f"{stack.ui}/v2/runs/flow-run/{r2}", wait_until="networkidle")
@@ -370,6 +370,12 @@ def _resume_dialog(page, stack: Stack, review_id: str) -> None:
     page.get_by_role("dialog").wait_for()
 
 
+def _submit(dialog) -> None:
+    """Resume; the dialog closes once the UI has sent the decision (it stays open on a form error)."""
+    dialog.get_by_role("button", name="Resume").click()
+    dialog.wait_for(state="hidden", timeout=30_000)
+
+
 def _choose(page, dialog, decision: str) -> None:
     dialog.get_by_role("button", name="Select Decision").click()
     page.get_by_role("option", name=decision, exact=True).click()
@@ -377,13 +383,28 @@ def _choose(page, dialog, decision: str) -> None:
 
 def _wait_final(stack: Stack, review_id: str) -> dict[str, Any]:
     """The server reschedules the resumed review; the worker runs it to its end."""
-    run = wait_until(
-        lambda: (r := stack.flow_run(review_id))["state_type"] in ("COMPLETED", "FAILED", "CRASHED") and r,
-        240,
-        f"review {review_id} to be applied",
-    )
+    run = _finished(stack, review_id, f"review {review_id} to be applied", 240)
     assert run["state_type"] == "COMPLETED", run["state"]
     return run
+
+
+def _finished(stack: Stack, run_id: str, what: str, timeout: float) -> dict[str, Any]:
+    """The flow run once it has ended. A timeout says where it stood (still PAUSED or SCHEDULED:
+    the worker never took it; RUNNING: it hung) and what the worker logged."""
+    last: dict[str, Any] = {}
+
+    def final() -> dict[str, Any] | None:
+        last.update(stack.flow_run(run_id))
+        return dict(last) if last["state_type"] in ("COMPLETED", "FAILED", "CRASHED") else None
+
+    try:
+        return wait_until(final, timeout, what)
+    except AssertionError as late:
+        state = last.get("state") or {}
+        log = stack.root / "s" / "prefect-worker.log"
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:]) if log.exists() else "(no worker log)"
+        where = f"{state.get('type')} {state.get('name')}: {state.get('message')}"
+        raise AssertionError(f"{late}; its state: {where}; the worker's log ends:\n{tail}") from None
 
 
 def test_a_jobs_deployment_has_a_typed_form_and_its_budget_alerts(stack):
@@ -408,11 +429,7 @@ def test_a_jobs_deployment_has_a_typed_form_and_its_budget_alerts(stack):
     )
     assert created.status_code == 201, created.text
     run_id = created.json()["id"]
-    run = wait_until(
-        lambda: (r := stack.flow_run(run_id))["state_type"] in ("COMPLETED", "FAILED", "CRASHED") and r,
-        300,
-        "the deployment run",
-    )
+    run = _finished(stack, run_id, "the deployment run", 300)
     assert (run["state_type"], run["state_name"]) == ("COMPLETED", "NeedsReview"), run["state"]
     assert run["name"].startswith("review-desk 20")
     (alert,) = wait_until(lambda: stack.hooks.alerts("budget-exhausted"), 60, "the budget webhook")

@@ -401,7 +401,7 @@ def _finished(stack: Stack, run_id: str, what: str, timeout: float) -> dict[str,
         return wait_until(final, timeout, what)
     except AssertionError as late:
         state = last.get("state") or {}
-        log = stack.root / "s" / "prefect-worker.log"
+        log = Path(stack.env["SLMFLOW_STATE_DIR"]) / "prefect-worker.log"
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:]) if log.exists() else "(no worker log)"
         where = f"{state.get('type')} {state.get('name')}: {state.get('message')}"
         raise AssertionError(f"{late}; its state: {where}; the worker's log ends:\n{tail}") from None

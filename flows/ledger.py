@@ -20,6 +20,8 @@ class Ledger:
         self.frontier_model = frontier_model
         # Before any unit runs: a frontier nobody priced fails the run here, not after the work.
         self.frontier_price = settings.price_for(frontier_model)
+        # Load the frontier's tokenizer once, here: a run's first units would each load it at once.
+        count_tokens(frontier_model, settings.price_aliases, messages=[{"role": "user", "content": "ready"}])
 
     def draft_usd(self, draft: Draft) -> float:
         if draft.engine_s is not None and draft.usd_per_hour is not None:

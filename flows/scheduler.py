@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
+from prefect.utilities.annotations import quote
+
 from flows.cascade import UnitContext
 from flows.retry import retrying
 from flows.spec import Item, Job, TaskSpec
@@ -158,12 +160,18 @@ def settle(ctx: UnitContext, job: Job, item: Item, task_id: str, future: Any) ->
 
 def prefect_units(ctx: UnitContext, retries: int) -> Submit:
     """Each unit its own Prefect task run (state, retries, and the unit cache when the run has one)."""
-    unit = run_unit.with_options(retries=retries)
+    # One Task for every unit, named from its parameters when each run starts: a Task per unit
+    # (`with_options` per call) hashed the function's source each time, a few ms of every unit.
+    unit = run_unit.with_options(retries=retries, task_run_name="{task.id}[{item.id}]")
     if ctx.cache is not None:
         unit = unit.with_options(**ctx.cache.task_options())
 
     def submit(item: Item, task: TaskSpec, upstream: dict[str, Any]) -> UnitFuture:
-        return unit.with_options(task_run_name=f"{task.id}[{item.id}]").submit(ctx, task, item, upstream)
+        # quote(): no future is ever passed in, and Prefect would otherwise walk (and copy) every
+        # argument looking for one, twice per unit. The task gets the unwrapped values, which its
+        # typed signature cannot say (as in flows.run.run_batches).
+        arguments: list[Any] = [quote(ctx), quote(task), quote(item), quote(upstream)]
+        return unit.submit(*arguments)
 
     return submit
 

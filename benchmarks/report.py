@@ -6,7 +6,7 @@ table between its markers, `<!-- bench:NAME:begin -->` and `<!-- bench:NAME:end 
 document that has them, together with a description of the machine they ran on. A document quotes
 a table by holding its markers; what sits between them is only ever written by this script.
 
-    .venv/bin/python benchmarks/report.py                         # all of them (about 2 hours here)
+    .venv/bin/python benchmarks/report.py                         # all of them (2-2.5 hours here)
     .venv/bin/python benchmarks/report.py --only overhead verifier
     .venv/bin/python benchmarks/report.py --quick                 # smaller sizes, under an hour
 """
@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "demo": ("demo.py", [], ["--limit", "6"]),
     "overhead": ("overhead.py", ["--n", "128", "--rounds", "5"], ["--n", "64", "--rounds", "3"]),
     "scale": ("scale.py", [], ["--sizes", "10000", "100000"]),  # quick: no million-unit run
+    "unit_mode": ("unit_mode.py", [], ["--size", "3000", "--rounds", "1"]),
     "retrieval": ("retrieval.py", [], ["--sizes", "10000"]),
     "verifier": ("verifier.py", [], []),
 }

@@ -303,7 +303,7 @@ def test_decisions_in_the_prefect_ui_count(stack):
         dialog.get_by_label("Reviewer").fill("ann")
         dialog.get_by_text("Reviewer").first.scroll_into_view_if_needed()
         page.screenshot(path=str(stack.shots / "review-3-correct-answer.png"))
-        _submit(dialog)
+        _submit(page, stack, dialog, r2)
         _wait_final(stack, r2)
 
         # r4: reject it, with the reason.
@@ -312,7 +312,7 @@ def test_decisions_in_the_prefect_ui_count(stack):
         _choose(page, dialog, "reject")
         dialog.get_by_label("Reason").fill("the ticket names no order")
         dialog.get_by_label("Reviewer").fill("ann")
-        _submit(dialog)
+        _submit(page, stack, dialog, r4)
         _wait_final(stack, r4)
 
         page.goto(f"{stack.ui}/v2/runs/flow-run/{r2}", wait_until="networkidle")
@@ -370,10 +370,23 @@ def _resume_dialog(page, stack: Stack, review_id: str) -> None:
     page.get_by_role("dialog").wait_for()
 
 
-def _submit(dialog) -> None:
-    """Resume; the dialog closes once the UI has sent the decision (it stays open on a form error)."""
-    dialog.get_by_role("button", name="Resume").click()
-    dialog.wait_for(state="hidden", timeout=30_000)
+def _submit(page, stack: Stack, dialog, review_id: str) -> None:
+    """Resume; the dialog closes once the UI has sent the decision (it stays open on a form error).
+    Under CI's load a click once left the dialog open with its form filled in and the review still
+    paused (no decision sent), so a missed click is repeated, with a screenshot of each miss. A
+    review no longer paused got its decision: the dialog is then just slow to close."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(3):
+        dialog.get_by_role("button", name="Resume").click()
+        try:
+            dialog.wait_for(state="hidden", timeout=20_000)
+            return
+        except PlaywrightTimeout:
+            page.screenshot(path=str(stack.shots / f"review-missed-resume-{attempt}.png"))
+            if stack.flow_run(review_id)["state_type"] != "PAUSED":
+                return
+    raise AssertionError(f"review {review_id}: three clicks on Resume sent nothing (review-missed-resume-*.png)")
 
 
 def _choose(page, dialog, decision: str) -> None:

@@ -118,10 +118,11 @@ def run_current(n: int) -> dict:
 
 
 def run_previous(worktree: Path, n: int) -> dict:
-    """The previous release's script, importing its own code (PYTHONPATH) rather than the editable install."""
+    """The previous release's script, importing its own code (PYTHONPATH) rather than the editable
+    install. It leaves its scratch folder behind, so its temporary files go under ours."""
     proc = subprocess.run(
         [sys.executable, "benchmarks/scale.py", "--sizes", str(n)],
-        env=clean_env(PYTHONPATH=str(worktree)),
+        env=clean_env(PYTHONPATH=str(worktree), TMPDIR=str(worktree.parent)),
         cwd=worktree,
         capture_output=True,
         text=True,

@@ -49,7 +49,7 @@ REPO = Path(__file__).resolve().parent.parent
 if sys.path[0] == str(Path(__file__).resolve().parent):
     sys.path[0] = str(REPO)  # run as a file: import the checkout's packages and tests.support
 
-from tests.support.env import clean_env  # noqa: E402
+from tests.support.env import clean_env, null_stack_settings  # noqa: E402
 from tests.support.openai_server import ScriptedOpenAIServer  # noqa: E402
 from tests.support.ports import free_ports, port_block  # noqa: E402
 from tests.support.postgres import count_rows, postgres_server  # noqa: E402
@@ -65,18 +65,11 @@ def stack(db: str, root: Path, frontier: ScriptedOpenAIServer) -> Iterator[dict[
     env = {
         **clean_env(),
         "PREFECT_LOGGING_LEVEL": "WARNING",
-        "SLMFLOW_SMALL_MODEL": "null",
-        "SLMFLOW_CACHE_DIR": str(root / "c"),
-        "SLMFLOW_STATE_DIR": str(root / "s"),
-        "SLMFLOW_QDRANT_DIR": str(root / "q"),
-        "SLMFLOW_RESULTS_DIR": str(root / "runs"),
+        **null_stack_settings(root, frontier),
         "SLMFLOW_PREFECT_PORT": str(prefect_port),
         "SLMFLOW_RAY_PORT": str(port_block(3, range(30000, 33000, 13))),
         "SLMFLOW_WORKER_HEALTH_PORT": str(port_block(3, range(33000, 36000, 11))),
         "SLMFLOW_SHARD_WORKERS": "2",
-        "SLMFLOW_FRONTIER_BASE_URL": frontier.base_url,
-        "SLMFLOW_FRONTIER_MODEL": frontier.model,
-        "SLMFLOW_PRICE_ALIASES": frontier.price_aliases,
     }
     with postgres_server() if db == "postgres" else nullcontext() as url:
         if url:

@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 if sys.path[0] == str(Path(__file__).resolve().parent):
     sys.path[0] = str(REPO)  # run as a file: import the checkout's packages and tests.support
 
-from tests.support.env import clean_env  # noqa: E402
+from tests.support.env import clean_env, null_stack_settings  # noqa: E402
 from tests.support.openai_server import ScriptedOpenAIServer  # noqa: E402
 
 BASELINE = "e429eeb"  # "Record scale and overhead figures": the release whose 9.95 ms the issue quotes
@@ -52,15 +52,8 @@ def current_side(n: int, scratch: Path, frontier: ScriptedOpenAIServer) -> dict:
     (flows.run.run_units: a Prefect task run per unit, results appended to a file), timed around it."""
     os.environ.update(
         {
-            "SLMFLOW_SMALL_MODEL": "null",
-            "SLMFLOW_CACHE_DIR": str(scratch / "cache"),
-            "SLMFLOW_STATE_DIR": str(scratch / "state"),
-            "SLMFLOW_QDRANT_DIR": str(scratch / "qdrant"),
-            "SLMFLOW_RESULTS_DIR": str(scratch / "runs"),
-            # Checked before the run, never called: every null draft is accepted.
-            "SLMFLOW_FRONTIER_BASE_URL": frontier.base_url,
-            "SLMFLOW_FRONTIER_MODEL": frontier.model,
-            "SLMFLOW_PRICE_ALIASES": frontier.price_aliases,
+            # The frontier is checked before the run and never called: every null draft is accepted.
+            **null_stack_settings(scratch, frontier),
             "PREFECT_LOGGING_LEVEL": "WARNING",
         }
     )

@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 
 from slmflow.core.records import Status, TaskResult
-from tests.support.env import clean_env
+from tests.support.env import clean_env, null_stack_settings
 from tests.support.openai_server import ScriptedOpenAIServer
 from tests.support.ports import free_ports
 
@@ -106,15 +106,7 @@ class Scenario:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "DO_NOT_TRACK": "1",
             "PREFECT_LOGGING_LEVEL": "WARNING",
-            "SLMFLOW_SMALL_MODEL": "null",
-            # Short paths: Ray's socket paths under its temp dir must stay < 107 bytes.
-            "SLMFLOW_CACHE_DIR": str(root / "c"),
-            "SLMFLOW_STATE_DIR": str(root / "s"),
-            "SLMFLOW_QDRANT_DIR": str(root / "q"),
-            "SLMFLOW_RESULTS_DIR": str(root / "runs"),
-            "SLMFLOW_FRONTIER_BASE_URL": frontier.base_url,
-            "SLMFLOW_FRONTIER_MODEL": frontier.model,
-            "SLMFLOW_PRICE_ALIASES": frontier.price_aliases,
+            **null_stack_settings(root, frontier),
             "SLMFLOW_TASK_CONCURRENCY": "16",
         }
         self.groups: list[int] = []

@@ -9,8 +9,10 @@ whose text changed are embedded again. The manifest is the collection's state:
   thus leaves a collection that search refuses, and the next ingest resumes it: it keeps the listed
   documents that are still current, deletes every other one that may have points, and embeds the
   rest.
-* `status: complete` is written last, with the embedding model and version, dimensions, chunking
-  and the sha256 of every input. When those match the inputs, the next ingest does nothing.
+* `status: complete` is written last, with the embedding model and version, dimensions, chunking,
+  the HNSW graph the store builds, and the sha256 of every input. When those match the inputs, the
+  next ingest does nothing. A collection built with another graph is rebuilt: the store's search
+  beam is sized for its own graph (retrieval.store.HNSW_GRAPH).
 """
 
 from __future__ import annotations
@@ -29,7 +31,15 @@ from pydantic import BaseModel
 from retrieval.chunking import chunk_text
 from retrieval.embedder import Embedder
 from retrieval.errors import RetrievalError
-from retrieval.store import BUILDING, COMPLETE, Chunk, VectorStore, check_collection_name, is_complete
+from retrieval.store import (
+    BUILDING,
+    COMPLETE,
+    HNSW_GRAPH,
+    Chunk,
+    VectorStore,
+    check_collection_name,
+    is_complete,
+)
 
 SUFFIXES = (".md", ".txt", ".jsonl")
 UNSUPPORTED = {".pdf": "PDF is not supported: convert it to .txt or .md first"}
@@ -38,7 +48,7 @@ _BINARY_SNIFF_BYTES = 8192
 _MAX_LINE_PROBLEMS = 10  # per JSONL file; a wholly malformed file should not flood the report
 
 # Manifest keys that decide whether existing vectors can be reused at all.
-_BUILD_KEYS = ("embedding_model", "embedding_version", "dim", "distance", "chunker", "chunk_size", "overlap")
+_BUILD_KEYS = ("embedding_model", "embedding_version", "dim", "distance", "hnsw", "chunker", "chunk_size", "overlap")
 _INPUT_KEYS = ("source", "files", "documents")
 
 
@@ -224,6 +234,7 @@ def ingest(
         "embedding_version": embedder.version,
         "dim": embedder.dim,
         "distance": "cosine",
+        "hnsw": HNSW_GRAPH,
         "chunker": "sentences",
         "chunk_size": chunk_size,
         "overlap": overlap,

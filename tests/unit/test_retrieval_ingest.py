@@ -17,7 +17,7 @@ from retrieval.chunking import chunk_text
 from retrieval.embedder import Embedder
 from retrieval.ingest import IngestError, ingest
 from retrieval.retriever import Retriever
-from retrieval.store import BUILDING, COMPLETE, Chunk, EdgeStore, ServerStore, StoreError, VectorStore
+from retrieval.store import BUILDING, COMPLETE, HNSW_GRAPH, Chunk, EdgeStore, ServerStore, StoreError, VectorStore
 
 SERVER_URL = os.environ.get("QDRANT_URL")
 SIZE, OVERLAP = 120, 30  # small chunks, so a few sentences make several of them
@@ -254,6 +254,21 @@ def test_new_chunking_rebuilds_everything(corpus: Path, edge: EdgeStore) -> None
     report = ingest(corpus, "docs", edge, embedder, chunk_size=60, overlap=10)
     assert embedder.embedded == report.chunks == edge.count("docs")
     assert edge.read_manifest("docs")["chunk_size"] == 60
+
+
+def test_collection_built_with_another_hnsw_graph_is_rebuilt(corpus: Path, edge: EdgeStore) -> None:
+    """A collection from before the store's graph changed (its manifest names no graph, or another
+    one) is rebuilt once, so the store's beam never searches a graph it was not sized for."""
+    for old in (None, {"m": 16, "ef_construct": 100}):
+        run(corpus, "docs", edge)
+        manifest = edge.read_manifest("docs")
+        manifest.pop("hnsw")
+        edge.write_manifest("docs", manifest if old is None else {**manifest, "hnsw": old})
+        embedder = CountingEmbedder()
+        report = run(corpus, "docs", edge, embedder)
+        assert not report.skipped_unchanged
+        assert embedder.embedded == report.chunks == edge.count("docs") == expected_chunks(DOCS)
+        assert edge.read_manifest("docs")["hnsw"] == HNSW_GRAPH
 
 
 def test_unfinished_collection_without_manifest_is_rebuilt(corpus: Path, edge: EdgeStore) -> None:

@@ -3,6 +3,7 @@ server code path without a server), and a real Qdrant server when QDRANT_URL is 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.store import Chunk, EdgeStore, ServerStore, StoreError, VectorStore
+from retrieval.store import HNSW_GRAPH, Chunk, EdgeStore, ServerStore, StoreError, VectorStore
 
 DIM = 8
 SERVER_URL = os.environ.get("QDRANT_URL")
@@ -114,6 +115,27 @@ def test_edge_store_persists_across_reopen(tmp_path: Path) -> None:
     assert reopened.collections() == ["docs"] and reopened.count("docs") == 4
     assert reopened.read_manifest("docs") == {"status": "complete"}
     reopened.close()
+
+
+def test_edge_collections_are_built_with_the_store_graph(tmp_path: Path) -> None:
+    """The search beam (DEFAULT_HNSW_EF) was chosen for this graph, so the engine must build it."""
+    store = EdgeStore(tmp_path)
+    store.create("docs", DIM)
+    store.close()
+    config = json.loads((tmp_path / "docs" / "shard" / "edge_config.json").read_text())  # qdrant-edge's own
+    assert {k: config["hnsw_config"][k] for k in HNSW_GRAPH} == HNSW_GRAPH
+
+
+@pytest.mark.skipif(not SERVER_URL, reason="QDRANT_URL not set: no Qdrant server to test against")
+def test_server_collections_are_built_with_the_store_graph() -> None:
+    store = ServerStore.connect(SERVER_URL or "", os.environ.get("QDRANT_API_KEY"))
+    collection = f"t_{uuid.uuid4().hex[:12]}"
+    store.create(collection, DIM)
+    try:
+        hnsw = store._client.get_collection(collection).config.hnsw_config
+        assert (hnsw.m, hnsw.ef_construct) == (HNSW_GRAPH["m"], HNSW_GRAPH["ef_construct"])
+    finally:
+        store.drop(collection)
 
 
 def test_qdrant_edge_alone_refuses_a_loaded_shard_with_an_obscure_error(tmp_path: Path) -> None:

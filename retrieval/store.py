@@ -216,7 +216,9 @@ class EdgeStore:
 
         config = EdgeConfig(
             vectors={self.VECTOR: EdgeVectorParams(size=dim, distance=Distance.Cosine)},
-            hnsw_config=HnswIndexConfig(full_scan_threshold=FULL_SCAN_KB, **HNSW_GRAPH),
+            hnsw_config=HnswIndexConfig(
+                m=HNSW_GRAPH["m"], ef_construct=HNSW_GRAPH["ef_construct"], full_scan_threshold=FULL_SCAN_KB
+            ),
         )
         with self._mutex:
             self._check_open()
@@ -379,7 +381,9 @@ class ServerStore:
         self._client.create_collection(
             self._name(collection),
             vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
-            hnsw_config=models.HnswConfigDiff(full_scan_threshold=FULL_SCAN_KB, **HNSW_GRAPH),
+            hnsw_config=models.HnswConfigDiff(
+                m=HNSW_GRAPH["m"], ef_construct=HNSW_GRAPH["ef_construct"], full_scan_threshold=FULL_SCAN_KB
+            ),
         )
         with warnings.catch_warnings():  # local mode has no payload indexes and says so
             warnings.filterwarnings("ignore", message="Payload indexes have no effect in the local Qdrant")

@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -252,7 +253,15 @@ def choose_ef(sweep: list[dict[str, float]], target: float) -> int:
 
 
 def run_worker(args: argparse.Namespace) -> dict[str, Any]:
-    """One backend at one size, in this (fresh) process."""
+    """One backend at one size, in this (fresh) process; its store's folder is removed afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix="bench-store-"))
+    try:
+        return measure_store(args, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def measure_store(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     import qdrant_client  # noqa: F401  (imported before the RSS baseline, like qdrant_edge below)
     import qdrant_edge  # noqa: F401
 
@@ -262,7 +271,6 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     vectors, source = arrays["vectors"], arrays["source"]
     texts = json.loads(args.texts.read_text())
     baseline = peak_rss_mib()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-store-"))
     edge = args.worker == "edge"
 
     def open_store(hnsw_ef: int | None) -> VectorStore:

@@ -8,6 +8,7 @@ converted model is shared with the user's cache so it is prepared only once per 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -114,3 +115,10 @@ def pytest_terminal_summary(terminalreporter) -> None:
     path = os.environ.get("SLMFLOW_SKIP_SUMMARY")
     if path:
         Path(path).write_text(line + "\n")
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """The session's folder goes when every test passed; after a failure it stays, since the
+    stacks' logs and screenshots in it are what says why."""
+    if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        shutil.rmtree(_SESSION_DIR, ignore_errors=True)

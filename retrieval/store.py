@@ -4,7 +4,7 @@ qdrant-client (a server by `url=`, or local mode for tests and benchmarks).
 The embedded backend is `qdrant-edge-py`: Qdrant's own Rust engine (HNSW, WAL, payload indexes)
 with one shard per collection directory. It is pre-1.0, so nothing outside this module touches it.
 qdrant-client's own local mode was measured against it and lost: it is pure-Python exact search
-(p50 123 ms at 100k chunks against 0.8 ms, and nothing persists; see docs/retrieval.md), so it
+(p50 126 ms at 100k chunks against 0.65 ms, and nothing persists; see docs/retrieval.md), so it
 serves only as a test double for the server code path.
 
 Each collection carries a manifest (see retrieval.ingest). A collection whose manifest is missing

@@ -127,15 +127,11 @@ def test_edge_collections_are_built_with_the_store_graph(tmp_path: Path) -> None
 
 
 @pytest.mark.skipif(not SERVER_URL, reason="QDRANT_URL not set: no Qdrant server to test against")
-def test_server_collections_are_built_with_the_store_graph() -> None:
-    store = ServerStore.connect(SERVER_URL or "", os.environ.get("QDRANT_API_KEY"))
-    collection = f"t_{uuid.uuid4().hex[:12]}"
-    store.create(collection, DIM)
-    try:
-        hnsw = store._client.get_collection(collection).config.hnsw_config
-        assert (hnsw.m, hnsw.ef_construct) == (HNSW_GRAPH["m"], HNSW_GRAPH["ef_construct"])
-    finally:
-        store.drop(collection)
+@pytest.mark.parametrize("store", ["server"], indirect=True)  # local mode keeps no index config
+def test_server_collections_are_built_with_the_store_graph(store: ServerStore, name: str) -> None:
+    store.create(name, DIM)
+    hnsw = store._client.get_collection(name).config.hnsw_config
+    assert (hnsw.m, hnsw.ef_construct) == (HNSW_GRAPH["m"], HNSW_GRAPH["ef_construct"])
 
 
 def test_qdrant_edge_alone_refuses_a_loaded_shard_with_an_obscure_error(tmp_path: Path) -> None:

@@ -30,6 +30,8 @@ os.environ.update(
         # every second rather than every ten, so tests can scrape them.
         "SLMFLOW_METRICS_PORT": str(free_ports(1)[0]),
         "RAY_metrics_report_interval_ms": "1000",
+        # vLLM's engine IPC sockets, which outlive their engines, go with the session's dir, not /tmp.
+        "VLLM_RPC_BASE_PATH": str(_SESSION_DIR),
         "SLMFLOW_TASK_CONCURRENCY": "16",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",

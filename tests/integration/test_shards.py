@@ -10,6 +10,7 @@ them as subflows and merges them. Run again, every shard reads its batch checkpo
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -72,6 +73,7 @@ def stack(request, frontier) -> Iterator[dict[str, str]]:
             yield {**env, "ROOT": str(root), "DB": request.param, "DB_URL": database or ""}
         finally:
             down = _slmflow(env, "down")
+            shutil.rmtree(root, ignore_errors=True)
             assert down.returncode == 0, down.stdout + down.stderr
 
 

@@ -408,15 +408,16 @@ def run_tag(run_id: str) -> str:
 
 def open_review(client: Any, deployment: UUID, case: ReviewCase, form: type[Decision], result: TaskResult) -> UUID:
     """Create the unit's review run and suspend it on its form. Prefect suspends only a running
-    run; this one is marked running for the instant it takes to suspend it, and never holds a
-    process."""
+    run, so this one is created running and suspended at once; it never holds a process. It is
+    never Scheduled either: a worker polling in that instant would take it, find it suspended when
+    it proposes Pending, and die of the `Pause` Prefect raises there (a BaseException it lets out)."""
     run = client.create_flow_run_from_deployment(
         deployment,
         parameters={"case": case.model_dump(mode="json")},
         name=case.run_name,
         tags=[job_tag(case.job), run_tag(case.run_id), "review"],
+        state=Running(message="opening the review"),
     )
-    client.set_flow_run_state(run.id, Running(message="opening the review"), force=True)
     reasons = "; ".join(result.reasons) or result.error or "verification failed"
     state: State[Any] = Suspended(timeout_seconds=None, pause_key=PAUSE_KEY, message=reasons[:500])
     keyset = keyset_from_paused_state(state)

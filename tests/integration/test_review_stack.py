@@ -170,12 +170,16 @@ def stack() -> Iterator[Stack]:
             assert up.returncode == 0, up.stdout + up.stderr
             pgids = {json.loads(p.read_text())["pid"] for p in (root / "s").glob("*.json")}
             yield s
+            worker = json.loads((root / "s" / "prefect-worker.json").read_text())["pid"]
+            worker_alive = psutil.pid_exists(worker) and psutil.Process(worker).status() != psutil.STATUS_ZOMBIE
         finally:
             down = s.slmflow("down")
         assert down.returncode == 0, down.stderr
         time.sleep(1)
         left = [p.pid for p in psutil.process_iter() if _pgid(p.pid) in pgids and p.status() != psutil.STATUS_ZOMBIE]
         assert not left, f"processes left behind: {left}"
+        # Every review opened and decided here left the worker running.
+        assert worker_alive, "the Prefect worker died during the tests (its log: prefect-worker.log)"
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -222,6 +226,10 @@ def test_open_reviews_hold_no_process_and_the_fleet_serves_another_run(stack):
     worker = json.loads((stack.root / "s" / "prefect-worker.json").read_text())
     paused = stack.open_reviews()
     assert len(paused) == 3 and {stack.flow_run(r)["state_name"] for r in paused.values()} == {"Suspended"}
+    # Never Scheduled, so no worker could take one in the instant before it was suspended.
+    for review in paused.values():
+        history = [s["type"] for s in stack.get(f"/flow_run_states/?flow_run_id={review}")]
+        assert history == ["RUNNING", "PAUSED"], (review, history)
     # Suspended runs have no process: the worker runs nothing (its children are its own helpers).
     flow_processes = [
         p for p in psutil.Process(worker["pid"]).children(recursive=True) if "prefect.engine" in " ".join(p.cmdline())

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -469,3 +470,26 @@ def test_a_jobs_deployment_has_a_typed_form_and_its_budget_alerts(stack):
         page.get_by_text("overrides").first.wait_for(timeout=30_000)
         page.screenshot(path=str(stack.shots / "review-5-typed-form.png"), full_page=True)
         browser.close()
+
+
+def test_up_again_restarts_a_worker_that_died(stack):
+    record = stack.root / "s" / "prefect-worker.json"
+    dead = json.loads(record.read_text())["pid"]
+    os.killpg(dead, signal.SIGKILL)  # the worker leads its own session (services.start)
+    wait_until(lambda: _health(stack, "prefect-worker") == "down", 30, "status to show the worker down")
+
+    up = stack.slmflow("up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert json.loads(record.read_text())["pid"] != dead and _health(stack, "prefect-worker") == "healthy"
+    # The new worker takes deployment runs.
+    deployment = stack.get("/deployments/name/slmflow-job/support-inbox")
+    created = stack.post(f"/deployments/{deployment['id']}/create_flow_run", {"parameters": {"limit": 1}})
+    assert created.status_code == 201, created.text
+    assert _finished(stack, created.json()["id"], "a run on the restarted worker", 300)["state_type"] == "COMPLETED"
+
+
+def _health(stack: Stack, service: str) -> str:
+    out = stack.slmflow("status", "--json")
+    assert out.returncode == 0, out.stderr
+    (row,) = [s for s in json.loads(out.stdout)["services"] if s["service"] == service]
+    return row["health"]

@@ -481,11 +481,6 @@ def test_up_again_restarts_a_worker_that_died(stack):
     up = stack.slmflow("up")
     assert up.returncode == 0, up.stdout + up.stderr
     assert json.loads(record.read_text())["pid"] != dead and _health(stack, "prefect-worker") == "healthy"
-    # The new worker takes deployment runs.
-    deployment = stack.get("/deployments/name/slmflow-job/support-inbox")
-    created = stack.post(f"/deployments/{deployment['id']}/create_flow_run", {"parameters": {"limit": 1}})
-    assert created.status_code == 201, created.text
-    assert _finished(stack, created.json()["id"], "a run on the restarted worker", 300)["state_type"] == "COMPLETED"
 
 
 def _health(stack: Stack, service: str) -> str:

@@ -171,16 +171,12 @@ def stack() -> Iterator[Stack]:
             assert up.returncode == 0, up.stdout + up.stderr
             pgids = {json.loads(p.read_text())["pid"] for p in (root / "s").glob("*.json")}
             yield s
-            worker = json.loads((root / "s" / "prefect-worker.json").read_text())["pid"]
-            worker_alive = psutil.pid_exists(worker) and psutil.Process(worker).status() != psutil.STATUS_ZOMBIE
         finally:
             down = s.slmflow("down")
         assert down.returncode == 0, down.stderr
         time.sleep(1)
         left = [p.pid for p in psutil.process_iter() if _pgid(p.pid) in pgids and p.status() != psutil.STATUS_ZOMBIE]
         assert not left, f"processes left behind: {left}"
-        # Every review opened and decided here left the worker running.
-        assert worker_alive, "the Prefect worker died during the tests (its log: prefect-worker.log)"
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -473,6 +469,8 @@ def test_a_jobs_deployment_has_a_typed_form_and_its_budget_alerts(stack):
 
 
 def test_up_again_restarts_a_worker_that_died(stack):
+    # Last in the module: every review opened and decided above left the first worker running.
+    assert _health(stack, "prefect-worker") == "healthy", "the Prefect worker died (see prefect-worker.log)"
     record = stack.root / "s" / "prefect-worker.json"
     dead = json.loads(record.read_text())["pid"]
     os.killpg(dead, signal.SIGKILL)  # the worker leads its own session (services.start)
